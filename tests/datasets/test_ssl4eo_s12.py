@@ -1,0 +1,129 @@
+import os
+import random
+
+import pytest
+import torch
+from torchgeo.datasets import DatasetNotFoundError
+
+from torchgeo_decur.datasets import SSL4EOS12Pairs
+
+from ..conftest import DATA
+
+ROOT = os.path.join(DATA, 'ssl4eo_s12')
+INVALID = os.path.join(ROOT, 'invalid')
+
+
+def test_pairs_locations_found_on_disk() -> None:
+    ds = SSL4EOS12Pairs(ROOT, size=24)
+    assert len(ds) == 4
+    assert ds.locations == ['0000000', '0000001', '0000002', '0000003']
+    sample = ds[0]
+    assert set(sample) == {'image_s1', 'image_s2'}
+    assert sample['image_s1'].shape == (4, 24, 24)
+    assert sample['image_s2'].shape == (26, 24, 24)
+    assert sample['image_s1'].dtype == torch.float32
+    # Raw dB values including the fixture's zero-backscatter pixels.
+    assert (
+        torch.isneginf(sample['image_s1']).any()
+        or torch.isnan(sample['image_s1']).any()
+    )
+
+
+def test_native_grid_needs_resampling() -> None:
+    ds = SSL4EOS12Pairs(ROOT, size=None)
+    with pytest.raises(ValueError, match='differ in size'):
+        ds[0]
+    resized = SSL4EOS12Pairs(ROOT, size=12, views=1)
+    assert resized[1]['image_s2'].shape == (13, 12, 12)
+
+
+def test_l2a_product() -> None:
+    ds = SSL4EOS12Pairs(ROOT, s2_product='s2a', size=24, views=1)
+    assert ds[2]['image_s2'].shape == (12, 24, 24)
+
+
+def test_season_modes() -> None:
+    fixed = SSL4EOS12Pairs(ROOT, size=24, season_mode='fixed', season=2)
+    a, b = fixed[0], fixed[0]
+    assert torch.equal(a['image_s2'].nan_to_num(), b['image_s2'].nan_to_num())
+    # Both views are the same timestamp.
+    assert torch.equal(a['image_s2'][:13], a['image_s2'][13:])
+
+    same = SSL4EOS12Pairs(ROOT, size=24, season_mode='same')
+    s = same[1]
+    assert torch.equal(s['image_s2'][:13], s['image_s2'][13:])
+
+    rnd = SSL4EOS12Pairs(ROOT, size=24, season_mode='random')
+    random.seed(0)
+    differs = [
+        not torch.equal(x[:13], x[13:]) for x in (rnd[0]['image_s2'] for _ in range(10))
+    ]
+    assert any(differs)
+
+    with pytest.raises(ValueError, match='season=7 is out of range'):
+        SSL4EOS12Pairs(ROOT, size=24, season_mode='fixed', season=7)[0]
+
+
+def test_unpaired_location_is_an_error_naming_the_path() -> None:
+    with pytest.raises(
+        ValueError, match=r"unpaired SSL4EO-S12 location '0000005'.*s1/0000005"
+    ):
+        SSL4EOS12Pairs(INVALID, size=24)
+
+
+def test_invalid_locations_skipped_with_warning() -> None:
+    with pytest.warns(UserWarning, match='unpaired') as record:
+        ds = SSL4EOS12Pairs(INVALID, size=24, on_invalid='skip', check_files=True)
+    messages = ' '.join(str(w.message) for w in record)
+    assert "'0000006'" in messages
+    assert "malformed SSL4EO-S12 location '0000007'" in messages
+    assert 'B8A.tif' in messages
+    assert "malformed SSL4EO-S12 location '0000008'" in messages
+    assert 'has 2 bands' in messages
+    assert ds.locations == ['0000000', '0000001']
+
+
+def test_malformed_location_errors_when_read() -> None:
+    with pytest.warns(UserWarning, match='unpaired'):
+        ds = SSL4EOS12Pairs(INVALID, size=24, on_invalid='skip')
+    assert ds.locations == ['0000000', '0000001', '0000007', '0000008']
+    with pytest.raises(
+        ValueError, match=r"s2c/0000007/.*lacks band file\(s\) \['B8A.tif'\]"
+    ):
+        ds[2]
+    with pytest.raises(ValueError, match=r'VH.tif.* has 2 bands'):
+        ds[3]
+
+
+def test_missing_root() -> None:
+    with pytest.raises(DatasetNotFoundError, match='Missing folder'):
+        SSL4EOS12Pairs(os.path.join(DATA, 'does-not-exist'))
+
+
+def test_argument_errors() -> None:
+    with pytest.raises(ValueError, match='s2_product'):
+        SSL4EOS12Pairs(ROOT, s2_product='s2b')  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match='season_mode'):
+        SSL4EOS12Pairs(ROOT, season_mode='winter')  # type: ignore[arg-type]
+
+
+def test_plot() -> None:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    ds = SSL4EOS12Pairs(ROOT, size=24)
+    fig = ds.plot(ds[0], suptitle='sample')
+    assert len(fig.axes) == 2
+
+
+def test_real_sample_loads(shared_realdata: str) -> None:
+    ds = SSL4EOS12Pairs(
+        os.path.join(shared_realdata, 'ssl4eo-s12-sample'), check_files=True
+    )
+    assert ds.locations == ['0000200']
+    sample = ds[0]
+    assert sample['image_s1'].shape == (4, 264, 264)
+    assert sample['image_s2'].shape == (26, 264, 264)
+    s1 = sample['image_s1'][torch.isfinite(sample['image_s1'])]
+    assert -60 < s1.median() < 10  # dB
+    assert 100 < sample['image_s2'].median() < 10000  # DN

@@ -1,0 +1,5 @@
+"""Lightning data modules."""
+
+from .ssl4eo_s12 import SSL4EOS12PairsDataModule, ssl4eo_s12_normalization
+
+__all__ = ('SSL4EOS12PairsDataModule', 'ssl4eo_s12_normalization')

@@ -1,0 +1,290 @@
+"""Paired Sentinel-1 / Sentinel-2 samples from the SSL4EO-S12 on-disk layout."""
+
+import os
+import random
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.enums import Resampling
+from torch import Tensor
+from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
+from tqdm import tqdm
+
+from ..transforms.normalize import SSL4EO_S12_S1_BANDS, SSL4EO_S12_S2_BANDS
+
+SeasonMode = Literal['random', 'same', 'fixed']
+S2_L2A_BANDS = tuple(b for b in SSL4EO_S12_S2_BANDS if b != 'B10')
+
+
+class SSL4EOS12Pairs(NonGeoDataset):
+    """SSL4EO-S12 Sentinel-1 GRD + Sentinel-2 pairs for multimodal pretraining.
+
+    Reads torchgeo's SSL4EO-S12 layout, one GeoTIFF per band::
+
+        root/s1/<location>/<S1 product id>/{VV,VH}.tif
+        root/s2c/<location>/<S2 product id>/{B1,...,B12}.tif   (or s2a/ for L2A)
+
+    Locations are discovered on disk (any subset of the 251,079 works) and paired by
+    folder name. Every sample holds ``views`` views per modality; each view of each
+    modality draws its own timestamp ("season") in the default ``'random'`` mode, as
+    in the DeCUR reference. Views are stacked on the channel axis:
+
+    * ``image_s1``: (views x 2, size, size) float32 backscatter in dB (VV, VH)
+    * ``image_s2``: (views x 13, size, size) float32 digital numbers (L1C), or
+      views x 12 for L2A
+
+    Values are raw; the data module normalises on the device. S1 can hold -inf/NaN
+    where backscatter is zero; :class:`~torchgeo_decur.transforms.ClipNormalize`
+    maps those to the bottom of its window.
+    """
+
+    bands: ClassVar[dict[str, tuple[str, ...]]] = {
+        's1': SSL4EO_S12_S1_BANDS,
+        's2c': SSL4EO_S12_S2_BANDS,
+        's2a': S2_L2A_BANDS,
+    }
+
+    def __init__(
+        self,
+        root: str = 'data',
+        s2_product: Literal['s2c', 's2a'] = 's2c',
+        views: Literal[1, 2] = 2,
+        season_mode: SeasonMode = 'random',
+        season: int = 0,
+        size: int | None = 264,
+        on_invalid: Literal['error', 'skip'] = 'error',
+        check_files: bool = False,
+        transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+    ) -> None:
+        """Initialize a new SSL4EOS12Pairs instance.
+
+        Args:
+            root: Directory holding the ``s1`` and ``s2c``/``s2a`` folders.
+            s2_product: ``'s2c'`` (L1C, 13 bands, what DeCUR used) or ``'s2a'``
+                (L2A, 12 bands).
+            views: Number of views per modality in each sample.
+            season_mode: ``'random'``: every view of every modality draws its own
+                timestamp (reference behaviour); ``'same'``: one timestamp index per
+                sample, shared by all views and both modalities; ``'fixed'``: always
+                the timestamp at index ``season``.
+            season: Timestamp index used by ``'fixed'`` (timestamps sorted by name).
+            size: Height/width every band is resampled to (bilinear), or None to
+                keep the native size (then all bands must already agree).
+            on_invalid: ``'error'`` raises on an unpaired or malformed location;
+                ``'skip'`` drops it with a warning.
+            check_files: Also open every band file at construction (with a progress
+                bar) to find wrong band counts up front. Without it, those are
+                raised when the sample is read.
+            transforms: Function applied to each sample dictionary.
+
+        Raises:
+            DatasetNotFoundError: If ``root`` has no ``s1`` or S2 folder.
+            ValueError: If a location is unpaired or malformed and ``on_invalid``
+                is ``'error'``, or an argument is out of range.
+        """
+        if s2_product not in ('s2c', 's2a'):
+            raise ValueError(f"s2_product must be 's2c' or 's2a', got {s2_product!r}")
+        if views not in (1, 2):
+            raise ValueError(f'views must be 1 or 2, got {views}')
+        if season_mode not in ('random', 'same', 'fixed'):
+            raise ValueError(
+                f"season_mode must be 'random', 'same' or 'fixed', got {season_mode!r}"
+            )
+        if on_invalid not in ('error', 'skip'):
+            raise ValueError(
+                f"on_invalid must be 'error' or 'skip', got {on_invalid!r}"
+            )
+        self.root = root
+        self.products = ('s1', s2_product)
+        self.views = views
+        self.season_mode = season_mode
+        self.season = season
+        self.size = size
+        self.on_invalid = on_invalid
+        self.transforms = transforms
+        self.locations = self._pair_locations()
+        if check_files:
+            self.locations = [
+                loc
+                for loc in tqdm(self.locations, desc='Checking SSL4EO-S12 files')
+                if self._check_location(loc)
+            ]
+        if not self.locations:
+            raise ValueError(f'no paired SSL4EO-S12 locations found under {root!r}')
+
+    def _invalid(self, message: str) -> None:
+        """Raise or warn about an invalid location depending on ``on_invalid``."""
+        if self.on_invalid == 'error':
+            raise ValueError(message + " (pass on_invalid='skip' to skip it)")
+        warnings.warn(message + '; skipping it', UserWarning, stacklevel=3)
+
+    def _pair_locations(self) -> list[str]:
+        """Find the locations present for both products."""
+        found: list[set[str]] = []
+        for product in self.products:
+            directory = os.path.join(self.root, product)
+            if not os.path.isdir(directory):
+                err = DatasetNotFoundError(self)
+                err.args = (f'{err.args[0]} Missing folder: {directory!r}.',)
+                raise err
+            with os.scandir(directory) as entries:
+                found.append({e.name for e in entries if e.is_dir()})
+        s1, s2 = found
+        for only, have, lack in (
+            (s1 - s2, *self.products),
+            (s2 - s1, *self.products[::-1]),
+        ):
+            for loc in sorted(only):
+                self._invalid(
+                    f'unpaired SSL4EO-S12 location {loc!r}: '
+                    f'{os.path.join(self.root, have, loc)!r} exists but '
+                    f'{os.path.join(self.root, lack, loc)!r} does not'
+                )
+        return sorted(s1 & s2)
+
+    def _timestamps(self, product: str, location: str) -> list[str]:
+        """Sorted timestamp folders of one location and product."""
+        directory = os.path.join(self.root, product, location)
+        names = sorted(e.name for e in os.scandir(directory) if e.is_dir())
+        if not names:
+            raise ValueError(
+                f'SSL4EO-S12 location {directory!r} has no timestamp folders'
+            )
+        return names
+
+    def _check_location(self, location: str) -> bool:
+        """Verify every band file of a location; False if it must be skipped."""
+        try:
+            for product in self.products:
+                for stamp in self._timestamps(product, location):
+                    self._band_paths(product, location, stamp, check_count=True)
+        except ValueError as err:
+            self._invalid(f'malformed SSL4EO-S12 location {location!r}: {err}')
+            return False
+        return True
+
+    def _band_paths(
+        self, product: str, location: str, stamp: str, check_count: bool = False
+    ) -> list[str]:
+        """Paths of the band files of one timestamp, in checkpoint band order."""
+        directory = os.path.join(self.root, product, location, stamp)
+        paths = [os.path.join(directory, f'{band}.tif') for band in self.bands[product]]
+        missing = [os.path.basename(p) for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise ValueError(
+                f'{directory!r} lacks band file(s) {missing}: {product} needs '
+                f'{len(self.bands[product])} bands {list(self.bands[product])}'
+            )
+        if check_count:
+            for path in paths:
+                with rasterio.open(path) as src:
+                    if src.count != 1:
+                        raise ValueError(
+                            f'{path!r} has {src.count} bands; expected a single band'
+                        )
+        return paths
+
+    def _read_timestamp(self, product: str, location: str, stamp: str) -> Tensor:
+        """Read all bands of one timestamp into a (bands, H, W) float32 tensor."""
+        arrays = []
+        for path in self._band_paths(product, location, stamp):
+            with rasterio.open(path) as src:
+                if src.count != 1:
+                    raise ValueError(
+                        f'{path!r} has {src.count} bands; expected a single band'
+                    )
+                if self.size is None:
+                    arrays.append(src.read(1, out_dtype='float32'))
+                else:
+                    arrays.append(
+                        src.read(
+                            1,
+                            out_shape=(self.size, self.size),
+                            resampling=Resampling.bilinear,
+                            out_dtype='float32',
+                        )
+                    )
+        shapes = {a.shape for a in arrays}
+        if len(shapes) != 1:
+            directory = os.path.join(self.root, product, location, stamp)
+            raise ValueError(
+                f'bands in {directory!r} differ in size {sorted(shapes)}; pass size= '
+                'to resample them to a common grid'
+            )
+        return torch.from_numpy(np.stack(arrays))
+
+    def _choose_seasons(self, counts: Sequence[int]) -> list[list[int]]:
+        """Timestamp index per modality and view, following ``season_mode``."""
+        if self.season_mode == 'random':
+            return [[random.randrange(n) for _ in range(self.views)] for n in counts]
+        if self.season_mode == 'same':
+            index = random.randrange(min(counts))
+        else:
+            index = self.season
+            if any(index >= n or index < -n for n in counts):
+                raise ValueError(
+                    f'season={index} is out of range for a location with '
+                    f'{list(counts)} timestamps per modality'
+                )
+        return [[index] * self.views for _ in counts]
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Load one paired sample.
+
+        Args:
+            index: Index of the location.
+
+        Returns:
+            ``{'image_s1': Tensor, 'image_s2': Tensor}`` (see the class docstring).
+
+        Raises:
+            ValueError: If a band file is missing or has more than one band.
+        """
+        location = self.locations[index]
+        stamps = [self._timestamps(p, location) for p in self.products]
+        choice = self._choose_seasons([len(s) for s in stamps])
+        sample: dict[str, Tensor] = {}
+        for key, product, names, picks in zip(
+            ('image_s1', 'image_s2'), self.products, stamps, choice, strict=True
+        ):
+            sample[key] = torch.cat(
+                [self._read_timestamp(product, location, names[i]) for i in picks]
+            )
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+    def __len__(self) -> int:
+        """Number of paired locations."""
+        return len(self.locations)
+
+    def plot(self, sample: dict[str, Any], suptitle: str | None = None) -> Any:
+        """Show the first view of both modalities (S1 VV and S2 true colour).
+
+        Args:
+            sample: A sample returned by :meth:`__getitem__`.
+            suptitle: Optional figure title.
+
+        Returns:
+            A matplotlib Figure.
+        """
+        import matplotlib.pyplot as plt
+
+        s1 = sample['image_s1'][0].nan_to_num(neginf=-40.0).numpy()
+        s2 = sample['image_s2']
+        rgb = s2[[3, 2, 1]].permute(1, 2, 0).numpy()
+        rgb = np.clip(rgb / 3000.0, 0, 1)
+        fig, axs = plt.subplots(1, 2, figsize=(8, 4))
+        axs[0].imshow(s1, cmap='gray')
+        axs[0].set_title('S1 VV (dB)')
+        axs[1].imshow(rgb)
+        axs[1].set_title('S2 B4/B3/B2')
+        for ax in axs:
+            ax.axis('off')
+        if suptitle is not None:
+            fig.suptitle(suptitle)
+        return fig
