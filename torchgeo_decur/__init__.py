@@ -1,0 +1,10 @@
+"""torchgeo_decur: DeCUR multimodal self-supervised learning for TorchGeo.
+
+Importing the package registers its models and weights with torchgeo.
+"""
+
+from .tasks import DeCURTask, MultimodalSSLTask
+
+__version__ = '0.1.0.dev0'
+
+__all__ = ('DeCURTask', 'MultimodalSSLTask', '__version__')

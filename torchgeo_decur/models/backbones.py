@@ -1,0 +1,62 @@
+"""Backbone (encoder) construction by timm model name."""
+
+from typing import Any
+
+import timm
+from torch import nn
+
+
+def build_backbone(
+    model: str, in_chans: int, pretrained: bool = False, **kwargs: Any
+) -> nn.Module:
+    """Build an encoder whose forward returns pooled features.
+
+    Any model that ``timm.create_model`` knows works (``resnet18``, ``resnet50``,
+    ``vit_small_patch16_224``, and the models this package registers with timm).
+    The classifier is removed (``num_classes=0``), so ``forward`` maps
+    (N, C, H, W) images to (N, D) features with ``D = model.num_features``.
+
+    Args:
+        model: timm model name.
+        in_chans: Number of input channels C.
+        pretrained: Load timm's ImageNet weights (needs network access or the
+            Hugging Face cache). timm adapts the RGB stem to ``in_chans``.
+        **kwargs: Extra keyword arguments for ``timm.create_model`` (for example
+            ``img_size`` or ``dynamic_img_size`` for ViTs).
+
+    Returns:
+        The encoder.
+
+    Raises:
+        ValueError: If ``in_chans`` is not positive or timm has no such model.
+    """
+    if in_chans <= 0:
+        raise ValueError(f'in_chans must be positive, got {in_chans} for {model!r}')
+    if not timm.is_model(model):
+        raise ValueError(
+            f'unknown model {model!r}: not a timm model name (see timm.list_models())'
+        )
+    encoder: nn.Module = timm.create_model(
+        model, in_chans=in_chans, num_classes=0, pretrained=pretrained, **kwargs
+    )
+    return encoder
+
+
+def feature_dim(backbone: nn.Module) -> int:
+    """Size D of the pooled features of a timm-style encoder.
+
+    Args:
+        backbone: Encoder built by :func:`build_backbone` (or any timm model).
+
+    Returns:
+        ``backbone.num_features``.
+
+    Raises:
+        ValueError: If the encoder does not expose ``num_features``.
+    """
+    dim = getattr(backbone, 'num_features', None)
+    if not isinstance(dim, int):
+        raise ValueError(
+            f'{type(backbone).__name__} does not expose an integer num_features'
+        )
+    return dim

@@ -1,0 +1,129 @@
+"""Reading checkpoint files and loading state dicts with clear errors."""
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """Read a checkpoint file safely and return its model state dict.
+
+    Accepts a plain state dict, the reference code's ``{'epoch', 'model',
+    'optimizer'}`` wrapper and Lightning checkpoints (``'state_dict'``). Files are
+    read with ``weights_only=True``, so no code in them runs.
+
+    Args:
+        path: Path of the ``.pth`` / ``.ckpt`` file.
+
+    Returns:
+        Map from parameter name to tensor.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If the file holds no recognisable state dict.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint file {os.fspath(path)!r} does not exist')
+    obj = torch.load(path, map_location='cpu', weights_only=True)
+    return unwrap_state_dict(obj, source=os.fspath(path))
+
+
+def unwrap_state_dict(obj: Any, source: str = 'checkpoint') -> dict[str, Tensor]:
+    """Return the model state dict held by a loaded checkpoint object.
+
+    Args:
+        obj: What ``torch.load`` returned.
+        source: Name of the origin, used in error messages.
+
+    Returns:
+        Map from parameter name to tensor.
+
+    Raises:
+        ValueError: If ``obj`` holds no recognisable state dict.
+    """
+    if isinstance(obj, Mapping):
+        for key in ('state_dict', 'model'):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and _is_state_dict(inner):
+                return dict(inner)
+        if _is_state_dict(obj):
+            return dict(obj)
+        keys = sorted(map(str, obj))[:10]
+        raise ValueError(
+            f'{source} is not a state dict and has no "model" or "state_dict" '
+            f'entry holding one; top-level keys: {keys}'
+        )
+    raise ValueError(f'{source} holds a {type(obj).__name__}, not a state dict')
+
+
+def _is_state_dict(obj: Mapping[Any, Any]) -> bool:
+    """Whether ``obj`` maps strings to tensors (and is not empty)."""
+    return bool(obj) and all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()
+    )
+
+
+def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """Keep the keys that start with ``prefix`` and remove it from them.
+
+    Args:
+        state_dict: Source state dict.
+        prefix: Prefix such as ``'backbones.s1.'``.
+
+    Returns:
+        The selected entries with the prefix removed.
+    """
+    n = len(prefix)
+    return {k[n:]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def load_exact(
+    module: nn.Module,
+    state_dict: Mapping[str, Tensor],
+    what: str,
+    ignore_missing: Iterable[str] = (),
+    ignore_unexpected: Iterable[str] = (),
+) -> None:
+    """Load ``state_dict`` into ``module``, failing loudly on any mismatch.
+
+    Args:
+        module: Target module.
+        state_dict: Weights to load.
+        what: Description used in the error (e.g. ``"backbone 's1'"``).
+        ignore_missing: Key prefixes that may be absent from ``state_dict``.
+        ignore_unexpected: Key prefixes of ``state_dict`` that are dropped.
+
+    Raises:
+        ValueError: If keys are missing or unexpected, or shapes differ; the message
+            lists the offending keys.
+    """
+    ignore_missing = tuple(ignore_missing)
+    ignore_unexpected = tuple(ignore_unexpected)
+    own = module.state_dict()
+    given = {k: v for k, v in state_dict.items() if not k.startswith(ignore_unexpected)}
+    missing = sorted(
+        k for k in own if k not in given and not k.startswith(ignore_missing)
+    )
+    unexpected = sorted(k for k in given if k not in own)
+    wrong_shape = sorted(
+        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+        for k, v in given.items()
+        if k in own and v.shape != own[k].shape
+    )
+    if missing or unexpected or wrong_shape:
+        parts = []
+        for label, keys in (
+            ('missing keys', missing),
+            ('unexpected keys', unexpected),
+            ('shape mismatches', wrong_shape),
+        ):
+            if keys:
+                shown = ', '.join(keys[:8]) + (
+                    f', ... ({len(keys)} in all)' if len(keys) > 8 else ''
+                )
+                parts.append(f'{label}: {shown}')
+        raise ValueError(f'cannot load weights into {what}: ' + '; '.join(parts))
+    module.load_state_dict(given, strict=False)

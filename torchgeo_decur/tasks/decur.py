@@ -1,0 +1,98 @@
+"""DeCUR: decoupling common and unique representations (ECCV 2024)."""
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from torch import Tensor
+
+from ..losses.decur import DeCURLoss
+from .base import MultimodalSSLTask
+
+
+class DeCURTask(MultimodalSSLTask):
+    """Multimodal self-supervised pretraining with DeCUR.
+
+    Each modality has its own encoder and projector; two augmented views per
+    modality give the intra-modal Barlow Twins terms, and view 1 of both modalities
+    gives the cross-modal terms, split into ``common_dim`` common dimensions
+    (aligned) and K - ``common_dim`` unique ones (decorrelated).
+
+    Defaults follow the ECCV scripts for SSL4EO-S12 (S1 + S2, ResNet-50, 8192-d
+    projector, 7168 common dimensions, AdamW 1e-4 with weight decay 0.01,
+    lambda 0.0051). All other arguments are those of
+    :class:`~torchgeo_decur.tasks.base.MultimodalSSLTask`.
+
+    Logged: ``train_loss`` and its components ``train_intra_<m1>``,
+    ``train_intra_<m2>``, ``train_common``, ``train_unique``; collapse monitors
+    ``train_std_<m>`` (std of L2-normalised embeddings, ≈ 1/sqrt(K) when
+    healthy, 0 when collapsed), ``train_common_diag`` (mean diagonal of the common
+    block of the cross-modal correlation, rises to 1) and ``train_unique_diag``
+    (same for the unique block, should stay near 0).
+
+    Reference: https://arxiv.org/abs/2309.05300
+    """
+
+    def __init__(
+        self,
+        common_dim: int = 7168,
+        lambd: float = 0.0051,
+        loss_weighting: Literal['reference', 'sum'] = 'reference',
+        loss_method: Literal['auto', 'gram', 'direct'] = 'auto',
+        **kwargs: Any,
+    ) -> None:
+        """Initialize a new DeCURTask instance.
+
+        Args:
+            common_dim: Number of common dimensions, 0 ≤ common_dim ≤ K (7168 of
+                8192 for SAR/optical, 6144 for RGB/DEM and RGB/depth).
+            lambd: Weight of the off-diagonal terms.
+            loss_weighting: ``'reference'``: (intra1 + intra2 + (common +
+                unique)/2)/3, as the released checkpoints were trained;
+                ``'sum'``: the paper's plain sum.
+            loss_method: How the correlations are computed (see
+                :func:`~torchgeo_decur.losses.decur_loss`); all give equal results.
+            **kwargs: Arguments of
+                :class:`~torchgeo_decur.tasks.base.MultimodalSSLTask`.
+
+        Raises:
+            ValueError: If ``common_dim`` is outside [0, K].
+        """
+        dims = kwargs.get('projector_dims', (8192, 8192, 8192))
+        if not 0 <= common_dim <= int(dims[-1]):
+            raise ValueError(
+                f'common_dim must be in [0, K] = [0, {dims[-1]}] for the projector '
+                f'output size K, got {common_dim}'
+            )
+        super().__init__(**kwargs)
+
+    def configure_losses(self) -> None:
+        """Build the DeCUR loss."""
+        self.criterion = DeCURLoss(
+            common_dim=self.hparams['common_dim'],
+            lambd=self.hparams['lambd'],
+            gather_distributed=self.hparams['gather_distributed'],
+            weighting=self.hparams['loss_weighting'],
+            method=self.hparams['loss_method'],
+        )
+
+    def compute_loss(self, embeddings: Mapping[str, list[Tensor]]) -> dict[str, Tensor]:
+        """DeCUR loss and its logged components.
+
+        Args:
+            embeddings: Two embeddings (N, K) per modality.
+
+        Returns:
+            ``loss``, the four terms and the two cross-correlation monitors.
+        """
+        m1, m2 = self.modalities
+        (z1_1, z1_2), (z2_1, z2_2) = embeddings[m1], embeddings[m2]
+        out = self.criterion.components(z1_1, z1_2, z2_1, z2_2)
+        return {
+            'loss': out.total,
+            f'intra_{m1}': out.intra1.detach(),
+            f'intra_{m2}': out.intra2.detach(),
+            'common': out.common.detach(),
+            'unique': out.unique.detach(),
+            'common_diag': out.common_diag,
+            'unique_diag': out.unique_diag,
+        }
