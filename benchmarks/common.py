@@ -1,0 +1,72 @@
+"""Helpers shared by the benchmark scripts: devices, timing, peak memory, JSON."""
+
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+def pick_device(name: str) -> torch.device:
+    """``'auto'`` → CUDA when available, else CPU."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return torch.device(name)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work so wall-clock timings are honest."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def current_rss_mib() -> float:
+    """Resident set size of this process now, in MiB (Linux)."""
+    with open('/proc/self/statm') as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_it(
+    fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int
+) -> list[float]:
+    """Run ``fn`` ``warmup`` times untimed, then return ``repeats`` timings (s)."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Machine facts recorded with every result."""
+    env: dict[str, Any] = {
+        'python': sys.version.split()[0],
+        'torch': torch.__version__,
+        'device': str(device),
+        'cpu': platform.processor() or platform.machine(),
+        'threads': torch.get_num_threads(),
+    }
+    if device.type == 'cuda':
+        env['gpu'] = torch.cuda.get_device_name(device)
+    return env
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Print one JSON document on stdout."""
+    print(json.dumps(result, indent=2, sort_keys=True))
