@@ -4,11 +4,12 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 from .conftest import DATA, ROOT
 
 
-def run(*args: str) -> dict[str, object]:
+def run(*args: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, '-m', *args],
         cwd=ROOT,

@@ -1,15 +1,25 @@
 """Encoders, heads and checkpoint handling."""
 
 from .backbones import build_backbone, feature_dim
-from .checkpoints import load_exact, read_checkpoint, strip_prefix, unwrap_state_dict
+from .checkpoints import (
+    load_exact,
+    read_checkpoint,
+    split_joint_state_dict,
+    strip_prefix,
+    unwrap_state_dict,
+)
 from .heads import Projector
+from .mit import MIT_VARIANTS, MiTEncoder
 
 __all__ = (
+    'MIT_VARIANTS',
+    'MiTEncoder',
     'Projector',
     'build_backbone',
     'feature_dim',
     'load_exact',
     'read_checkpoint',
+    'split_joint_state_dict',
     'strip_prefix',
     'unwrap_state_dict',
 )

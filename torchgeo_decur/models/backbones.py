@@ -12,9 +12,11 @@ def build_backbone(
     """Build an encoder whose forward returns pooled features.
 
     Any model that ``timm.create_model`` knows works (``resnet18``, ``resnet50``,
-    ``vit_small_patch16_224``, and the models this package registers with timm).
-    The classifier is removed (``num_classes=0``), so ``forward`` maps
-    (N, C, H, W) images to (N, D) features with ``D = model.num_features``.
+    ``vit_small_patch16_224``, and the models this package registers with timm,
+    such as ``mit_b5``). The classifier is removed (``num_classes=0``) unless
+    ``num_classes`` is passed explicitly (DeCUR's MiT backbone keeps a 2048-d
+    head), so ``forward`` maps (N, C, H, W) images to (N, D) features with
+    ``D = feature_dim(model)``.
 
     Args:
         model: timm model name.
@@ -36,25 +38,27 @@ def build_backbone(
         raise ValueError(
             f'unknown model {model!r}: not a timm model name (see timm.list_models())'
         )
+    kwargs.setdefault('num_classes', 0)
     encoder: nn.Module = timm.create_model(
-        model, in_chans=in_chans, num_classes=0, pretrained=pretrained, **kwargs
+        model, in_chans=in_chans, pretrained=pretrained, **kwargs
     )
     return encoder
 
 
 def feature_dim(backbone: nn.Module) -> int:
-    """Size D of the pooled features of a timm-style encoder.
+    """Size D of the output of a timm-style encoder.
 
     Args:
         backbone: Encoder built by :func:`build_backbone` (or any timm model).
 
     Returns:
+        ``backbone.num_classes`` when the encoder keeps a head, else
         ``backbone.num_features``.
 
     Raises:
         ValueError: If the encoder does not expose ``num_features``.
     """
-    dim = getattr(backbone, 'num_features', None)
+    dim = getattr(backbone, 'num_classes', 0) or getattr(backbone, 'num_features', None)
     if not isinstance(dim, int):
         raise ValueError(
             f'{type(backbone).__name__} does not expose an integer num_features'

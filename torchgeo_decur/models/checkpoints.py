@@ -127,3 +127,43 @@ def load_exact(
                 parts.append(f'{label}: {shown}')
         raise ValueError(f'cannot load weights into {what}: ' + '; '.join(parts))
     module.load_state_dict(given, strict=False)
+
+
+def split_joint_state_dict(
+    state_dict: Mapping[str, Tensor], modalities: tuple[str, str], source: str
+) -> tuple[dict[str, dict[str, Tensor]], dict[str, dict[str, Tensor]]]:
+    """Split a checkpoint holding both encoders into per-modality parts.
+
+    Understands checkpoints of this package's tasks (``backbones.<m>.*``,
+    ``projectors.<m>.*``).
+
+    Args:
+        state_dict: The checkpoint's state dict.
+        modalities: Modality names, modality 1 first.
+        source: Where the weights came from, for error messages.
+
+    Returns:
+        ``(backbones, projectors)``: per modality, the encoder's state dict and the
+        projector's (empty when the file has none).
+
+    Raises:
+        ValueError: If the layout is not recognised or a modality is absent.
+    """
+    if not any(k.startswith('backbones.') for k in state_dict):
+        raise ValueError(
+            f'{source} does not hold both encoders (no "backbones.<modality>." '
+            'keys); pass per-modality weights as {modality: weights} for '
+            'single-encoder files'
+        )
+    backbones, projectors = {}, {}
+    for m in modalities:
+        backbones[m] = strip_prefix(state_dict, f'backbones.{m}.')
+        if not backbones[m]:
+            found = sorted(
+                {k.split('.')[1] for k in state_dict if k.startswith('backbones.')}
+            )
+            raise ValueError(
+                f'{source} has no weights for modality {m!r}; it has {found}'
+            )
+        projectors[m] = strip_prefix(state_dict, f'projectors.{m}.')
+    return backbones, projectors

@@ -20,7 +20,7 @@ from ..models.backbones import build_backbone, feature_dim
 from ..models.checkpoints import (
     load_exact,
     read_checkpoint,
-    strip_prefix,
+    split_joint_state_dict,
     unwrap_state_dict,
 )
 from ..models.heads import Projector
@@ -298,8 +298,8 @@ class MultimodalSSLTask(BaseTask):
     def load_joint_state(self, state_dict: Mapping[str, Tensor], source: str) -> None:
         """Load a checkpoint holding both encoders (and optionally projectors).
 
-        Understands checkpoints of these tasks (``backbones.<m>.*``,
-        ``projectors.<m>.*``).
+        The layout is resolved by
+        :func:`~torchgeo_decur.models.checkpoints.split_joint_state_dict`.
 
         Args:
             state_dict: The checkpoint's state dict.
@@ -308,21 +308,16 @@ class MultimodalSSLTask(BaseTask):
         Raises:
             ValueError: If the layout is not recognised or keys do not match.
         """
-        if not any(k.startswith('backbones.') for k in state_dict):
-            raise ValueError(
-                f'{source} does not hold both encoders (no "backbones.<modality>." '
-                'keys); pass per-modality weights as {modality: weights} for '
-                'single-encoder files'
-            )
+        backbones, projectors = split_joint_state_dict(
+            state_dict, self.modalities, source
+        )
         for m in self.modalities:
-            part = strip_prefix(state_dict, f'backbones.{m}.')
-            if not part:
-                raise ValueError(f'{source} has no weights for modality {m!r}')
-            self.load_backbone_state(m, part, source)
-            proj = strip_prefix(state_dict, f'projectors.{m}.')
-            if proj:
+            self.load_backbone_state(m, backbones[m], source)
+            if projectors[m]:
                 load_exact(
-                    self.projectors[m], proj, what=f'projector {m!r} from {source}'
+                    self.projectors[m],
+                    projectors[m],
+                    what=f'projector {m!r} from {source}',
                 )
 
     # ----------------------------------------------------------------- steps
