@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -129,33 +129,102 @@ def load_exact(
     module.load_state_dict(given, strict=False)
 
 
+#: How the modality-2 deformable-attention blocks of an RDA joint checkpoint are
+#: chosen: ``'transfer'`` takes ``da2_*`` (as the released MS/DEM backbone files and
+#: the authors' downstream code do), ``'pretraining'`` takes ``da1_*`` (what the
+#: reference pretraining forward actually used for both modalities, FACTS A §2.5).
+RDASemantics = Literal['transfer', 'pretraining']
+
+
+def _reference_prefix(state_dict: Mapping[str, Tensor]) -> str | None:
+    """``'module.'`` or ``''`` for the reference DeCUR layout, else None."""
+    for prefix in ('module.', ''):
+        if any(k.startswith(f'{prefix}backbone_1.') for k in state_dict):
+            return prefix
+    return None
+
+
 def split_joint_state_dict(
-    state_dict: Mapping[str, Tensor], modalities: tuple[str, str], source: str
+    state_dict: Mapping[str, Tensor],
+    modalities: tuple[str, str],
+    source: str,
+    rda_semantics: RDASemantics = 'transfer',
 ) -> tuple[dict[str, dict[str, Tensor]], dict[str, dict[str, Tensor]]]:
     """Split a checkpoint holding both encoders into per-modality parts.
 
-    Understands checkpoints of this package's tasks (``backbones.<m>.*``,
-    ``projectors.<m>.*``).
+    Understands two layouts:
+
+    * this package's tasks: ``backbones.<m>.*``, ``projectors.<m>.*``;
+    * the reference DeCUR code (the released joint files): ``[module.]backbone_1.*``
+      / ``backbone_2.*`` for modality 1 / 2, ``projector1.*`` / ``projector2.*``,
+      ``bn.*`` (the loss's parameter-free BatchNorm, dropped) and, for RDA models,
+      ``da1_l3.*``, ``da1_l4.*``, ``da2_l3.*``, ``da2_l4.*``, which are returned
+      inside each backbone's dict as ``da_l3.*`` / ``da_l4.*``.
 
     Args:
-        state_dict: The checkpoint's state dict.
+        state_dict: The checkpoint's state dict (already unwrapped).
         modalities: Modality names, modality 1 first.
         source: Where the weights came from, for error messages.
+        rda_semantics: Which DA blocks modality 2 gets; see :data:`RDASemantics`.
 
     Returns:
         ``(backbones, projectors)``: per modality, the encoder's state dict and the
         projector's (empty when the file has none).
 
     Raises:
-        ValueError: If the layout is not recognised or a modality is absent.
+        ValueError: If the layout is not recognised, a modality is absent or
+            unknown keys are left over.
     """
+    if rda_semantics not in ('transfer', 'pretraining'):
+        raise ValueError(
+            f"rda_semantics must be 'transfer' or 'pretraining', got {rda_semantics!r}"
+        )
+    backbones: dict[str, dict[str, Tensor]] = {}
+    projectors: dict[str, dict[str, Tensor]] = {}
+    prefix = _reference_prefix(state_dict)
+    if prefix is not None:
+        for i, m in enumerate(modalities, start=1):
+            backbones[m] = strip_prefix(state_dict, f'{prefix}backbone_{i}.')
+            projectors[m] = strip_prefix(state_dict, f'{prefix}projector{i}.')
+            da = 1 if i == 1 or rda_semantics == 'pretraining' else 2
+            for layer in ('l3', 'l4'):
+                block = strip_prefix(state_dict, f'{prefix}da{da}_{layer}.')
+                backbones[m].update({f'da_{layer}.{k}': v for k, v in block.items()})
+            if not backbones[m]:
+                raise ValueError(f'{source} has no {prefix}backbone_{i}.* weights')
+        used = {
+            k
+            for k in state_dict
+            if k.startswith(
+                tuple(
+                    f'{prefix}{name}'
+                    for name in (
+                        'backbone_1.',
+                        'backbone_2.',
+                        'projector1.',
+                        'projector2.',
+                        'bn.',
+                        'da1_l3.',
+                        'da1_l4.',
+                        'da2_l3.',
+                        'da2_l4.',
+                    )
+                )
+            )
+        }
+        leftover = sorted(set(state_dict) - used)
+        if leftover:
+            raise ValueError(
+                f'{source} has keys outside the DeCUR joint layout: {leftover[:8]}'
+            )
+        return backbones, projectors
+
     if not any(k.startswith('backbones.') for k in state_dict):
         raise ValueError(
-            f'{source} does not hold both encoders (no "backbones.<modality>." '
-            'keys); pass per-modality weights as {modality: weights} for '
-            'single-encoder files'
+            f'{source} does not hold both encoders (neither "backbones.<modality>." '
+            'nor DeCUR "backbone_1."/"backbone_2." keys); pass per-modality weights '
+            'as {modality: weights} for single-encoder files'
         )
-    backbones, projectors = {}, {}
     for m in modalities:
         backbones[m] = strip_prefix(state_dict, f'backbones.{m}.')
         if not backbones[m]:
