@@ -4,6 +4,7 @@ from .backbones import build_backbone, feature_dim
 from .checkpoints import (
     load_exact,
     read_checkpoint,
+    remap_backbone_state_dict,
     split_joint_state_dict,
     strip_prefix,
     unwrap_state_dict,
@@ -19,6 +20,7 @@ __all__ = (
     'feature_dim',
     'load_exact',
     'read_checkpoint',
+    'remap_backbone_state_dict',
     'split_joint_state_dict',
     'strip_prefix',
     'unwrap_state_dict',

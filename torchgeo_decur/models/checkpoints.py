@@ -236,3 +236,25 @@ def split_joint_state_dict(
             )
         projectors[m] = strip_prefix(state_dict, f'projectors.{m}.')
     return backbones, projectors
+
+
+#: Keys a backbone checkpoint may carry that an encoder built with ``num_classes=0``
+#: does not have (classifier heads).
+CLASSIFIER_PREFIXES = ('fc.', 'head.', 'classifier.')
+
+
+def remap_backbone_state_dict(
+    state_dict: Mapping[str, Tensor], source: str = 'checkpoint'
+) -> dict[str, Tensor]:
+    """Bring a single-encoder checkpoint onto this package's module names.
+
+    Plain timm/torchvision layouts pass through unchanged.
+
+    Args:
+        state_dict: Encoder weights as stored in a file.
+        source: Where they came from, for error messages.
+
+    Returns:
+        The state dict with this package's key names.
+    """
+    return dict(state_dict)

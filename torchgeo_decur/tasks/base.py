@@ -18,8 +18,10 @@ from torchvision.models._api import WeightsEnum
 
 from ..models.backbones import build_backbone, feature_dim
 from ..models.checkpoints import (
+    CLASSIFIER_PREFIXES,
     load_exact,
     read_checkpoint,
+    remap_backbone_state_dict,
     split_joint_state_dict,
     unwrap_state_dict,
 )
@@ -40,10 +42,6 @@ DEFAULT_AUGMENTATIONS = {
     'dem': 'elevation',
     'hha': 'depth',
 }
-
-#: Keys a backbone checkpoint may carry that an encoder with ``num_classes=0``
-#: does not have (classifier heads).
-CLASSIFIER_PREFIXES = ('fc.', 'head.', 'classifier.')
 
 
 class MultimodalSSLTask(BaseTask):
@@ -290,7 +288,7 @@ class MultimodalSSLTask(BaseTask):
         """
         load_exact(
             self.backbones[modality],
-            state_dict,
+            remap_backbone_state_dict(state_dict, source),
             what=f'backbone {modality!r} ({self.hparams["model"]}) from {source}',
             ignore_unexpected=CLASSIFIER_PREFIXES,
         )
