@@ -11,8 +11,9 @@ def test_presets_run_for_any_channel_count(preset: str, channels: int) -> None:
     x = torch.rand(4, channels, 24, 20)
     y = aug(x)
     assert y.shape == (4, channels, 16, 16)
-    assert y.min() >= 0
-    assert y.max() <= 1
+    # Kornia's blur/resampling can overshoot by float rounding (~2e-7).
+    assert y.min() >= -1e-6
+    assert y.max() <= 1 + 1e-6
 
 
 def test_presets_follow_reference_scripts() -> None:

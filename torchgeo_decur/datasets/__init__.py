@@ -1,5 +1,6 @@
 """Paired multimodal datasets."""
 
 from .ssl4eo_s12 import SSL4EOS12Pairs
+from .sunrgbd import SUNRGBD
 
-__all__ = ('SSL4EOS12Pairs',)
+__all__ = ('SUNRGBD', 'SSL4EOS12Pairs')

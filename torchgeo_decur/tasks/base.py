@@ -281,16 +281,32 @@ class MultimodalSSLTask(BaseTask):
     ) -> None:
         """Load a single-encoder state dict into one modality's backbone.
 
+        Classifier keys (``fc.*``, ``head.*``, ...) are dropped when the backbone
+        has no such layer. When it has one (DeCUR's MiT keeps a 512→2048 ``head``
+        inside the backbone), the file's head is loaded if present (joint files)
+        and otherwise left at its initialisation (released backbone-only files
+        carry no head), like the projectors.
+
         Args:
             modality: Target modality.
-            state_dict: Encoder weights (classifier keys are ignored).
+            state_dict: Encoder weights.
             source: Where the weights came from, for error messages.
         """
+        remapped = remap_backbone_state_dict(state_dict, source)
+        own = self.backbones[modality].state_dict()
+        own_heads = tuple(
+            p for p in CLASSIFIER_PREFIXES if any(k.startswith(p) for k in own)
+        )
         load_exact(
             self.backbones[modality],
-            remap_backbone_state_dict(state_dict, source),
+            remapped,
             what=f'backbone {modality!r} ({self.hparams["model"]}) from {source}',
-            ignore_unexpected=CLASSIFIER_PREFIXES,
+            ignore_missing=tuple(
+                p for p in own_heads if not any(k.startswith(p) for k in remapped)
+            ),
+            ignore_unexpected=tuple(
+                p for p in CLASSIFIER_PREFIXES if p not in own_heads
+            ),
         )
 
     def load_joint_state(self, state_dict: Mapping[str, Tensor], source: str) -> None:

@@ -12,7 +12,12 @@ rgb        0.5-1        H     0.4 / 0.4, p 0.8      0.2  0.5  -        SUN RGB-D
 depth      0.5-1        H     -                     -    -    -        SUN RGB-D HHA
 ========== ============ ===== ===================== ==== ==== ======== ======
 
-Inputs are expected in [0, 1] (after :mod:`torchgeo_decur.transforms.normalize`).
+Inputs are expected in [0, 1] (after :mod:`torchgeo_decur.transforms.normalize`),
+or standardised per channel with a known ``mean``/``std`` (SUN RGB-D: ImageNet
+statistics): then the photometric operations run on the de-standardised [0, 1]
+values and the result is standardised again, which reproduces the reference order
+(augment the [0, 1] image, then normalise) while the data module still delivers the
+exact input the checkpoints expect.
 Two deliberate differences from the reference, which augmented uint8 arrays: the
 brightness/contrast jitter clamps to [0, 1] instead of wrapping around, and
 solarisation inverts values above 0.5 (the reference's uint8 threshold of 0.5 made
@@ -48,6 +53,12 @@ class AugmentationConfig:
         blur_p: Probability of a Gaussian blur.
         blur_sigma: Range of the blur's standard deviation, in pixels.
         solarize_p: Probability of inverting values above 0.5.
+        mean: Per-channel mean the input was standardised with (in [0, 1]
+            units), or None for inputs already in [0, 1]. Geometric operations
+            commute with a per-channel affine map; the photometric ones do not
+            (grayscale, clamped jitter), so they are applied to
+            ``x * std + mean`` and the result is standardised again.
+        std: Per-channel standard deviation matching ``mean``.
     """
 
     scale: tuple[float, float] = (0.2, 1.0)
@@ -62,6 +73,8 @@ class AugmentationConfig:
     blur_p: float = 0.0
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     solarize_p: float = 0.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
 
 PRESETS: dict[str, AugmentationConfig] = {
@@ -110,7 +123,7 @@ def resolve_config(spec: str | Mapping[str, Any]) -> AugmentationConfig:
         raise ValueError(
             f'unknown augmentation option(s) {unknown}; valid options: {sorted(names)}'
         )
-    for key in ('scale', 'ratio', 'blur_sigma', 'grayscale_weights'):
+    for key in ('scale', 'ratio', 'blur_sigma', 'grayscale_weights', 'mean', 'std'):
         if options.get(key) is not None:
             options[key] = tuple(float(v) for v in options[key])
     return replace(PRESETS[preset], **options)
@@ -119,6 +132,24 @@ def resolve_config(spec: str | Mapping[str, Any]) -> AugmentationConfig:
 def _blur_kernel_size(sigma_max: float) -> int:
     """Odd kernel covering ±3σ, like OpenCV's automatic size for ``ksize=(0, 0)``."""
     return 2 * math.ceil(3 * sigma_max) + 1
+
+
+def _standardization(
+    config: AugmentationConfig, channels: int
+) -> tuple[Tensor, Tensor]:
+    """Validated ``(mean, std)`` tensors of a config's input standardisation."""
+    if config.mean is None or config.std is None:
+        raise ValueError('mean and std must be given together')
+    mean = torch.tensor(config.mean, dtype=torch.float32)
+    std = torch.tensor(config.std, dtype=torch.float32)
+    if mean.numel() != channels or std.numel() != channels:
+        raise ValueError(
+            f'mean/std have {mean.numel()}/{std.numel()} entries but the modality '
+            f'has {channels} channels'
+        )
+    if bool((std <= 0).any()):
+        raise ValueError(f'std must be positive, got {config.std}')
+    return mean, std
 
 
 class ModalityAugmentation(nn.Module):
@@ -143,7 +174,8 @@ class ModalityAugmentation(nn.Module):
             in_channels: Number of channels C of the modality.
 
         Raises:
-            ValueError: If ``grayscale_weights`` does not have C entries.
+            ValueError: If ``grayscale_weights`` does not have C entries, or
+                ``mean``/``std`` are not both given with C entries (std > 0).
         """
         super().__init__()
         self.config = config
@@ -180,6 +212,15 @@ class ModalityAugmentation(nn.Module):
             photometric.append(
                 K.RandomSolarize(thresholds=0.0, additions=0.0, p=config.solarize_p)
             )
+        if photometric and config.mean is not None:
+            mean, std = _standardization(config, in_channels)
+            photometric = [
+                K.Denormalize(mean=mean, std=std),
+                *photometric,
+                K.Normalize(mean=mean, std=std),
+            ]
+        elif config.mean is not None or config.std is not None:
+            _standardization(config, in_channels)  # validate only
         self.photometric = nn.Sequential(*photometric)
 
     @staticmethod
@@ -206,7 +247,8 @@ class ModalityAugmentation(nn.Module):
         """Draw one augmented view.
 
         Args:
-            x: Batch of shape (N, C, H, W), values in [0, 1].
+            x: Batch of shape (N, C, H, W), values in [0, 1] (or standardised
+                with the config's ``mean``/``std``).
 
         Returns:
             Augmented batch of shape (N, C, size, size).

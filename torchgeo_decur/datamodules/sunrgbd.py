@@ -1,0 +1,111 @@
+"""Data module for SUN RGB-D RGB + HHA pretraining (and segmentation data)."""
+
+from typing import Literal
+
+import kornia.augmentation as K
+import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torch import nn
+from torchgeo.datamodules import NonGeoDataModule
+
+from ..datasets.sunrgbd import SUNRGBD, SUNRGBDSplit
+from ..transforms.normalize import ApplyToKeys
+
+
+def sunrgbd_normalization() -> ApplyToKeys:
+    """The input scaling of the DeCUR SUN RGB-D (MiT) checkpoints.
+
+    ``x / 255`` followed by ImageNet mean/std, both applied **by channel index**
+    to the B, G, R (and HHA) channels as in the reference code, i.e. the "R"
+    statistics land on the blue channel (FACTS A §3.5). CMX normalises its RGB
+    and HHA inputs the same way.
+
+    Returns:
+        A transform for ``image_rgb`` and ``image_hha`` of a batch dictionary
+        holding 0-255 values.
+    """
+    mean = 255 * torch.tensor(IMAGENET_DEFAULT_MEAN)
+    std = 255 * torch.tensor(IMAGENET_DEFAULT_STD)
+    return ApplyToKeys(
+        {
+            'image_rgb': K.Normalize(mean=mean, std=std),
+            'image_hha': K.Normalize(mean=mean, std=std),
+        }
+    )
+
+
+class SUNRGBDDataModule(NonGeoDataModule):
+    """Lightning data module for :class:`~torchgeo_decur.datasets.SUNRGBD`.
+
+    Decodes and resizes in the workers and normalises on the device after the
+    batch transfer (:func:`sunrgbd_normalization`). The task then draws its
+    augmented views from the normalised batch; for the ``rgb`` preset give the
+    augmentation the same ImageNet ``mean``/``std`` so its photometric part runs on
+    [0, 1] values (see :class:`~torchgeo_decur.transforms.AugmentationConfig`).
+
+    Fitting uses ``split`` (default ``'all'``: every image, like the DeCUR
+    pretraining); testing uses the ``test`` list.
+    """
+
+    def __init__(
+        self,
+        root: str = 'data',
+        split: SUNRGBDSplit = 'all',
+        batch_size: int = 32,
+        num_workers: int = 0,
+        size: int | tuple[int, int] | None = (480, 640),
+        load_mask: bool = False,
+        hha_dir: str = 'HHA',
+        on_invalid: Literal['error', 'skip'] = 'error',
+        normalization: Literal['imagenet', 'none'] = 'imagenet',
+    ) -> None:
+        """Initialize a new SUNRGBDDataModule instance.
+
+        Args:
+            root: Dataset folder (``RGB/``, ``HHA/``, ``Label/``, list files).
+            split: Split used for fitting: ``'train'``, ``'test'`` or ``'all'``.
+            batch_size: Samples per batch (per device).
+            num_workers: Data loading worker processes.
+            size: (height, width) every sample is resized to (None: native).
+            load_mask: Also load the label images as ``mask``.
+            hha_dir: Folder of the HHA maps, relative to ``root``.
+            on_invalid: ``'error'`` or ``'skip'`` unpaired samples.
+            normalization: ``'imagenet'`` for the DeCUR/CMX input scaling,
+                ``'none'`` to pass 0-255 values on.
+
+        Raises:
+            ValueError: If ``normalization`` is unknown.
+        """
+        super().__init__(
+            SUNRGBD,
+            batch_size,
+            num_workers,
+            root=root,
+            load_mask=load_mask,
+            size=size,
+            hha_dir=hha_dir,
+            on_invalid=on_invalid,
+        )
+        self.split = split
+        if normalization == 'imagenet':
+            self.aug: nn.Module = sunrgbd_normalization()
+        elif normalization == 'none':
+            self.aug = ApplyToKeys({})
+        else:
+            raise ValueError(
+                f"normalization must be 'imagenet' or 'none', got {normalization!r}"
+            )
+
+    def setup(self, stage: str) -> None:
+        """Build the datasets.
+
+        Args:
+            stage: Either 'fit', 'validate', 'test', or 'predict'.
+        """
+        if stage == 'fit':
+            self.train_dataset = SUNRGBD(split=self.split, **self.kwargs)
+        elif stage in ('validate', 'test'):
+            dataset = SUNRGBD(split='test', **self.kwargs)
+            self.val_dataset = self.test_dataset = dataset
+        elif stage == 'predict':
+            self.predict_dataset = SUNRGBD(split=self.split, **self.kwargs)
