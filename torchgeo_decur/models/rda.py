@@ -204,7 +204,7 @@ class DeformableAttention(nn.Module):
         q = self.proj_q(x)
         offset = self.conv_offset(q.reshape(n * g, cg, h, w))  # (NG, 2, Hk, Wk)
         hk, wk = offset.shape[-2:]
-        ref = self._reference_points(hk, wk, offset.device)  # (Hk, Wk, 2)
+        ref = self._reference_points(hk, wk, offset)  # (Hk, Wk, 2)
         pos = (offset.permute(0, 2, 3, 1) + ref).clamp(-1.0, 1.0)  # (NG, Hk, Wk, 2)
 
         # Keys and values from the input sampled at the positions, per group.
@@ -235,15 +235,17 @@ class DeformableAttention(nn.Module):
         )
 
     @staticmethod
-    def _reference_points(hk: int, wk: int, device: torch.device) -> Tensor:
+    def _reference_points(hk: int, wk: int, like: Tensor) -> Tensor:
         """Regular key grid (Hk, Wk, 2) in (y, x), before the offsets.
 
         As in the reference, (i + 0.5) is divided by Hk - 1 (not Hk), so the grid
         is shifted by half a cell towards +1; a single row or column gives +inf,
-        which the clamp maps to the last row or column.
+        which the clamp maps to the last row or column. Computed in the dtype of
+        ``like`` (at least float32).
         """
-        ys = (torch.arange(hk, device=device, dtype=torch.float32) + 0.5) / (hk - 1.0)
-        xs = (torch.arange(wk, device=device, dtype=torch.float32) + 0.5) / (wk - 1.0)
+        dtype = torch.promote_types(like.dtype, torch.float32)
+        ys = (torch.arange(hk, device=like.device, dtype=dtype) + 0.5) / (hk - 1.0)
+        xs = (torch.arange(wk, device=like.device, dtype=dtype) + 0.5) / (wk - 1.0)
         grid = torch.stack(torch.meshgrid(ys, xs, indexing='ij'), dim=-1)
         return grid * 2.0 - 1.0
 
@@ -261,8 +263,8 @@ class DeformableAttention(nn.Module):
         """
         ng = pos.shape[0]
         n, g = ng // self.num_groups, self.num_groups
-        ys = torch.arange(h, device=pos.device, dtype=torch.float32) / (h - 1.0)
-        xs = torch.arange(w, device=pos.device, dtype=torch.float32) / (w - 1.0)
+        ys = torch.arange(h, device=pos.device, dtype=pos.dtype) / (h - 1.0)
+        xs = torch.arange(w, device=pos.device, dtype=pos.dtype) / (w - 1.0)
         qgrid = torch.stack(torch.meshgrid(ys, xs, indexing='ij'), dim=-1) * 2.0 - 1.0
         disp = 0.5 * (qgrid.reshape(1, h * w, 1, 2) - pos.reshape(ng, 1, -1, 2))
         table = self.rpe_table.unsqueeze(0).expand(n, -1, -1, -1)
