@@ -208,15 +208,16 @@ class DeformableAttention(nn.Module):
         pos = (offset.permute(0, 2, 3, 1) + ref).clamp(-1.0, 1.0)  # (NG, Hk, Wk, 2)
 
         # Keys and values from the input sampled at the positions, per group.
+        # Sampled in at least float32 (positions are float32 even under AMP).
         sampled = F.grid_sample(
-            x.reshape(n * g, cg, h, w),
-            pos.flip(-1).to(x.dtype),  # grid_sample wants (x, y)
+            x.reshape(n * g, cg, h, w).to(pos.dtype),
+            pos.flip(-1),  # grid_sample wants (x, y)
             mode='bilinear',
             padding_mode='zeros',
             align_corners=True,
         )  # (NG, Cg, Hk, Wk)
         ns = hk * wk
-        sampled = sampled.reshape(n, c, 1, ns)
+        sampled = sampled.reshape(n, c, 1, ns).to(x.dtype)
         k = self.proj_k(sampled).reshape(n, nh, d, ns)
         v = self.proj_v(sampled).reshape(n, nh, d, ns)
 
@@ -460,8 +461,11 @@ def share_deformable_attention(source: nn.Module, target: nn.Module) -> None:
     Raises:
         ValueError: If either encoder has no deformable-attention blocks.
     """
-    l3, l4 = deformable_attention_blocks(source)
-    deformable_attention_blocks(target)
+    try:
+        l3, l4 = deformable_attention_blocks(source)
+        deformable_attention_blocks(target)
+    except ValueError as error:
+        raise ValueError(f'cannot share deformable attention: {error}') from None
     target.da_l3 = l3
     target.da_l4 = l4
 
