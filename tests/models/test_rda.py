@@ -312,3 +312,14 @@ def test_matches_transcription(settings: dict[str, Any], size: tuple[int, int]) 
     torch.testing.assert_close(grad_x, x.grad, rtol=1e-8, atol=1e-10)
     for k, p in block.named_parameters():
         torch.testing.assert_close(grads[k], p.grad, rtol=1e-8, atol=1e-10, msg=k)
+
+
+def test_mixed_precision_close_to_float32() -> None:
+    torch.manual_seed(0)
+    block = DeformableAttention(**TINY_STRIDED)
+    x = torch.randn(2, 16, 6, 7)
+    expected = block(x)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = block(x.bfloat16())
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected, rtol=0.05, atol=0.02)
