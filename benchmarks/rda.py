@@ -5,7 +5,8 @@ timm ``resnet50`` and ``resnet50_rda`` on random images, and of the two attentio
 blocks alone on the layer3 / layer4 maps of that input size. Memory: parameters,
 activations saved for the backward pass (counted with autograd's saved-tensor hooks,
 so it is the same on every device), and, on CUDA, the peak allocated memory of each
-pass. Prints one JSON document.
+pass. Also checks the layer3 block in float32 on the device against float64 on the
+CPU (output and bias-table gradient). Prints one JSON document.
 
 Example::
 
@@ -105,6 +106,31 @@ def autocast(
     return torch.autocast(device.type, dtype=DTYPES[precision])
 
 
+def device_parity(device: torch.device, h: int, w: int) -> dict[str, float]:
+    """Max abs difference of a layer3 block on ``device`` vs float64 on the CPU.
+
+    Covers the fused attention kernel the device picks, including the gradient of
+    the position-bias table that enters it as an additive mask.
+    """
+    torch.manual_seed(0)
+    block = DeformableAttention(**LAYER3_SETTINGS)
+    x = torch.randn(2, 1024, h, w)
+    results = {}
+    for name, dev, dtype in (('device', device, torch.float32), ('cpu64', None, None)):
+        b = block.to(dev or 'cpu', dtype or torch.float64)
+        b.zero_grad()
+        y = b(x.to(dev or 'cpu', dtype or torch.float64))
+        y.square().sum().backward()
+        results[name] = (y.detach().cpu().double(), b.rpe_table.grad.cpu().double())
+    (y_dev, g_dev), (y_ref, g_ref) = results['device'], results['cpu64']
+    return {
+        'max_abs_diff_output': float((y_dev - y_ref).abs().max()),
+        'max_abs_output': float(y_ref.abs().max()),
+        'max_abs_diff_rpe_grad': float((g_dev - g_ref).abs().max()),
+        'max_abs_rpe_grad': float(g_ref.abs().max()),
+    }
+
+
 def halve(size: int, times: int) -> int:
     """Side length after ``times`` stride-2 layers with 'same' padding."""
     for _ in range(times):
@@ -179,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         'config': vars(args),
         'environment': environment(device),
         'feature_maps': {'layer3': [h3, w3], 'layer4': [h4, w4]},
+        'layer3_block_float32_vs_cpu_float64': device_parity(device, h3, w3),
         'models': [plain, full, l3, l4],
         'relative_to_resnet50': {
             'time_resnet50_rda': full['seconds_median'] / plain['seconds_median'],

@@ -35,5 +35,8 @@ def test_rda_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
     assert l4['parameters'] == 16_791_696
     assert full['saved_activations_mib'] > plain['saved_activations_mib'] > 0
     assert all(m['seconds_median'] > 0 for m in result['models'])
+    parity = result['layer3_block_float32_vs_cpu_float64']
+    assert parity['max_abs_diff_output'] < 1e-5 * parity['max_abs_output']
+    assert 0 < parity['max_abs_diff_rpe_grad'] < 1e-4 * parity['max_abs_rpe_grad']
     rel = result['relative_to_resnet50']
     assert rel['parameters_resnet50_rda'] == full['parameters'] / plain['parameters']

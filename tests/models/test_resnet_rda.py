@@ -178,6 +178,13 @@ def test_imagenet_weights_fill_resnet_part_only() -> None:
     assert 0.005 < own['da_l4.rpe_table'].std() < 0.02
 
 
+def test_too_small_input_is_a_clear_error(model: ResNetRDA) -> None:
+    with torch.no_grad():
+        model(torch.rand(1, 2, 33, 33))  # layer4 is 2 x 2: fine
+        with pytest.raises(ValueError, match='at least 2 x 2, got 1 x 1'):
+            model(torch.rand(1, 2, 32, 32))
+
+
 def test_only_getter_feature_class() -> None:
     with pytest.raises(ValueError, match='getter'):
         timm.create_model('resnet50_rda', features_only=True, feature_cls='hook')
