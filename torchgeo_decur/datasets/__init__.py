@@ -1,5 +1,13 @@
 """Paired multimodal datasets."""
 
+from .bigearthnet_mm import BigEarthNetMM, BigEarthNetV2MM, pairs_from_s1_metadata
+from .geonrw_mm import GeoNRWMM
 from .ssl4eo_s12 import SSL4EOS12Pairs
 
-__all__ = ('SSL4EOS12Pairs',)
+__all__ = (
+    'BigEarthNetMM',
+    'BigEarthNetV2MM',
+    'GeoNRWMM',
+    'SSL4EOS12Pairs',
+    'pairs_from_s1_metadata',
+)
