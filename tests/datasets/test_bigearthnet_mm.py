@@ -28,7 +28,11 @@ def expected_labels(json_path: str, num_classes: int = 19) -> torch.Tensor:
         names = json.load(f)['labels']
     idx = [BigEarthNet.class_sets[43].index(n) for n in names]
     if num_classes == 19:
-        idx = [BigEarthNet.label_converter[i] for i in idx if i in BigEarthNet.label_converter]
+        idx = [
+            BigEarthNet.label_converter[i]
+            for i in idx
+            if i in BigEarthNet.label_converter
+        ]
     target = torch.zeros(num_classes, dtype=torch.long)
     target[idx] = 1
     return target
@@ -76,7 +80,7 @@ def test_v1_broken_samples_name_the_problem() -> None:
     root = os.path.join(V1, 'invalid')
     train = BigEarthNetMM(root, 'train')
     train[0]
-    with pytest.raises(ValueError, match='unpaired sample: .* belongs to S2 patch'):
+    with pytest.raises(ValueError, match=r'unpaired sample: .* belongs to S2 patch'):
         train[1]
     # Without the check the mismatched pair loads (the user's choice).
     BigEarthNetMM(root, 'train', check_pairs=False)[1]
@@ -161,14 +165,17 @@ def test_real_bigearthnet_example_pairs(shared_realdata: str, tmp_path: Path) ->
     for i in range(len(ds)):
         sample = ds[i]
         s1, s2 = sample['image_s1'], sample['image_s2']
-        assert s1.shape == (2, 120, 120) and s2.shape == (12, 120, 120)
-        assert torch.isfinite(s1).all() and torch.isfinite(s2).all()
+        assert s1.shape == (2, 120, 120)
+        assert s2.shape == (12, 120, 120)
+        assert torch.isfinite(s1).all()
+        assert torch.isfinite(s2).all()
         # Real backscatter: dB with fractions, VV brighter than VH on average.
         assert -40 < s1.mean() < 5
         assert s1[0].mean() > s1[1].mean()
         assert not torch.equal(s1, s1.trunc())
         # Real L2A reflectance: DN, the NIR (B08) brighter than blue (B02) over land.
-        assert 0 <= s2.min() and s2.max() < 20000
+        assert 0 <= s2.min()
+        assert s2.max() < 20000
         assert sample['label'].sum() >= 1
         s1_json = glob.glob(os.path.join(ds.folders[i]['s1'], '*.json'))[0]
         assert torch.equal(sample['label'], expected_labels(s1_json))

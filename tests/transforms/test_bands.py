@@ -12,7 +12,9 @@ def test_insert_channel_places_constant_at_index() -> None:
     assert torch.equal(y[:, 10], torch.zeros(2, 3, 3))
     assert torch.equal(y[:, 11:], x[:, 10:])
     # Single samples (C, H, W) and appending at the end work too.
-    assert torch.equal(InsertChannel(2, 7.0)(torch.zeros(2, 1, 1))[2], torch.full((1, 1), 7.0))
+    assert torch.equal(
+        InsertChannel(2, 7.0)(torch.zeros(2, 1, 1))[2], torch.full((1, 1), 7.0)
+    )
 
 
 def test_insert_channel_rejects_bad_input() -> None:
