@@ -9,11 +9,14 @@ from .checkpoints import (
     strip_prefix,
     unwrap_state_dict,
 )
+from .fusion import FCNFusionSegmenter, LateFusionClassifier
 from .heads import Projector
 from .mit import MIT_VARIANTS, MiTEncoder
 
 __all__ = (
     'MIT_VARIANTS',
+    'FCNFusionSegmenter',
+    'LateFusionClassifier',
     'MiTEncoder',
     'Projector',
     'build_backbone',
