@@ -63,7 +63,7 @@ def reference_fcn(
 ) -> torch.Tensor:
     """The reference order: 1x1 reduce -> upsample (x8/16/32) -> 1x1 classify."""
     feats = {m: model.encoders[m](x[m]) for m in model.modalities}
-    out = 0
+    out = torch.zeros(())
     for level, scale in enumerate((8, 16, 32)):
         cat = torch.cat([feats[m][level] for m in model.modalities], 1)
         up = F.interpolate(
@@ -102,7 +102,7 @@ def test_fcn_any_tile_size_single_modality_and_drop() -> None:
         dropped = model(x, drop=['dem'])
         # Dropping = zero feature maps for the missing branch.
         feats = model.encoders['rgb'](x['rgb'])
-        expected = 0
+        expected = torch.zeros(())
         for level, f in enumerate(feats):
             zeros = torch.zeros(2, model.level_channels['dem'][level], *f.shape[-2:])
             y = model.classify[level](model.reduce[level](torch.cat([f, zeros], 1)))
