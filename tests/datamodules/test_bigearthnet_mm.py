@@ -138,8 +138,8 @@ def test_real_example_pairs_train(shared_realdata: str, tmp_path: Path) -> None:
         s2_dir='BigEarthNet-S2-Example',
         split_dir=str(tmp_path),
         insert_b10=True,
-        crop_size=64,
-        eval_resize=72,
+        crop_size=32,
+        eval_resize=36,
         batch_size=3,
     )
     task = MultimodalClassificationTask(
@@ -164,7 +164,7 @@ def test_real_example_pairs_train(shared_realdata: str, tmp_path: Path) -> None:
     assert not torch.equal(task.encoders['s2'].conv1.weight, conv_before)
     # The normalised real inputs are in [0, 1] with the zero B10 slot.
     batch = dm.aug(next(iter(dm.val_dataloader())))
-    assert batch['image_s2'].shape == (3, 13, 64, 64)
+    assert batch['image_s2'].shape == (3, 13, 32, 32)
     assert batch['image_s1'].min() >= 0
     assert batch['image_s1'].max() <= 1
     assert batch['image_s2'][:, 10].abs().max() == 0
