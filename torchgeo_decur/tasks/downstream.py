@@ -44,7 +44,7 @@ from ..models.checkpoints import (
     split_joint_state_dict,
 )
 from ..models.fusion import FCNFusionSegmenter, LateFusionClassifier
-from .base import DEFAULT_IN_CHANNELS, MultimodalSSLTask, WeightSpec
+from .base import MultimodalSSLTask, WeightSpec, resolve_in_channels
 
 #: How a modality is removed in modality-missing evaluation: ``'zero'`` feeds an
 #: all-zero (normalised) input to its encoder, ``'drop'`` replaces its features by
@@ -157,25 +157,6 @@ class MultimodalDownstreamTask(BaseTask):
         """The modality names, modality 1 first."""
         return tuple(self.hparams['modalities'])
 
-    def _in_channels(self) -> dict[str, int]:
-        """Channel count of every modality."""
-        given = dict(self.hparams['in_channels'] or {})
-        unknown = sorted(set(given) - set(self.modalities))
-        if unknown:
-            raise ValueError(
-                f'in_channels names unknown modalities {unknown}; '
-                f'modalities are {list(self.modalities)}'
-            )
-        out = {}
-        for m in self.modalities:
-            if m not in given and m not in DEFAULT_IN_CHANNELS:
-                raise ValueError(
-                    f'in_channels has no entry for modality {m!r} and there is no '
-                    f'default for it; pass in_channels={{{m!r}: <C>}}'
-                )
-            out[m] = int(given.get(m, DEFAULT_IN_CHANNELS.get(m, 0)))
-        return out
-
     def _pretrained(self, modality: str) -> bool:
         """Whether a modality's encoder starts from timm's ImageNet weights."""
         spec = self.weights
@@ -220,7 +201,7 @@ class MultimodalDownstreamTask(BaseTask):
 
     def configure_models(self) -> None:
         """Build the encoders, load their weights and build the head."""
-        channels = self._in_channels()
+        channels = resolve_in_channels(self.modalities, self.hparams['in_channels'])
         self.in_channels = channels
         encoders = {
             m: self.build_encoder(channels[m], self._pretrained(m))
