@@ -145,6 +145,7 @@ def test_v2_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         'image_s2',
         'label',
     }
+    assert len(ds.plot(sample).axes) == 2
     with pytest.raises(ValueError, match='v2 does not support'):
         BigEarthNetV2MM(str(root), num_classes=43)
 

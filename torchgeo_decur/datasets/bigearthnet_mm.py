@@ -154,35 +154,53 @@ def _stretch(x: Tensor) -> 'np.typing.NDArray[np.float32]':
     return cast('np.typing.NDArray[np.float32]', np.moveaxis(out, 0, -1))
 
 
-def plot_bigearthnet_sample(
-    sample: Sample, class_names: Sequence[str], suptitle: str | None = None
-) -> Figure:
-    """Plot the S2 true colour and/or S1 VV of a sample, with its labels.
+class _BigEarthNetPlot:
+    """Plotting shared by the BigEarthNet-MM datasets (raw or normalised samples)."""
 
-    Works on raw and normalised samples; ``image`` (single-modality key) is shown
-    as S2 when it has 12+ channels, else as S1.
-    """
-    images = {k: v for k, v in sample.items() if k.startswith('image')}
-    fig, axes = plt.subplots(1, len(images), figsize=(4 * len(images), 4))
-    axes = np.atleast_1d(axes)
-    for ax, image in zip(axes, images.values(), strict=True):
-        if image.shape[0] >= 12:
-            ax.imshow(_stretch(image[[3, 2, 1]]))
-            ax.set_title('Sentinel-2 (B4, B3, B2)')
-        else:
-            ax.imshow(_stretch(image[:1])[..., 0], cmap='gray')
-            ax.set_title('Sentinel-1 VV')
-        ax.axis('off')
-    names = [class_names[i] for i in torch.nonzero(sample['label']).flatten()]
-    title = 'Labels: ' + ', '.join(names)
-    if 'prediction' in sample:
-        pred = [class_names[i] for i in torch.nonzero(sample['prediction']).flatten()]
-        title += '\nPredictions: ' + ', '.join(pred)
-    fig.suptitle(title if suptitle is None else f'{suptitle}\n{title}', fontsize=8)
-    return fig
+    def class_names(self) -> Sequence[str]:
+        """Names of the label classes, in label order."""
+        raise NotImplementedError
+
+    def plot(
+        self,
+        sample: Sample,
+        show_titles: bool = True,
+        suptitle: str | None = None,
+    ) -> Figure:
+        """Plot S2 true colour and/or S1 VV with the labels (and predictions).
+
+        ``image`` (single-modality key) is shown as S2 with 12+ channels, else as S1.
+
+        Args:
+            sample: A sample or an unbound batch element.
+            show_titles: Unused; titles are always shown.
+            suptitle: Optional figure title.
+
+        Returns:
+            The figure.
+        """
+        classes = self.class_names()
+        images = {k: v for k, v in sample.items() if k.startswith('image')}
+        fig, axes = plt.subplots(1, len(images), figsize=(4 * len(images), 4))
+        axes = np.atleast_1d(axes)
+        for ax, image in zip(axes, images.values(), strict=True):
+            if image.shape[0] >= 12:
+                ax.imshow(_stretch(image[[3, 2, 1]]))
+                ax.set_title('Sentinel-2 (B4, B3, B2)')
+            else:
+                ax.imshow(_stretch(image[:1])[..., 0], cmap='gray')
+                ax.set_title('Sentinel-1 VV')
+            ax.axis('off')
+        names = [classes[i] for i in torch.nonzero(sample['label']).flatten()]
+        title = 'Labels: ' + ', '.join(names)
+        if 'prediction' in sample:
+            pred = [classes[i] for i in torch.nonzero(sample['prediction']).flatten()]
+            title += '\nPredictions: ' + ', '.join(pred)
+        fig.suptitle(title if suptitle is None else f'{suptitle}\n{title}', fontsize=8)
+        return fig
 
 
-class BigEarthNetMM(BigEarthNet):
+class BigEarthNetMM(_BigEarthNetPlot, BigEarthNet):
     """BigEarthNet v1 with one tensor per modality.
 
     Samples: ``image_s1`` (2, S, S) backscatter in dB (VV, VH), ``image_s2``
@@ -312,28 +330,12 @@ class BigEarthNetMM(BigEarthNet):
         metadata_path(folder)
         return super()._load_target(index)
 
-    def plot(
-        self,
-        sample: Sample,
-        show_titles: bool = True,
-        suptitle: str | None = None,
-    ) -> Figure:
-        """Plot a sample (raw or normalised) with its labels (and predictions).
-
-        Args:
-            sample: A sample or an unbound batch element.
-            show_titles: Unused; titles are always shown.
-            suptitle: Optional figure title.
-
-        Returns:
-            The figure.
-        """
-        return plot_bigearthnet_sample(
-            sample, self.class_sets[self.num_classes], suptitle
-        )
+    def class_names(self) -> Sequence[str]:
+        """Names of the 19 or 43 classes."""
+        return self.class_sets[self.num_classes]
 
 
-class BigEarthNetV2MM(BigEarthNetV2):
+class BigEarthNetV2MM(_BigEarthNetPlot, BigEarthNetV2):
     """BigEarthNet v2 (reBEN) with one tensor per modality.
 
     Same samples as :class:`BigEarthNetMM` (19 classes): ``image_s1`` (VV, VH) in
@@ -414,20 +416,6 @@ class BigEarthNetV2MM(BigEarthNetV2):
             sample = self.transforms(sample)
         return sample
 
-    def plot(
-        self,
-        sample: Sample,
-        show_titles: bool = True,
-        suptitle: str | None = None,
-    ) -> Figure:
-        """Plot a sample (raw or normalised) with its labels (and predictions).
-
-        Args:
-            sample: A sample or an unbound batch element.
-            show_titles: Unused; titles are always shown.
-            suptitle: Optional figure title.
-
-        Returns:
-            The figure.
-        """
-        return plot_bigearthnet_sample(sample, self.class_set, suptitle)
+    def class_names(self) -> Sequence[str]:
+        """Names of the 19 classes."""
+        return self.class_set
