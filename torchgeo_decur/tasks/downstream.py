@@ -410,7 +410,15 @@ class MultimodalDownstreamTask(BaseTask):
         metrics = cast(MetricCollection, getattr(self, f'{stage}_metrics'))
         metrics.update(*self.metric_inputs(logits.detach(), target))
         n = target.shape[0]
-        self.log(f'{stage}_loss', loss, batch_size=n, prog_bar=stage != 'train')
+        evaluating = stage != 'train'
+        # Epoch-level losses are averaged over all ranks (metrics sync by themselves).
+        self.log(
+            f'{stage}_loss',
+            loss,
+            batch_size=n,
+            prog_bar=evaluating,
+            sync_dist=evaluating,
+        )
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=n)
         return loss
 
@@ -464,7 +472,12 @@ class MultimodalDownstreamTask(BaseTask):
                 name = f'test_missing_{m}_{mode}_'
                 metrics = cast(MetricCollection, self.missing_metrics[f'{m}_{mode}'])
                 metrics.update(*self.metric_inputs(logits, target))
-                self.log(f'{name}loss', self.compute_loss(logits, target), batch_size=n)
+                self.log(
+                    f'{name}loss',
+                    self.compute_loss(logits, target),
+                    batch_size=n,
+                    sync_dist=True,
+                )
                 self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=n)
 
     # ------------------------------------------------------------- optimiser
