@@ -3,8 +3,19 @@
 Importing the package registers its models and weights with torchgeo.
 """
 
-from .tasks import DeCURTask, MultimodalSSLTask
+from .tasks import (
+    DeCURTask,
+    MultimodalClassificationTask,
+    MultimodalSegmentationTask,
+    MultimodalSSLTask,
+)
 
 __version__ = '0.1.0.dev0'
 
-__all__ = ('DeCURTask', 'MultimodalSSLTask', '__version__')
+__all__ = (
+    'DeCURTask',
+    'MultimodalClassificationTask',
+    'MultimodalSSLTask',
+    'MultimodalSegmentationTask',
+    '__version__',
+)

@@ -1,11 +1,19 @@
 """Lightning data modules."""
 
+from .bigearthnet_mm import BigEarthNetMMDataModule, bigearthnet_normalization
+from .geonrw_mm import GeoNRWMMDataModule, geonrw_normalization
 from .ssl4eo_s12 import SSL4EOS12PairsDataModule, ssl4eo_s12_normalization
 from .sunrgbd import SUNRGBDDataModule, sunrgbd_normalization
+from .utils import sample_fraction
 
 __all__ = (
+    'BigEarthNetMMDataModule',
+    'GeoNRWMMDataModule',
     'SSL4EOS12PairsDataModule',
     'SUNRGBDDataModule',
+    'bigearthnet_normalization',
+    'geonrw_normalization',
+    'sample_fraction',
     'ssl4eo_s12_normalization',
     'sunrgbd_normalization',
 )

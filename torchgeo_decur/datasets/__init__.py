@@ -1,6 +1,15 @@
 """Paired multimodal datasets."""
 
+from .bigearthnet_mm import BigEarthNetMM, BigEarthNetV2MM, pairs_from_s1_metadata
+from .geonrw_mm import GeoNRWMM
 from .ssl4eo_s12 import SSL4EOS12Pairs
 from .sunrgbd import SUNRGBD
 
-__all__ = ('SUNRGBD', 'SSL4EOS12Pairs')
+__all__ = (
+    'SUNRGBD',
+    'BigEarthNetMM',
+    'BigEarthNetV2MM',
+    'GeoNRWMM',
+    'SSL4EOS12Pairs',
+    'pairs_from_s1_metadata',
+)

@@ -9,6 +9,7 @@ from .checkpoints import (
     strip_prefix,
     unwrap_state_dict,
 )
+from .fusion import FCNFusionSegmenter, LateFusionClassifier
 from .heads import Projector
 from .mit import MIT_VARIANTS, MiTEncoder
 from .rda import (
@@ -25,6 +26,8 @@ __all__ = (
     'LAYER4_SETTINGS',
     'MIT_VARIANTS',
     'DeformableAttention',
+    'FCNFusionSegmenter',
+    'LateFusionClassifier',
     'MiTEncoder',
     'Projector',
     'ResNetRDA',

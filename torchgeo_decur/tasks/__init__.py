@@ -2,5 +2,16 @@
 
 from .base import MultimodalSSLTask
 from .decur import DeCURTask
+from .downstream import (
+    MultimodalClassificationTask,
+    MultimodalDownstreamTask,
+    MultimodalSegmentationTask,
+)
 
-__all__ = ('DeCURTask', 'MultimodalSSLTask')
+__all__ = (
+    'DeCURTask',
+    'MultimodalClassificationTask',
+    'MultimodalDownstreamTask',
+    'MultimodalSSLTask',
+    'MultimodalSegmentationTask',
+)

@@ -45,6 +45,43 @@ DEFAULT_AUGMENTATIONS = {
 }
 
 
+def resolve_in_channels(
+    modalities: Sequence[str], given: Mapping[str, int] | None
+) -> dict[str, int]:
+    """Channel count of every modality: given values, else the defaults.
+
+    Args:
+        modalities: Modality names.
+        given: Explicit channel counts (may be None or partial).
+
+    Returns:
+        ``{modality: channels}`` in modality order.
+
+    Raises:
+        ValueError: If a modality has neither a given nor a default count, or
+            ``given`` names a modality that is not used.
+    """
+    given = dict(given or {})
+    out = {}
+    for m in modalities:
+        if m in given:
+            out[m] = int(given[m])
+        elif m in DEFAULT_IN_CHANNELS:
+            out[m] = DEFAULT_IN_CHANNELS[m]
+        else:
+            raise ValueError(
+                f'in_channels has no entry for modality {m!r} and there is no '
+                f'default for it; pass in_channels={{{m!r}: <C>}}'
+            )
+    unknown = sorted(set(given) - set(modalities))
+    if unknown:
+        raise ValueError(
+            f'in_channels names unknown modalities {unknown}; '
+            f'modalities are {list(modalities)}'
+        )
+    return out
+
+
 class MultimodalSSLTask(BaseTask):
     """Base task: one encoder and one projector per modality, two views each.
 
@@ -140,25 +177,7 @@ class MultimodalSSLTask(BaseTask):
 
     def _in_channels(self) -> dict[str, int]:
         """Resolve the channel count of every modality."""
-        given = dict(self.hparams['in_channels'] or {})
-        out = {}
-        for m in self.modalities:
-            if m in given:
-                out[m] = int(given[m])
-            elif m in DEFAULT_IN_CHANNELS:
-                out[m] = DEFAULT_IN_CHANNELS[m]
-            else:
-                raise ValueError(
-                    f'in_channels has no entry for modality {m!r} and there is no '
-                    f'default for it; pass in_channels={{{m!r}: <C>}}'
-                )
-        unknown = sorted(set(given) - set(self.modalities))
-        if unknown:
-            raise ValueError(
-                f'in_channels names unknown modalities {unknown}; '
-                f'modalities are {list(self.modalities)}'
-            )
-        return out
+        return resolve_in_channels(self.modalities, self.hparams['in_channels'])
 
     def _weight_spec(self, modality: str) -> WeightSpec:
         """The initial-weights spec that applies to one modality's encoder."""

@@ -6,6 +6,7 @@ from .augmentations import (
     ModalityAugmentation,
     resolve_config,
 )
+from .bands import InsertChannel, RepeatChannels, SelectChannels
 from .normalize import (
     SSL4EO_S12_S1_BANDS,
     SSL4EO_S12_S1_MEAN,
@@ -29,7 +30,10 @@ __all__ = (
     'ApplyToKeys',
     'AugmentationConfig',
     'ClipNormalize',
+    'InsertChannel',
     'ModalityAugmentation',
     'PercentileClip',
+    'RepeatChannels',
+    'SelectChannels',
     'resolve_config',
 )

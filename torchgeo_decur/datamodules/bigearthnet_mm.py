@@ -1,0 +1,258 @@
+"""Data module for BigEarthNet-MM multi-label classification (S1, S2, S1+S2)."""
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import kornia.augmentation as K
+import torch
+from torch import nn
+from torch.utils.data import Subset
+from torchgeo.datamodules import NonGeoDataModule
+
+from ..datasets.bigearthnet_mm import (
+    BigEarthNetMM,
+    BigEarthNetV2MM,
+    Modality,
+    check_modalities,
+)
+from ..transforms.bands import InsertChannel
+from ..transforms.normalize import ApplyToKeys, ClipNormalize, PercentileClip
+from .utils import RenameKeys, sample_fraction
+
+# BigEarthNet statistics the DeCUR BigEarthNet code scaled with (mean ± 2σ → [0, 1],
+# FACTS A §4.1), in the band order of the samples.
+BIGEARTHNET_S1_MEAN = (-12.59, -19.22)  # VV, VH (dB)
+BIGEARTHNET_S1_STD = (5.04, 5.42)
+BIGEARTHNET_S2_MEAN = (
+    340.77,
+    429.94,
+    614.22,
+    590.24,
+    950.68,
+    1792.46,
+    2075.47,
+    2218.95,
+    2266.46,
+    2246.06,
+    1594.43,
+    1009.33,
+)
+BIGEARTHNET_S2_STD = (
+    554.81,
+    572.42,
+    582.88,
+    675.89,
+    729.90,
+    1096.01,
+    1273.45,
+    1365.46,
+    1356.14,
+    1302.33,
+    1079.19,
+    818.87,
+)
+#: Position of B10 in the 13-band L1C order of the DeCUR S2 checkpoints.
+B10_INDEX = 10
+
+
+def bigearthnet_normalization(
+    modalities: Sequence[str] = ('s1', 's2'),
+    method: Literal['decur', 'none'] = 'decur',
+    quantize: bool = False,
+    insert_b10: bool = False,
+) -> ApplyToKeys:
+    """Input scaling of the DeCUR BigEarthNet evaluation.
+
+    ``'decur'``: Sentinel-1 is clipped per image and per band to its 1st-99th
+    percentiles and both sensors are scaled per band by the BigEarthNet mean ± 2σ
+    window to [0, 1] (the reference's uint8 values / 255; ``quantize`` also
+    reproduces the uint8 steps). ``'none'`` passes raw dB / DN on.
+
+    Args:
+        modalities: Modalities present in the batch.
+        method: ``'decur'`` or ``'none'``.
+        quantize: Round down to multiples of 1/255 (``'decur'`` only).
+        insert_b10: Insert an all-zero B10 channel at index 10, after scaling, so
+            12-band patches fit 13-band (L1C) checkpoints as in the reference.
+
+    Returns:
+        A transform for the ``image_<modality>`` entries of a batch dictionary.
+
+    Raises:
+        ValueError: If ``method`` is unknown.
+    """
+    if method not in ('decur', 'none'):
+        raise ValueError(f"normalization must be 'decur' or 'none', got {method!r}")
+    transforms: dict[str, nn.Module] = {}
+    if 's1' in modalities and method == 'decur':
+        transforms['image_s1'] = nn.Sequential(
+            PercentileClip(1.0, 99.0, per_channel=True),
+            ClipNormalize(BIGEARTHNET_S1_MEAN, BIGEARTHNET_S1_STD, quantize=quantize),
+        )
+    if 's2' in modalities:
+        steps: list[nn.Module] = []
+        if method == 'decur':
+            steps.append(
+                ClipNormalize(
+                    BIGEARTHNET_S2_MEAN, BIGEARTHNET_S2_STD, quantize=quantize
+                )
+            )
+        if insert_b10:
+            steps.append(InsertChannel(B10_INDEX, 0.0, in_channels=12))
+        if steps:
+            transforms['image_s2'] = nn.Sequential(*steps)
+    return ApplyToKeys(transforms)
+
+
+class BigEarthNetMMDataModule(NonGeoDataModule):
+    """BigEarthNet-MM with the DeCUR evaluation protocol, fixed where it leaked.
+
+    * a seeded label fraction of the training split drawn without replacement
+      (:func:`~torchgeo_decur.datamodules.utils.sample_fraction`);
+    * on-device scaling (:func:`bigearthnet_normalization`), then geometric
+      transforms applied jointly to all modalities: training RandomResizedCrop
+      (``crop_size``, scale ``crop_scale``) + horizontal and vertical flips;
+      validation/test Resize(``eval_resize``) + CenterCrop(``crop_size``), no
+      randomness.
+
+    Batches hold ``image_<modality>`` (N, C, crop, crop) and ``label`` (N, classes);
+    with ``plain_image_key`` and one modality the image is named ``image`` so
+    torchgeo's own :class:`~torchgeo.tasks.Classification` can consume it.
+    """
+
+    # Images are already scaled to [0, 1]; torchgeo tasks "denormalise" with these
+    # before plotting, which is then a no-op.
+    mean = torch.tensor(0.0)
+    std = torch.tensor(1.0)
+
+    def __init__(
+        self,
+        root: str = 'data',
+        modalities: Sequence[Modality] = ('s1', 's2'),
+        version: Literal['v1', 'v2'] = 'v1',
+        batch_size: int = 64,
+        num_workers: int = 0,
+        num_classes: int = 19,
+        image_size: int = 120,
+        train_fraction: float = 1.0,
+        fraction_seed: int = 42,
+        normalization: Literal['decur', 'none'] = 'decur',
+        quantize: bool = False,
+        insert_b10: bool = False,
+        crop_size: int = 224,
+        crop_scale: tuple[float, float] = (0.8, 1.0),
+        eval_resize: int = 256,
+        plain_image_key: bool = False,
+        s1_dir: str | None = None,
+        s2_dir: str | None = None,
+        split_dir: str | None = None,
+        check_pairs: bool = True,
+        download: bool = False,
+    ) -> None:
+        """Initialize a new BigEarthNetMMDataModule instance.
+
+        Args:
+            root: Dataset directory.
+            modalities: Which of ``'s1'`` and ``'s2'`` to load (order kept).
+            version: ``'v1'`` (:class:`~torchgeo_decur.datasets.BigEarthNetMM`) or
+                ``'v2'`` (:class:`~torchgeo_decur.datasets.BigEarthNetV2MM`).
+            batch_size: Samples per batch (per device).
+            num_workers: Data loading worker processes.
+            num_classes: 19 or 43 (v1 only; v2 has 19).
+            image_size: Side length bands are read at (120 = native 10 m grid).
+            train_fraction: Share of the training split to use, in (0, 1].
+            fraction_seed: Seed of the label-fraction draw.
+            normalization: ``'decur'`` (reference scaling) or ``'none'``.
+            quantize: Reproduce the reference's uint8 steps.
+            insert_b10: Insert a zero B10 channel so S2 has 13 channels.
+            crop_size: Network input size in pixels.
+            crop_scale: Area range of the training RandomResizedCrop.
+            eval_resize: Resize before the validation/test centre crop.
+            plain_image_key: With one modality, name its tensor ``image``.
+            s1_dir: Sentinel-1 folder name (v1; e.g. ``BigEarthNet-S1-Example``).
+            s2_dir: Sentinel-2 folder name (v1; e.g. ``BigEarthNet-S2-Example``).
+            split_dir: Directory of the split files (v1; default ``root``).
+            check_pairs: Check each pair against the S1 label file (v1).
+            download: Download the dataset.
+
+        Raises:
+            ValueError: For invalid modalities, options or sizes.
+        """
+        mods = check_modalities(modalities)
+        if plain_image_key and len(mods) != 1:
+            raise ValueError('plain_image_key needs exactly one modality')
+        if eval_resize < crop_size:
+            raise ValueError(
+                f'eval_resize ({eval_resize}) must be at least crop_size ({crop_size})'
+            )
+        kwargs: dict[str, Any] = {
+            'root': root,
+            'modalities': mods,
+            'image_size': image_size,
+            'download': download,
+        }
+        dataset_class: type[BigEarthNetMM] | type[BigEarthNetV2MM]
+        if version == 'v1':
+            dataset_class = BigEarthNetMM
+            kwargs.update(
+                num_classes=num_classes,
+                s1_dir=s1_dir,
+                s2_dir=s2_dir,
+                split_dir=split_dir,
+                check_pairs=check_pairs,
+            )
+        elif version == 'v2':
+            if num_classes != 19 or s1_dir or s2_dir or split_dir:
+                raise ValueError(
+                    'BigEarthNet v2 has 19 classes and its own layout; num_classes, '
+                    's1_dir, s2_dir and split_dir are v1 options'
+                )
+            dataset_class = BigEarthNetV2MM
+        else:
+            raise ValueError(f"version must be 'v1' or 'v2', got {version!r}")
+        super().__init__(dataset_class, batch_size, num_workers, **kwargs)
+        self.dataset_cls = dataset_class
+        self.modalities = mods
+        self.train_fraction = train_fraction
+        self.fraction_seed = fraction_seed
+        sample_fraction(1, train_fraction, fraction_seed)  # validate early
+
+        norm = bigearthnet_normalization(mods, normalization, quantize, insert_b10)
+        rename: nn.Module = (
+            RenameKeys({f'image_{mods[0]}': 'image'})
+            if plain_image_key
+            else nn.Identity()
+        )
+        train_geometry = K.AugmentationSequential(
+            K.RandomResizedCrop((crop_size, crop_size), scale=tuple(crop_scale)),
+            K.RandomHorizontalFlip(),
+            K.RandomVerticalFlip(),
+            data_keys=None,
+            keepdim=True,
+        )
+        eval_geometry = K.AugmentationSequential(
+            K.Resize(eval_resize),
+            K.CenterCrop(crop_size),
+            data_keys=None,
+            keepdim=True,
+        )
+        self.train_aug = nn.Sequential(norm, train_geometry, rename)
+        self.aug = nn.Sequential(norm, eval_geometry, rename)
+
+    def setup(self, stage: str) -> None:
+        """Build the datasets; the training split is cut to ``train_fraction``.
+
+        Args:
+            stage: Either 'fit', 'validate', 'test', or 'predict'.
+        """
+        if stage == 'fit':
+            train = self.dataset_cls(split='train', **self.kwargs)
+            indices = sample_fraction(
+                len(train), self.train_fraction, self.fraction_seed
+            )
+            self.train_dataset = Subset(train, indices)
+        if stage in ('fit', 'validate'):
+            self.val_dataset = self.dataset_cls(split='val', **self.kwargs)
+        if stage in ('test', 'predict'):
+            self.test_dataset = self.dataset_cls(split='test', **self.kwargs)
+            self.predict_dataset = self.test_dataset
