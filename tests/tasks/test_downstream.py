@@ -403,3 +403,30 @@ def test_segmentation_training_step_and_prediction() -> None:
     assert torch.allclose(probs.sum(1), torch.ones(2, 32, 32), atol=1e-5)
     cls = MultimodalClassificationTask(model='resnet18')
     assert cls.predict_step(batch(), 0).shape == (2, 19)
+
+
+def test_rda_joint_file_fills_both_feature_pyramids(tmp_path: Path) -> None:
+    # Released RDA joint layout: backbone_N + da1_* / da2_*; modality 2 takes da2_*
+    # (transfer semantics) and the layer3/layer4 features include the DA residual.
+    torch.manual_seed(0)
+    s1, s2 = build_backbone('resnet50_rda', 3), build_backbone('resnet50_rda', 3)
+    state: dict[str, torch.Tensor] = {}
+    for i, enc in enumerate((s1, s2), start=1):
+        for k, v in enc.state_dict().items():
+            if k.startswith('da_'):
+                state[f'module.da{i}_{k[3:]}'] = v
+            else:
+                state[f'module.backbone_{i}.{k}'] = v
+    path = tmp_path / 'rn50_rda_joint.pth'
+    torch.save(state, path)
+    seg = MultimodalSegmentationTask(
+        modalities=['rgb', 'dem'], model='resnet50_rda', weights=str(path)
+    ).eval()
+    x = torch.rand(1, 3, 64, 64)
+    for m, src in (('rgb', s1), ('dem', s2)):
+        feats = seg.encoders[m](x)
+        ref = src.eval().forward_intermediates(
+            x, indices=(2, 3, 4), intermediates_only=True
+        )
+        for got, want in zip(feats, ref, strict=True):
+            assert torch.allclose(got, want, atol=1e-5)

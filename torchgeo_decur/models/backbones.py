@@ -64,3 +64,24 @@ def feature_dim(backbone: nn.Module) -> int:
             f'{type(backbone).__name__} does not expose an integer num_features'
         )
     return dim
+
+
+def weights_module(encoder: nn.Module) -> nn.Module:
+    """The module whose parameter names are the plain encoder names.
+
+    timm's feature extractors keep the encoder's names, except the "getter"
+    variant used by models with ``forward_intermediates`` feature extraction
+    (e.g. ``resnet50_rda``), which wraps the whole model as ``.model``.
+
+    Args:
+        encoder: An encoder, or a timm ``features_only`` model built from one.
+
+    Returns:
+        The module to load encoder weights into.
+    """
+    from timm.models._features import FeatureGetterNet
+
+    if isinstance(encoder, FeatureGetterNet):
+        inner: nn.Module = encoder.model
+        return inner
+    return encoder

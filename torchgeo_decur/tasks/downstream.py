@@ -35,7 +35,7 @@ from torchmetrics.classification import (
 )
 from torchvision.models._api import WeightsEnum
 
-from ..models.backbones import build_backbone
+from ..models.backbones import build_backbone, weights_module
 from ..models.checkpoints import (
     CLASSIFIER_PREFIXES,
     RDASemantics,
@@ -209,7 +209,7 @@ class MultimodalDownstreamTask(BaseTask):
         }
         for m, (state, source) in self.encoder_states().items():
             load_exact(
-                encoders[m],
+                weights_module(encoders[m]),
                 remap_backbone_state_dict(state, source),
                 what=f'encoder {m!r} ({self.hparams["model"]}) from {source}',
                 ignore_unexpected=CLASSIFIER_PREFIXES,
