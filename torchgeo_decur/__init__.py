@@ -3,8 +3,23 @@
 Importing the package registers its models and weights with torchgeo.
 """
 
-from .tasks import DeCURTask, MultimodalSSLTask
+from .tasks import (
+    DeCURTask,
+    MultimodalBarlowTwinsTask,
+    MultimodalCLIPTask,
+    MultimodalSimCLRTask,
+    MultimodalSSLTask,
+    MultimodalVICRegTask,
+)
 
 __version__ = '0.1.0.dev0'
 
-__all__ = ('DeCURTask', 'MultimodalSSLTask', '__version__')
+__all__ = (
+    'DeCURTask',
+    'MultimodalBarlowTwinsTask',
+    'MultimodalCLIPTask',
+    'MultimodalSSLTask',
+    'MultimodalSimCLRTask',
+    'MultimodalVICRegTask',
+    '__version__',
+)

@@ -1,6 +1,21 @@
 """Lightning tasks."""
 
 from .base import MultimodalSSLTask
+from .baselines import (
+    CrossModalSSLTask,
+    MultimodalBarlowTwinsTask,
+    MultimodalCLIPTask,
+    MultimodalSimCLRTask,
+    MultimodalVICRegTask,
+)
 from .decur import DeCURTask
 
-__all__ = ('DeCURTask', 'MultimodalSSLTask')
+__all__ = (
+    'CrossModalSSLTask',
+    'DeCURTask',
+    'MultimodalBarlowTwinsTask',
+    'MultimodalCLIPTask',
+    'MultimodalSSLTask',
+    'MultimodalSimCLRTask',
+    'MultimodalVICRegTask',
+)
