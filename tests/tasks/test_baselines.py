@@ -19,6 +19,8 @@ from torchgeo_decur.losses import (
     vicreg_loss,
 )
 
+from .test_decur import batch
+
 TINY: dict[str, Any] = {
     'model': 'resnet18',
     'projector_dims': [32, 32],
@@ -48,14 +50,6 @@ CASES = {
         ['invariance', 'variance', 'covariance'],
     ),
 }
-
-
-def batch(n: int = 4, views: int = 1, size: int = 40) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return {
-        'image_s1': torch.rand(n, 2 * views, size, size, generator=g),
-        'image_s2': torch.rand(n, 13 * views, size, size, generator=g),
-    }
 
 
 def test_exported_from_package() -> None:
@@ -129,7 +123,7 @@ def test_clip_temperature_is_learned_without_weight_decay(
     (group,) = [g for g in opt.param_groups if any(p is param for p in g['params'])]
     assert group['weight_decay'] == 0.0
     task.log = lambda *a, **k: None  # type: ignore[method-assign]
-    task.training_step(batch(), 0).backward()
+    task.training_step(batch(views=1), 0).backward()
     before = float(param.detach())
     opt.step()
     assert float(param.detach()) != before

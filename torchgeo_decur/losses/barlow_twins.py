@@ -16,9 +16,9 @@ results would depend on how the batch is split over GPUs.
 
 from typing import NamedTuple
 
-from torch import Tensor, nn
+from torch import Tensor
 
-from .common import full_precision, gather_pair
+from .common import PairLoss, full_precision, gather_pair
 from .decur import Method, _barlow_terms, _squared_frobenius, batch_standardize
 
 
@@ -76,7 +76,7 @@ def barlow_twins_loss(
     return BarlowTwinsLossOutput(total, diag.detach().mean())
 
 
-class BarlowTwinsLoss(nn.Module):
+class BarlowTwinsLoss(PairLoss):
     """Cross-modal Barlow Twins loss as a module; see :func:`barlow_twins_loss`."""
 
     def __init__(
@@ -113,15 +113,3 @@ class BarlowTwinsLoss(nn.Module):
         return barlow_twins_loss(
             z1, z2, self.lambd, self.gather_distributed, self.eps, self.method
         )
-
-    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        """Compute the scalar loss.
-
-        Args:
-            z1: Modality-1 embeddings (N, K).
-            z2: Modality-2 embeddings (N, K).
-
-        Returns:
-            Scalar loss.
-        """
-        return self.components(z1, z2).total

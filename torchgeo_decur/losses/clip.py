@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import full_precision, gather_pair
+from .common import PairLoss, full_precision, gather_pair
 from .contrastive import ContrastiveLossOutput, contrastive_monitors
 
 
@@ -63,7 +63,7 @@ def clip_loss(
     return ContrastiveLossOutput(total, *monitors)
 
 
-class CLIPLoss(nn.Module):
+class CLIPLoss(PairLoss):
     """Symmetric InfoNCE with a fixed or learnable temperature.
 
     The learnable parameter is ``log_scale`` = log(1/τ), initialised from
@@ -126,15 +126,3 @@ class CLIPLoss(nn.Module):
         """
         scale = self.log_scale.clamp(max=self.max_log_scale).exp()
         return clip_loss(z1, z2, scale, self.gather_distributed)
-
-    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        """Compute the scalar loss.
-
-        Args:
-            z1: Modality-1 embeddings (N, K).
-            z2: Modality-2 embeddings (N, K).
-
-        Returns:
-            Scalar loss.
-        """
-        return self.components(z1, z2).total

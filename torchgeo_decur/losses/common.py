@@ -1,10 +1,10 @@
-"""Input handling shared by the two-embedding losses (baselines)."""
+"""Pieces shared by the two-embedding losses (baselines)."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .distributed import gather_batch
 
@@ -87,3 +87,36 @@ def full_precision(x: Tensor) -> Iterator[None]:
     """
     with torch.autocast(x.device.type, enabled=False):
         yield
+
+
+class PairLoss(nn.Module):
+    """Base of the two-embedding losses.
+
+    Subclasses implement :meth:`components`, which returns a NamedTuple whose first
+    field is the loss to optimise and whose other fields are monitors;
+    :meth:`forward` returns that first field.
+    """
+
+    def components(self, z1: Tensor, z2: Tensor) -> tuple[Tensor, ...]:
+        """Compute the loss (first entry) and its monitors.
+
+        Args:
+            z1: Modality-1 embeddings (N, K).
+            z2: Modality-2 embeddings (N, K), row i pairs with row i of ``z1``.
+
+        Returns:
+            A NamedTuple ``(total, *monitors)`` of scalars.
+        """
+        raise NotImplementedError
+
+    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
+        """Compute the scalar loss.
+
+        Args:
+            z1: Modality-1 embeddings (N, K).
+            z2: Modality-2 embeddings (N, K).
+
+        Returns:
+            Scalar loss.
+        """
+        return self.components(z1, z2)[0]

@@ -11,9 +11,9 @@ https://arxiv.org/abs/2002.05709; the cross-modal use is the DeCUR paper's
 
 import torch.nn.functional as F
 from lightly.loss import NTXentLoss as LightlyNTXentLoss
-from torch import Tensor, nn
+from torch import Tensor
 
-from .common import full_precision, gather_pair
+from .common import PairLoss, full_precision, gather_pair
 from .contrastive import ContrastiveLossOutput, contrastive_monitors
 
 
@@ -54,7 +54,7 @@ def ntxent_loss(
     return ContrastiveLossOutput(total, *monitors)
 
 
-class NTXentLoss(nn.Module):
+class NTXentLoss(PairLoss):
     """Cross-modal NT-Xent loss as a module; see :func:`ntxent_loss`."""
 
     def __init__(self, temperature: float = 0.1, gather_distributed: bool = False):
@@ -84,15 +84,3 @@ class NTXentLoss(nn.Module):
             See :class:`ContrastiveLossOutput`.
         """
         return ntxent_loss(z1, z2, self.temperature, self.gather_distributed)
-
-    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        """Compute the scalar loss.
-
-        Args:
-            z1: Modality-1 embeddings (N, K).
-            z2: Modality-2 embeddings (N, K).
-
-        Returns:
-            Scalar loss.
-        """
-        return self.components(z1, z2).total

@@ -23,9 +23,9 @@ per-GPU batch size (FACTS B §6.3).
 from typing import NamedTuple
 
 from lightly.loss.vicreg_loss import covariance_loss, invariance_loss, variance_loss
-from torch import Tensor, nn
+from torch import Tensor
 
-from .common import full_precision, gather_pair
+from .common import PairLoss, full_precision, gather_pair
 
 
 class VICRegLossOutput(NamedTuple):
@@ -82,7 +82,7 @@ def vicreg_loss(
     return VICRegLossOutput(total, invariance, variance, covariance)
 
 
-class VICRegLoss(nn.Module):
+class VICRegLoss(PairLoss):
     """Cross-modal VICReg loss as a module; see :func:`vicreg_loss`."""
 
     def __init__(
@@ -128,15 +128,3 @@ class VICRegLoss(nn.Module):
             self.gather_distributed,
             self.eps,
         )
-
-    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        """Compute the scalar loss.
-
-        Args:
-            z1: Modality-1 embeddings (N, K).
-            z2: Modality-2 embeddings (N, K).
-
-        Returns:
-            Scalar loss.
-        """
-        return self.components(z1, z2).total
