@@ -47,7 +47,33 @@ def global_batch(world_size: int) -> Tensor:
     return torch.randn(4, PER_RANK * world_size, IN_DIM, generator=g)
 
 
-def _worker(rank: int, world_size: int, folder: str, make_loss: LossFactory) -> None:
+class LossStep(nn.Module):
+    """The two encoders followed by the loss.
+
+    A loss that is a module (e.g. with a learnable temperature) becomes a submodule,
+    so DDP averages its gradients too, as when the loss lives inside a task.
+    """
+
+    def __init__(self, loss_fn: Callable[..., Tensor]) -> None:
+        super().__init__()
+        self.encoders = TwoEncoders()
+        self.loss_fn = loss_fn
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.loss_fn(*self.encoders(x))
+
+
+def _grads(step: nn.Module) -> dict[str, Tensor]:
+    return {
+        n: p.grad.clone()  # type: ignore[union-attr]
+        for n, p in step.named_parameters()
+        if p.requires_grad
+    }
+
+
+def _worker(
+    rank: int, world_size: int, folder: str, factories: dict[str, LossFactory]
+) -> None:
     dist.init_process_group(
         'gloo',
         init_method=f'file://{os.path.join(folder, "rendezvous")}',
@@ -55,17 +81,51 @@ def _worker(rank: int, world_size: int, folder: str, make_loss: LossFactory) -> 
         world_size=world_size,
     )
     try:
-        model = DistributedDataParallel(TwoEncoders())
-        x = global_batch(world_size)[:, rank * PER_RANK : (rank + 1) * PER_RANK]
-        loss = make_loss(True)(*model(x))
-        loss.backward()
-        grads = {n: p.grad.clone() for n, p in model.module.named_parameters()}  # type: ignore[union-attr]
-        torch.save(
-            {'loss': loss.detach(), 'grads': grads},
-            os.path.join(folder, f'rank{rank}.pt'),
-        )
+        for name, make_loss in factories.items():
+            model = DistributedDataParallel(LossStep(make_loss(True)))
+            x = global_batch(world_size)[:, rank * PER_RANK : (rank + 1) * PER_RANK]
+            loss = model(x)
+            loss.backward()
+            grads = _grads(model.module)
+            torch.save(
+                {'loss': loss.detach(), 'grads': grads},
+                os.path.join(folder, f'{name}.rank{rank}.pt'),
+            )
     finally:
         dist.destroy_process_group()
+
+
+def check_ddp_equivalence_many(
+    factories: dict[str, LossFactory], world_size: int = 2
+) -> dict[str, tuple[dict[str, object], dict[str, object]]]:
+    """Like :func:`check_ddp_equivalence` for several losses in ONE process group.
+
+    Spawning the processes dominates the run time, so checking several losses in
+    one spawn keeps the suite fast.
+
+    Returns:
+        ``{name: (distributed, single)}``.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        mp.spawn(
+            _worker, args=(world_size, folder, factories), nprocs=world_size, join=True
+        )
+        ranks = {
+            name: [
+                torch.load(os.path.join(folder, f'{name}.rank{r}.pt'))
+                for r in range(world_size)
+            ]
+            for name in factories
+        }
+
+    out = {}
+    for name, make_loss in factories.items():
+        step = LossStep(make_loss(False))
+        loss = step(global_batch(world_size))
+        loss.backward()
+        single = {'loss': loss.detach(), 'grads': _grads(step)}
+        out[name] = ({**ranks[name][0], 'ranks': ranks[name]}, single)
+    return out
 
 
 def check_ddp_equivalence(
@@ -82,39 +142,41 @@ def check_ddp_equivalence(
         ``(distributed, single)``, each ``{'loss': Tensor, 'grads': {name: Tensor}}``;
         ``distributed`` also has ``'ranks'``, the results of every rank.
     """
-    with tempfile.TemporaryDirectory() as folder:
-        mp.spawn(
-            _worker, args=(world_size, folder, make_loss), nprocs=world_size, join=True
-        )
-        ranks = [
-            torch.load(os.path.join(folder, f'rank{r}.pt')) for r in range(world_size)
-        ]
+    return check_ddp_equivalence_many({'loss': make_loss}, world_size)['loss']
 
-    model = TwoEncoders()
-    loss = make_loss(False)(*model(global_batch(world_size)))
-    loss.backward()
-    single = {
-        'loss': loss.detach(),
-        'grads': {n: p.grad for n, p in model.named_parameters()},
-    }
-    return {**ranks[0], 'ranks': ranks}, single
+
+def assert_results_equivalent(
+    name: str, dist_out: dict[str, object], single: dict[str, object], rtol: float
+) -> None:
+    """Assert one loss's distributed and single-process results agree."""
+    for rank in dist_out['ranks']:  # type: ignore[attr-defined]
+        assert torch.allclose(rank['loss'], single['loss'], rtol=rtol), (
+            name,
+            rank['loss'],
+            single['loss'],
+        )
+    grads = dist_out['grads']
+    assert set(grads) == set(single['grads']), name  # type: ignore[call-overload,arg-type]
+    # Absolute tolerance relative to the overall gradient scale: some gradients are
+    # exactly zero in theory (a bias right before batch standardisation) and only
+    # rounding noise in practice.
+    scale = max(g.abs().max() for g in single['grads'].values())  # type: ignore[attr-defined]
+    for param, g in single['grads'].items():  # type: ignore[attr-defined]
+        got = grads[param]  # type: ignore[index]
+        assert torch.allclose(got, g, rtol=rtol, atol=1e-6 * scale), (name, param)
 
 
 def assert_ddp_equivalent(
     make_loss: LossFactory, world_size: int = 2, rtol: float = 1e-5
 ) -> None:
     """Assert loss and DDP-averaged gradients equal the single-process ones."""
-    dist_out, single = check_ddp_equivalence(make_loss, world_size)
-    for rank in dist_out['ranks']:  # type: ignore[attr-defined]
-        assert torch.allclose(rank['loss'], single['loss'], rtol=rtol), (
-            rank['loss'],
-            single['loss'],
-        )
-    grads = dist_out['grads']
-    # Absolute tolerance relative to the overall gradient scale: some gradients are
-    # exactly zero in theory (a bias right before batch standardisation) and only
-    # rounding noise in practice.
-    scale = max(g.abs().max() for g in single['grads'].values())  # type: ignore[attr-defined]
-    for name, g in single['grads'].items():  # type: ignore[attr-defined]
-        got = grads[name]  # type: ignore[index]
-        assert torch.allclose(got, g, rtol=rtol, atol=1e-6 * scale), name
+    assert_ddp_equivalent_many({'loss': make_loss}, world_size, rtol)
+
+
+def assert_ddp_equivalent_many(
+    factories: dict[str, LossFactory], world_size: int = 2, rtol: float = 1e-5
+) -> None:
+    """:func:`assert_ddp_equivalent` for several losses, sharing one spawn."""
+    results = check_ddp_equivalence_many(factories, world_size)
+    for name, (dist_out, single) in results.items():
+        assert_results_equivalent(name, dist_out, single, rtol)

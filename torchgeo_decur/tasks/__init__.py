@@ -1,6 +1,13 @@
 """Lightning tasks."""
 
 from .base import MultimodalSSLTask
+from .baselines import (
+    CrossModalSSLTask,
+    MultimodalBarlowTwinsTask,
+    MultimodalCLIPTask,
+    MultimodalSimCLRTask,
+    MultimodalVICRegTask,
+)
 from .decur import DeCURTask
 from .downstream import (
     MultimodalClassificationTask,
@@ -9,9 +16,14 @@ from .downstream import (
 )
 
 __all__ = (
+    'CrossModalSSLTask',
     'DeCURTask',
+    'MultimodalBarlowTwinsTask',
+    'MultimodalCLIPTask',
     'MultimodalClassificationTask',
     'MultimodalDownstreamTask',
     'MultimodalSSLTask',
     'MultimodalSegmentationTask',
+    'MultimodalSimCLRTask',
+    'MultimodalVICRegTask',
 )
