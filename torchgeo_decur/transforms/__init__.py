@@ -17,6 +17,14 @@ from .normalize import (
     ClipNormalize,
     PercentileClip,
 )
+from .pretrained import (
+    RepeatChannels,
+    geonrw_dem_transforms,
+    geonrw_rgb_transforms,
+    ssl4eo_s1_transforms,
+    ssl4eo_s2_transforms,
+    sunrgbd_transforms,
+)
 
 __all__ = (
     'PRESETS',
@@ -31,5 +39,11 @@ __all__ = (
     'ClipNormalize',
     'ModalityAugmentation',
     'PercentileClip',
+    'RepeatChannels',
+    'geonrw_dem_transforms',
+    'geonrw_rgb_transforms',
     'resolve_config',
+    'ssl4eo_s1_transforms',
+    'ssl4eo_s2_transforms',
+    'sunrgbd_transforms',
 )
