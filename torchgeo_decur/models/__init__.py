@@ -2,25 +2,55 @@
 
 from .backbones import build_backbone, feature_dim
 from .checkpoints import (
+    load_encoder_state,
     load_exact,
     read_checkpoint,
     remap_backbone_state_dict,
+    select_encoder_state_dict,
     split_joint_state_dict,
     strip_prefix,
     unwrap_state_dict,
 )
 from .heads import Projector
 from .mit import MIT_VARIANTS, MiTEncoder
+from .mit_weights import (
+    DeCURMiTB2_Weights,
+    DeCURMiTB5_Weights,
+    decur_mit_b2,
+    decur_mit_b5,
+)
+from .resnet import (
+    DeCURResNet50_Weights,
+    DeCURResNet50RDA_Weights,
+    decur_resnet50,
+    decur_resnet50_rda,
+)
+from .vit import DeCURViTSmall16_Weights, decur_vit_small_patch16_224
+from .weights import DeCURWeightsEnum, build_encoder
 
 __all__ = (
     'MIT_VARIANTS',
+    'DeCURMiTB2_Weights',
+    'DeCURMiTB5_Weights',
+    'DeCURResNet50RDA_Weights',
+    'DeCURResNet50_Weights',
+    'DeCURViTSmall16_Weights',
+    'DeCURWeightsEnum',
     'MiTEncoder',
     'Projector',
     'build_backbone',
+    'build_encoder',
+    'decur_mit_b2',
+    'decur_mit_b5',
+    'decur_resnet50',
+    'decur_resnet50_rda',
+    'decur_vit_small_patch16_224',
     'feature_dim',
+    'load_encoder_state',
     'load_exact',
     'read_checkpoint',
     'remap_backbone_state_dict',
+    'select_encoder_state_dict',
     'split_joint_state_dict',
     'strip_prefix',
     'unwrap_state_dict',
