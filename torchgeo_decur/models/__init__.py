@@ -19,6 +19,14 @@ from .mit_weights import (
     decur_mit_b2,
     decur_mit_b5,
 )
+from .rda import (
+    LAYER3_SETTINGS,
+    LAYER4_SETTINGS,
+    DeformableAttention,
+    ResNetRDA,
+    deformable_attention_blocks,
+    share_deformable_attention,
+)
 from .resnet import (
     DeCURResNet50_Weights,
     DeCURResNet50RDA_Weights,
@@ -29,6 +37,8 @@ from .vit import DeCURViTSmall16_Weights, decur_vit_small_patch16_224
 from .weights import DeCURWeightsEnum, build_encoder
 
 __all__ = (
+    'LAYER3_SETTINGS',
+    'LAYER4_SETTINGS',
     'MIT_VARIANTS',
     'DeCURMiTB2_Weights',
     'DeCURMiTB5_Weights',
@@ -36,8 +46,10 @@ __all__ = (
     'DeCURResNet50_Weights',
     'DeCURViTSmall16_Weights',
     'DeCURWeightsEnum',
+    'DeformableAttention',
     'MiTEncoder',
     'Projector',
+    'ResNetRDA',
     'build_backbone',
     'build_encoder',
     'decur_mit_b2',
@@ -45,12 +57,14 @@ __all__ = (
     'decur_resnet50',
     'decur_resnet50_rda',
     'decur_vit_small_patch16_224',
+    'deformable_attention_blocks',
     'feature_dim',
     'load_encoder_state',
     'load_exact',
     'read_checkpoint',
     'remap_backbone_state_dict',
     'select_encoder_state_dict',
+    'share_deformable_attention',
     'split_joint_state_dict',
     'strip_prefix',
     'unwrap_state_dict',

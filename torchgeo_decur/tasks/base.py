@@ -28,6 +28,7 @@ from ..models.checkpoints import (
     unwrap_state_dict,
 )
 from ..models.heads import Projector
+from ..models.rda import share_deformable_attention
 from ..models.weights import DeCURWeightsEnum, as_decur_member
 from ..transforms.augmentations import ModalityAugmentation, resolve_config
 
@@ -74,6 +75,7 @@ class MultimodalSSLTask(BaseTask):
         backbone_kwargs: dict[str, Any] | None = None,
         projector_dims: Sequence[int] = (8192, 8192, 8192),
         shared_projector: bool = False,
+        shared_rda: bool = False,
         optimizer: Literal['adamw', 'lars'] = 'adamw',
         lr: float = 1e-4,
         lr_biases: float | None = None,
@@ -107,6 +109,11 @@ class MultimodalSSLTask(BaseTask):
                 is the embedding size K.
             shared_projector: Use one projector for both modalities, like the
                 reference code (FACTS B §6.1). Default: one per modality (paper).
+            shared_rda: For RDA encoders (``model='resnet50_rda'``): run modality 2
+                through modality 1's deformable-attention blocks (the same module
+                objects), as the reference pretraining forward did (FACTS A §2.5).
+                Modality 2's own blocks, and any weights loaded into them, are
+                dropped. Default: one pair of blocks per modality (paper).
             optimizer: ``'adamw'`` or ``'lars'`` (lightly's LARS).
             lr: Learning rate of weights (parameters with 2+ dims).
             lr_biases: Learning rate of biases and norm parameters (1-D), which get
@@ -259,6 +266,9 @@ class MultimodalSSLTask(BaseTask):
         self.configure_heads()
         self.configure_augmentations(channels)
         self.load_initial_weights()
+        if self.hparams['shared_rda']:
+            # After loading, so modality 1's weights are the ones both use.
+            share_deformable_attention(*self.backbones.values())
 
     def configure_heads(self) -> None:
         """Build one projector per modality (or one shared projector)."""
