@@ -59,6 +59,9 @@ FEATURES = {
 #: (its 224-px position embedding is interpolated; keys and shapes stay the same).
 SIZE = 32
 
+#: Models that need larger inputs: RDA's layer4 attention needs a 2 x 2 map.
+SIZES = {'resnet50_rda': 48}
+
 #: Extra ``timm.create_model`` arguments for small inputs.
 SMALL_INPUT_KWARGS: dict[str, dict[str, Any]] = {
     'vit_small_patch16_224': {'dynamic_img_size': True}

@@ -1,3 +1,4 @@
+import copy
 from pathlib import Path
 
 import pytest
@@ -7,13 +8,14 @@ from torchgeo.models import get_model, get_model_weights, get_weight, list_model
 from torchgeo.models.api import _model_weights
 
 import torchgeo_decur
-from torchgeo_decur.models import DeCURWeightsEnum
+from torchgeo_decur.models import DeCURWeightsEnum, share_deformable_attention
 from torchgeo_decur.models.registry import BUILDERS, WEIGHTS
 from torchgeo_decur.models.weights import HF_URL
 
 from .released import (
     README_FILES,
     SIZE,
+    SIZES,
     SMALL_INPUT_KWARGS,
     assert_features_match,
     reference_encoder,
@@ -163,6 +165,7 @@ def test_get_model_gives_reference_features(
 ) -> None:
     model = group[0].meta['model']
     kwargs = SMALL_INPUT_KWARGS.get(model, {})
+    size = SIZES.get(model, SIZE)
     for member, position, reference in write_group(group, hub):
         if model == 'mit_b5' and not member.is_joint:
             # Same code path as MiT-B2's backbone files; spare two big builds and
@@ -174,7 +177,7 @@ def test_get_model_gives_reference_features(
             }
             assert all(torch.equal(v, expected_state[k]) for k, v in state.items())
             continue
-        x = torch.rand(1, member.in_chans_for(position), SIZE, SIZE)
+        x = torch.rand(1, member.in_chans_for(position), size, size)
         with torch.no_grad():
             if model.startswith('mit_'):
                 expected = reference.forward_stages(x)[-1].mean(dim=(2, 3))
@@ -201,6 +204,28 @@ def test_get_model_gives_reference_features(
             )
             with torch.no_grad():
                 assert_features_match(with_head.eval()(x), reference(x))
+
+
+def test_rda_pretraining_semantics(hub: Path) -> None:
+    member = torchgeo_decur.DeCURResNet50RDA_Weights.SENTINEL1_SENTINEL2_SSL4EO_DECUR
+    first, second = reference_pair(member)
+    write_joint(member, hub, [first, second])
+    # The pretraining forward ran modality 2 through modality 1's blocks.
+    expected_model = copy.deepcopy(second)
+    share_deformable_attention(first, expected_model)
+    encoder = get_model(
+        'resnet50_rda',
+        weights=member,
+        modality=2,
+        rda_semantics='pretraining',
+        num_classes=0,
+    )
+    x = torch.rand(1, member.in_chans_for(2), 48, 48)
+    with torch.no_grad():
+        expected = expected_model(x)
+        assert_features_match(encoder.eval()(x), expected)
+        transfer = get_model('resnet50_rda', weights=member, modality=2, num_classes=0)
+        assert (transfer.eval()(x) - expected).abs().max() > 1e-3
 
 
 @pytest.mark.usefixtures('fast_init')

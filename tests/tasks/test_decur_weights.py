@@ -5,7 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from torchgeo_decur import DeCURMiTB2_Weights, DeCURResNet50_Weights, DeCURTask
+from torchgeo_decur import (
+    DeCURMiTB2_Weights,
+    DeCURResNet50_Weights,
+    DeCURResNet50RDA_Weights,
+    DeCURTask,
+)
 
 from ..models.released import (
     SIZE,
@@ -95,3 +100,24 @@ def test_member_misuse_is_a_clear_error() -> None:
         DeCURTask(weights={'s1': joint}, **SMALL)
     with pytest.raises(ValueError, match=r"in_channels\['s2'\]=12 but .* expects 13"):
         DeCURTask(weights=joint, in_channels={'s2': 12}, **SMALL)
+
+
+@pytest.mark.filterwarnings('ignore:projector .* not loaded')
+@pytest.mark.filterwarnings("ignore:model='resnet50' replaced")
+def test_rda_joint_member_follows_rda_semantics(hub: Path) -> None:
+    member = DeCURResNet50RDA_Weights.RGB_DEM_GEONRW_DECUR
+    write_joint(member, hub, reference_pair(member))
+    raw = member.get_raw_state_dict()
+    modalities = ('rgb', 'dem')
+    task = DeCURTask(weights=member, modalities=modalities, **SMALL)
+    assert task.hparams['model'] == 'resnet50_rda'
+    dem = task.backbones['dem']
+    assert torch.equal(dem.da_l3.rpe_table, raw['module.da2_l3.rpe_table'])
+    assert torch.equal(
+        dem.layer1[0].conv1.weight, raw['module.backbone_2.layer1.0.conv1.weight']
+    )
+    task = DeCURTask(
+        weights=member, modalities=modalities, rda_semantics='pretraining', **SMALL
+    )
+    dem = task.backbones['dem']
+    assert torch.equal(dem.da_l4.proj_q.weight, raw['module.da1_l4.proj_q.weight'])
