@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Sequence
 
 #: Modules that provide a ``register(subparsers)`` function, one per subcommand.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ('torchgeo_decur.export',)
 
 
 def build_parser() -> argparse.ArgumentParser:
