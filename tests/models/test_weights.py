@@ -289,3 +289,15 @@ def test_local_files_load_without_the_hub(tmp_path: Path) -> None:
     x = torch.rand(1, 13, SIZE, SIZE)
     with torch.no_grad():
         assert_features_match(loaded.eval()(x), encoder(x))
+
+
+def test_readme_table_documents_every_member() -> None:
+    readme = (Path(__file__).parents[2] / 'README.md').read_text()
+    section = readme.split('## Released DeCUR checkpoints as torchgeo weights')[1]
+    section = section.split('\n## ')[0]
+    rows = [line for line in section.splitlines() if line.startswith('| `DeCUR')]
+    assert len(rows) == 24
+    for member in MEMBERS:
+        (row,) = [r for r in rows if r.startswith(f'| `{member}`')]
+        assert member.meta['file'] in row
+        assert member.url in row
