@@ -5,12 +5,7 @@ say so in ``meta['backbone_kwargs']`` (``num_classes=2048``), which the DeCUR ta
 applies. Backbone-only files hold the plain SegFormer / smp encoder keys.
 """
 
-import os
-from typing import Any
-
-from torch import nn
-
-from .weights import DeCURWeightsEnum, build_encoder, decur_weights
+from .weights import DeCURWeightsEnum, decur_weights, make_builder
 
 #: DeCUR's MiT pretraining puts a 2048-d head inside the encoder.
 _JOINT_KWARGS = {'num_classes': 2048}
@@ -64,45 +59,8 @@ class DeCURMiTB5_Weights(DeCURWeightsEnum):  # noqa: N801
     )
 
 
-def decur_mit_b2(
-    weights: DeCURMiTB2_Weights | str | os.PathLike[str] | None = None,
-    *,
-    modality: str | int | None = None,
-    **kwargs: Any,
-) -> nn.Module:
-    """MiT-B2 encoder with DeCUR weights.
-
-    Args:
-        weights: A member, its name, or a path to a file in a released layout.
-        modality: Which encoder of a joint file (name or 1-based position).
-        **kwargs: ``num_classes`` (0: pooled 512-d features; 2048: DeCUR's head,
-            loaded from joint files).
-
-    Returns:
-        The encoder.
-    """
-    return build_encoder('mit_b2', weights, modality=modality, **kwargs)
-
-
-def decur_mit_b5(
-    weights: DeCURMiTB5_Weights | str | os.PathLike[str] | None = None,
-    *,
-    modality: str | int | None = None,
-    **kwargs: Any,
-) -> nn.Module:
-    """MiT-B5 encoder with DeCUR weights.
-
-    Args:
-        weights: A member, its name, or a path to a file in a released layout.
-        modality: Which encoder of a joint file (name or 1-based position).
-        **kwargs: ``num_classes`` (0: pooled 512-d features; 2048: DeCUR's head,
-            loaded from joint files).
-
-    Returns:
-        The encoder.
-    """
-    return build_encoder('mit_b5', weights, modality=modality, **kwargs)
-
+decur_mit_b2 = make_builder('mit_b2', DeCURMiTB2_Weights, 'MiT-B2 encoder')
+decur_mit_b5 = make_builder('mit_b5', DeCURMiTB5_Weights, 'MiT-B5 encoder')
 
 __all__ = (
     'DeCURMiTB2_Weights',

@@ -4,13 +4,7 @@ Builders follow torchgeo's convention (``builder(weights, **timm_kwargs)``) and 
 registered with torchgeo on ``import torchgeo_decur`` (see :mod:`.registry`).
 """
 
-import os
-from typing import Any
-
-from torch import nn
-
-from .checkpoints import RDASemantics
-from .weights import DeCURWeightsEnum, build_encoder, decur_weights
+from .weights import DeCURWeightsEnum, decur_weights, make_builder
 
 
 class DeCURResNet50_Weights(DeCURWeightsEnum):  # noqa: N801
@@ -103,54 +97,12 @@ class DeCURResNet50RDA_Weights(DeCURWeightsEnum):  # noqa: N801
     )
 
 
-def decur_resnet50(
-    weights: DeCURResNet50_Weights | str | os.PathLike[str] | None = None,
-    *,
-    modality: str | int | None = None,
-    **kwargs: Any,
-) -> nn.Module:
-    """ResNet-50 (timm) with DeCUR weights.
-
-    Args:
-        weights: A member, its name, or a path to a file in a released layout.
-        modality: Which encoder of a joint file (name or 1-based position).
-        **kwargs: Arguments of ``timm.create_model`` (``num_classes=0`` for pooled
-            2048-d features).
-
-    Returns:
-        The encoder.
-    """
-    return build_encoder('resnet50', weights, modality=modality, **kwargs)
-
-
-def decur_resnet50_rda(
-    weights: DeCURResNet50RDA_Weights | str | os.PathLike[str] | None = None,
-    *,
-    modality: str | int | None = None,
-    rda_semantics: RDASemantics = 'transfer',
-    **kwargs: Any,
-) -> nn.Module:
-    """ResNet-50-RDA (timm ``resnet50_rda``) with DeCUR weights.
-
-    Args:
-        weights: A member, its name, or a path to a file in a released layout.
-        modality: Which encoder of a joint file (name or 1-based position).
-        rda_semantics: Attention blocks of modality 2 of joint files, see
-            :class:`DeCURResNet50RDA_Weights`.
-        **kwargs: Arguments of ``timm.create_model`` (``num_classes=0`` for pooled
-            2048-d features).
-
-    Returns:
-        The encoder.
-    """
-    return build_encoder(
-        'resnet50_rda',
-        weights,
-        modality=modality,
-        rda_semantics=rda_semantics,
-        **kwargs,
-    )
-
+decur_resnet50 = make_builder('resnet50', DeCURResNet50_Weights, 'ResNet-50')
+decur_resnet50_rda = make_builder(
+    'resnet50_rda',
+    DeCURResNet50RDA_Weights,
+    'ResNet-50 with residual deformable attention',
+)
 
 __all__ = (
     'DeCURResNet50RDA_Weights',

@@ -1,11 +1,6 @@
 """DeCUR ViT-S/16 weights and their builder (timm ``vit_small_patch16_224``)."""
 
-import os
-from typing import Any
-
-from torch import nn
-
-from .weights import DeCURWeightsEnum, build_encoder, decur_weights
+from .weights import DeCURWeightsEnum, decur_weights, make_builder
 
 
 class DeCURViTSmall16_Weights(DeCURWeightsEnum):  # noqa: N801
@@ -52,24 +47,8 @@ class DeCURViTSmall16_Weights(DeCURWeightsEnum):  # noqa: N801
     )
 
 
-def decur_vit_small_patch16_224(
-    weights: DeCURViTSmall16_Weights | str | os.PathLike[str] | None = None,
-    *,
-    modality: str | int | None = None,
-    **kwargs: Any,
-) -> nn.Module:
-    """ViT-S/16 (timm) with DeCUR weights.
-
-    Args:
-        weights: A member, its name, or a path to a file in a released layout.
-        modality: Which encoder of a joint file (name or 1-based position).
-        **kwargs: Arguments of ``timm.create_model`` (``num_classes=0`` for the
-            384-d CLS features).
-
-    Returns:
-        The encoder.
-    """
-    return build_encoder('vit_small_patch16_224', weights, modality=modality, **kwargs)
-
+decur_vit_small_patch16_224 = make_builder(
+    'vit_small_patch16_224', DeCURViTSmall16_Weights, 'ViT-S/16'
+)
 
 __all__ = ('DeCURViTSmall16_Weights', 'decur_vit_small_patch16_224')

@@ -406,6 +406,49 @@ def build_encoder(
     return encoder
 
 
+def make_builder(
+    model: str, enum: type[DeCURWeightsEnum], title: str
+) -> Callable[..., nn.Module]:
+    """A torchgeo-style builder ``decur_<model>(weights, **kwargs)``.
+
+    Args:
+        model: timm name of the architecture.
+        enum: Its Weights enum (for the documentation).
+        title: Human-readable architecture name.
+
+    Returns:
+        The builder; it calls :func:`build_encoder`.
+    """
+
+    def builder(
+        weights: DeCURWeightsEnum | str | os.PathLike[str] | None = None,
+        *,
+        modality: str | int | None = None,
+        rda_semantics: RDASemantics = 'transfer',
+        **kwargs: Any,
+    ) -> nn.Module:
+        return build_encoder(
+            model, weights, modality=modality, rda_semantics=rda_semantics, **kwargs
+        )
+
+    builder.__name__ = builder.__qualname__ = f'decur_{model}'
+    builder.__doc__ = f"""{title} (timm ``{model}``) with DeCUR weights.
+
+    Args:
+        weights: A :class:`{enum.__name__}` member, its name, or a path to a file
+            in a released layout (joint or backbone-only).
+        modality: Which encoder of a joint file (name or 1-based position).
+        rda_semantics: Attention blocks of modality 2 of RDA joint files
+            (``'transfer'``: ``da2_*``; ``'pretraining'``: ``da1_*``).
+        **kwargs: Arguments of ``timm.create_model`` (``num_classes=0`` for pooled
+            features).
+
+    Returns:
+        The encoder.
+    """
+    return builder
+
+
 __all__ = (
     'HF_URL',
     'INPUTS',
@@ -414,4 +457,5 @@ __all__ = (
     'as_decur_member',
     'build_encoder',
     'decur_weights',
+    'make_builder',
 )
