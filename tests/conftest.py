@@ -1,6 +1,10 @@
 import os
+from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
+from torch import Tensor, nn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, 'tests', 'data')
@@ -15,3 +19,34 @@ def shared_realdata() -> str:
             f'real sample data not found at {SHARED} (only in the dev/CI setup)'
         )
     return SHARED
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private torch.hub cache; any download attempt fails the test."""
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+
+    def no_network(url: str, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f'test tried to download {url}')
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', no_network)
+    checkpoints = Path(torch.hub.get_dir()) / 'checkpoints'
+    assert checkpoints.is_relative_to(tmp_path), 'torch.hub directory is pinned'
+    checkpoints.mkdir(parents=True)
+    return checkpoints
+
+
+@pytest.fixture
+def fast_init(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip the slow truncated-normal initialisation of timm's ViT and smp's MiT.
+
+    For tests that build full-size encoders only to fill them with random weights.
+    """
+    import segmentation_models_pytorch.encoders.mix_transformer as smp_mit
+    import timm.models.vision_transformer as timm_vit
+
+    def normal(tensor: Tensor, std: float = 1.0, **kwargs: Any) -> Tensor:
+        return nn.init.normal_(tensor, 0.0, std)
+
+    monkeypatch.setattr(smp_mit, 'trunc_normal_', normal)
+    monkeypatch.setattr(timm_vit, 'trunc_normal_', normal)

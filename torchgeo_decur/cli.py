@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Sequence
 
 #: Modules that provide a ``register(subparsers)`` function, one per subcommand.
-COMMANDS: tuple[str, ...] = ('torchgeo_decur.export_cmx',)
+COMMANDS: tuple[str, ...] = ('torchgeo_decur.export', 'torchgeo_decur.export_cmx')
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,7 @@
 """Lightning data modules."""
 
 from .bigearthnet_mm import BigEarthNetMMDataModule, bigearthnet_normalization
+from .eurosat import EuroSATDeCURDataModule
 from .geonrw_mm import GeoNRWMMDataModule, geonrw_normalization
 from .ssl4eo_s12 import SSL4EOS12PairsDataModule, ssl4eo_s12_normalization
 from .sunrgbd import SUNRGBDDataModule, sunrgbd_normalization
@@ -8,6 +9,7 @@ from .utils import sample_fraction
 
 __all__ = (
     'BigEarthNetMMDataModule',
+    'EuroSATDeCURDataModule',
     'GeoNRWMMDataModule',
     'SSL4EOS12PairsDataModule',
     'SUNRGBDDataModule',

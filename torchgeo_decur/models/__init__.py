@@ -2,9 +2,11 @@
 
 from .backbones import build_backbone, feature_dim
 from .checkpoints import (
+    load_encoder_state,
     load_exact,
     read_checkpoint,
     remap_backbone_state_dict,
+    select_encoder_state_dict,
     split_joint_state_dict,
     strip_prefix,
     unwrap_state_dict,
@@ -12,6 +14,12 @@ from .checkpoints import (
 from .fusion import FCNFusionSegmenter, LateFusionClassifier
 from .heads import Projector
 from .mit import MIT_VARIANTS, MiTEncoder
+from .mit_weights import (
+    DeCURMiTB2_Weights,
+    DeCURMiTB5_Weights,
+    decur_mit_b2,
+    decur_mit_b5,
+)
 from .rda import (
     LAYER3_SETTINGS,
     LAYER4_SETTINGS,
@@ -20,11 +28,25 @@ from .rda import (
     deformable_attention_blocks,
     share_deformable_attention,
 )
+from .resnet import (
+    DeCURResNet50_Weights,
+    DeCURResNet50RDA_Weights,
+    decur_resnet50,
+    decur_resnet50_rda,
+)
+from .vit import DeCURViTSmall16_Weights, decur_vit_small_patch16_224
+from .weights import DeCURWeightsEnum, build_encoder
 
 __all__ = (
     'LAYER3_SETTINGS',
     'LAYER4_SETTINGS',
     'MIT_VARIANTS',
+    'DeCURMiTB2_Weights',
+    'DeCURMiTB5_Weights',
+    'DeCURResNet50RDA_Weights',
+    'DeCURResNet50_Weights',
+    'DeCURViTSmall16_Weights',
+    'DeCURWeightsEnum',
     'DeformableAttention',
     'FCNFusionSegmenter',
     'LateFusionClassifier',
@@ -32,11 +54,19 @@ __all__ = (
     'Projector',
     'ResNetRDA',
     'build_backbone',
+    'build_encoder',
+    'decur_mit_b2',
+    'decur_mit_b5',
+    'decur_resnet50',
+    'decur_resnet50_rda',
+    'decur_vit_small_patch16_224',
     'deformable_attention_blocks',
     'feature_dim',
+    'load_encoder_state',
     'load_exact',
     'read_checkpoint',
     'remap_backbone_state_dict',
+    'select_encoder_state_dict',
     'share_deformable_attention',
     'split_joint_state_dict',
     'strip_prefix',

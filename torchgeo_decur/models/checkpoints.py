@@ -1,6 +1,7 @@
 """Reading checkpoint files and loading state dicts with clear errors."""
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -94,7 +95,8 @@ def load_exact(
         state_dict: Weights to load.
         what: Description used in the error (e.g. ``"backbone 's1'"``).
         ignore_missing: Key prefixes that may be absent from ``state_dict``.
-        ignore_unexpected: Key prefixes of ``state_dict`` that are dropped.
+        ignore_unexpected: Key prefixes of ``state_dict`` that are dropped when
+            ``module`` has no such key (keys the module has are always loaded).
 
     Raises:
         ValueError: If keys are missing or unexpected, or shapes differ; the message
@@ -103,7 +105,11 @@ def load_exact(
     ignore_missing = tuple(ignore_missing)
     ignore_unexpected = tuple(ignore_unexpected)
     own = module.state_dict()
-    given = {k: v for k, v in state_dict.items() if not k.startswith(ignore_unexpected)}
+    given = {
+        k: v
+        for k, v in state_dict.items()
+        if k in own or not k.startswith(ignore_unexpected)
+    }
     missing = sorted(
         k for k in own if k not in given and not k.startswith(ignore_missing)
     )
@@ -242,19 +248,256 @@ def split_joint_state_dict(
 #: does not have (classifier heads).
 CLASSIFIER_PREFIXES = ('fc.', 'head.', 'classifier.')
 
+#: First-layer weights of the supported encoder families (ResNet, ViT, MiT); their
+#: dimension 1 is the number of input channels.
+STEM_KEYS = ('conv1.weight', 'patch_embed.proj.weight', 'patch_embed1.proj.weight')
+
+#: Prefixes of the deformable-attention blocks of an RDA encoder.
+DA_PREFIXES = ('da_l3.', 'da_l4.')
+
+# Released RDA backbone files: ``da<N>_l3.`` / ``da<N>_l4.`` with N = 1 (modality 1)
+# or 2 (modality 2), FACTS A §1.2.
+_RELEASED_DA = re.compile(r'^da([12])_(l[34])\.')
+
+
+def is_joint_state_dict(state_dict: Mapping[str, Tensor]) -> bool:
+    """Whether a state dict holds both encoders of a two-encoder model.
+
+    Args:
+        state_dict: An unwrapped state dict.
+
+    Returns:
+        True for the reference DeCUR joint layout (``[module.]backbone_1.*``) and for
+        this package's task layout (``backbones.<m>.*``).
+    """
+    return _reference_prefix(state_dict) is not None or any(
+        k.startswith('backbones.') for k in state_dict
+    )
+
 
 def remap_backbone_state_dict(
     state_dict: Mapping[str, Tensor], source: str = 'checkpoint'
 ) -> dict[str, Tensor]:
     """Bring a single-encoder checkpoint onto this package's module names.
 
-    Plain timm/torchvision layouts pass through unchanged.
+    Understands every single-encoder layout of the released DeCUR files:
+
+    * timm / torchvision / smp names (ResNet-50, ViT-S/16 and MiT backbone files):
+      unchanged;
+    * a ``module.`` prefix on every key (a DDP-wrapped encoder): stripped;
+    * RDA backbone files: ``backbone.<ResNet keys>`` plus ``da1_l3.*`` /
+      ``da1_l4.*`` (SAR / RGB files) or ``da2_l3.*`` / ``da2_l4.*`` (MS / DEM
+      files) → ResNet keys plus ``da_l3.*`` / ``da_l4.*`` (the ``resnet50_rda``
+      module names).
+
+    Classifier keys (``fc.*``, ``head.*``) are kept; loaders decide about them. The
+    function is idempotent.
 
     Args:
-        state_dict: Encoder weights as stored in a file.
+        state_dict: Encoder weights as stored in a file (already unwrapped).
         source: Where they came from, for error messages.
 
     Returns:
         The state dict with this package's key names.
+
+    Raises:
+        ValueError: If the dict holds both encoders of a joint checkpoint, both
+            ``da1_*`` and ``da2_*`` blocks, or two keys that map to the same name.
     """
-    return dict(state_dict)
+    if is_joint_state_dict(state_dict):
+        raise ValueError(
+            f'{source} holds both encoders of a joint checkpoint; select one with '
+            'select_encoder_state_dict (or load it as joint weights)'
+        )
+    items = dict(state_dict)
+    if items and all(k.startswith('module.') for k in items):
+        items = strip_prefix(items, 'module.')
+    blocks = {m.group(1) for k in items if (m := _RELEASED_DA.match(k))}
+    if len(blocks) > 1:
+        raise ValueError(
+            f'{source} has both da1_* and da2_* deformable-attention blocks; a '
+            'single-encoder file holds one set (joint files go through '
+            'split_joint_state_dict)'
+        )
+    out: dict[str, Tensor] = {}
+    for key, value in items.items():
+        new = key
+        if key.startswith('backbone.'):
+            new = key[len('backbone.') :]
+        elif match := _RELEASED_DA.match(key):
+            new = f'da_{match.group(2)}.{key[match.end() :]}'
+        if new in out:
+            raise ValueError(
+                f'{source}: keys {key!r} and {new!r} clash after remapping'
+            )
+        out[new] = value
+    return out
+
+
+def select_encoder_state_dict(
+    state_dict: Mapping[str, Tensor],
+    source: str,
+    modality: int | str | None = None,
+    rda_semantics: RDASemantics = 'transfer',
+) -> dict[str, Tensor]:
+    """The weights of one encoder, from a single-encoder or a joint checkpoint.
+
+    Args:
+        state_dict: An unwrapped state dict in any released layout or this
+            package's task layout.
+        source: Where it came from, for error messages.
+        modality: For joint checkpoints, which encoder: 1-based position (1 =
+            modality 1) or, for the task layout, the modality name; default 1.
+            Must be None or 1 for single-encoder checkpoints.
+        rda_semantics: Which deformable-attention blocks modality 2 of an RDA joint
+            checkpoint gets; see :data:`RDASemantics`.
+
+    Returns:
+        The encoder's state dict with this package's key names.
+
+    Raises:
+        ValueError: If ``modality`` does not name an encoder of the checkpoint.
+    """
+    if not is_joint_state_dict(state_dict):
+        if modality not in (None, 1):
+            raise ValueError(
+                f'{source} holds a single encoder; modality={modality!r} is not '
+                'available'
+            )
+        return remap_backbone_state_dict(state_dict, source)
+    reference = _reference_prefix(state_dict) is not None
+    if reference:
+        names: tuple[str, ...] = ('1', '2')
+    else:
+        names = tuple(
+            dict.fromkeys(
+                k.split('.')[1] for k in state_dict if k.startswith('backbones.')
+            )
+        )
+    if modality is None:
+        name = names[0]
+    elif isinstance(modality, int) and 1 <= modality <= len(names):
+        name = names[modality - 1]
+    elif isinstance(modality, str) and not reference and modality in names:
+        name = modality
+    else:
+        raise ValueError(
+            f'{source} holds encoders {list(names)}; modality={modality!r} names none '
+            'of them (use a 1-based position or a modality name of the task layout)'
+        )
+    if len(names) != 2:
+        raise ValueError(f'{source} holds {len(names)} encoders {list(names)}, not 2')
+    backbones, _ = split_joint_state_dict(
+        state_dict, (names[0], names[1]), source, rda_semantics
+    )
+    return backbones[name]
+
+
+def infer_in_chans(state_dict: Mapping[str, Tensor], source: str) -> int:
+    """Number of input channels of an encoder's weights.
+
+    Args:
+        state_dict: Encoder weights with this package's key names.
+        source: Where they came from, for error messages.
+
+    Returns:
+        The channel count of the first layer.
+
+    Raises:
+        ValueError: If none of :data:`STEM_KEYS` is present.
+    """
+    for key in STEM_KEYS:
+        if key in state_dict and state_dict[key].ndim == 4:
+            return int(state_dict[key].shape[1])
+    raise ValueError(
+        f'cannot tell the input channels of {source}: it has none of {list(STEM_KEYS)}'
+    )
+
+
+def load_encoder_state(
+    module: nn.Module, state_dict: Mapping[str, Tensor], what: str
+) -> None:
+    """Load encoder weights, tolerating only a changed classifier head.
+
+    Every encoder key must be present with its shape. Classifier weights
+    (:data:`CLASSIFIER_PREFIXES`) load when ``module`` has a head of the same shape
+    (e.g. DeCUR's 2048-d MiT head) and are otherwise dropped, leaving a new head
+    at its initial values (e.g. ``num_classes=10`` for fine-tuning).
+
+    Args:
+        module: Target encoder.
+        state_dict: Weights with the module's key names (see
+            :func:`remap_backbone_state_dict`).
+        what: Description used in errors.
+
+    Raises:
+        ValueError: If encoder keys are missing or unexpected or shapes differ.
+    """
+    own = module.state_dict()
+    kept = {
+        k: v
+        for k, v in state_dict.items()
+        if not k.startswith(CLASSIFIER_PREFIXES)
+        or (k in own and own[k].shape == v.shape)
+    }
+    load_exact(module, kept, what, ignore_missing=CLASSIFIER_PREFIXES)
+
+
+def to_reference_joint(
+    backbones: Mapping[str, Mapping[str, Tensor]],
+    projectors: Mapping[str, Mapping[str, Tensor]],
+) -> dict[str, Tensor]:
+    """Write two encoders (and projectors) in the released joint layout.
+
+    The inverse of :func:`split_joint_state_dict` with transfer semantics:
+    ``module.backbone_<i>.*``, ``module.projector<i>.*`` and, for RDA encoders,
+    ``module.da<i>_l3.*`` / ``module.da<i>_l4.*``, with i = 1, 2 in the order of
+    ``backbones``. The loss's ``bn`` running statistics are not written (nothing
+    reads them).
+
+    Args:
+        backbones: Encoder state dicts per modality, modality 1 first.
+        projectors: Projector state dicts per modality (may be empty).
+
+    Returns:
+        The joint state dict.
+    """
+    out: dict[str, Tensor] = {}
+    for i, modality in enumerate(backbones, start=1):
+        for key, value in backbones[modality].items():
+            if key.startswith(DA_PREFIXES):
+                out[f'module.da{i}_{key[len("da_") :]}'] = value
+            else:
+                out[f'module.backbone_{i}.{key}'] = value
+        for key, value in projectors.get(modality, {}).items():
+            out[f'module.projector{i}.{key}'] = value
+    return out
+
+
+def to_reference_backbone(
+    state_dict: Mapping[str, Tensor], position: int
+) -> dict[str, Tensor]:
+    """Write one encoder in the released backbone-only layout.
+
+    Plain encoders keep their timm / smp names; RDA encoders get the
+    ``backbone.<ResNet keys>`` + ``da<position>_l3/l4.*`` layout of the released
+    RDA files. Classifier keys (e.g. DeCUR's MiT ``head``) are left out, as in the
+    released backbone files.
+
+    Args:
+        state_dict: Encoder weights with this package's key names.
+        position: 1 for modality 1, 2 for modality 2.
+
+    Returns:
+        The backbone-only state dict.
+    """
+    rda = any(k.startswith(DA_PREFIXES) for k in state_dict)
+    out: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        if key.startswith(CLASSIFIER_PREFIXES):
+            continue
+        if key.startswith(DA_PREFIXES):
+            out[f'da{position}_{key[len("da_") :]}'] = value
+        else:
+            out[f'backbone.{key}' if rda else key] = value
+    return out

@@ -323,6 +323,12 @@ class ResNetRDA(ResNet):
             blocks[name] = DeformableAttention(**settings)
         self.da_l3: DeformableAttention | None = blocks['da_l3']
         self.da_l4: DeformableAttention | None = blocks['da_l4']
+        # torchgeo's Classification takes the last child module for the classifier
+        # (torchgeo.tasks.utils.load_state_dict), so keep timm's head last.
+        for name in ('global_pool', 'fc'):
+            head = getattr(self, name)
+            delattr(self, name)
+            setattr(self, name, head)
 
     def _stage(self, index: int, x: Tensor) -> Tensor:
         """Run layer ``index`` (1-4) and, after layer3/4, add its attention."""

@@ -2,6 +2,7 @@
 
 import math
 import os
+import warnings
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeAlias, cast
@@ -18,7 +19,8 @@ from torchvision.models._api import WeightsEnum
 
 from ..models.backbones import build_backbone, feature_dim
 from ..models.checkpoints import (
-    CLASSIFIER_PREFIXES,
+    RDASemantics,
+    load_encoder_state,
     load_exact,
     read_checkpoint,
     remap_backbone_state_dict,
@@ -27,6 +29,7 @@ from ..models.checkpoints import (
 )
 from ..models.heads import Projector
 from ..models.rda import share_deformable_attention
+from ..models.weights import DeCURWeightsEnum, as_decur_member
 from ..transforms.augmentations import ModalityAugmentation, resolve_config
 
 #: Initial weights of one encoder: None/False (random), True (timm ImageNet), a
@@ -120,6 +123,7 @@ class MultimodalSSLTask(BaseTask):
         crop_size: int = 224,
         aligned_crops: bool = False,
         gather_distributed: bool = True,
+        rda_semantics: RDASemantics = 'transfer',
     ) -> None:
         """Initialize a new MultimodalSSLTask instance.
 
@@ -131,7 +135,12 @@ class MultimodalSSLTask(BaseTask):
                 dem=3, hha=3).
             weights: Initial weights, for both encoders at once (a joint file or
                 member, a checkpoint of this task, or True for ImageNet) or per
-                modality as ``{modality: spec}``.
+                modality as ``{modality: spec}``. A DeCUR Weights member (or its
+                name) also sets the architecture: ``model``, the channels and
+                ``backbone_kwargs`` follow its ``meta``, modality i of the task
+                taking modality i of a joint member. Its projectors load when
+                their shapes match ``projector_dims``, else they are skipped with a
+                warning.
             backbone_kwargs: Extra arguments for ``timm.create_model``.
             projector_dims: Output sizes of the projector's Linear layers; the last
                 is the embedding size K.
@@ -158,6 +167,9 @@ class MultimodalSSLTask(BaseTask):
                 cross-modal pairs) instead of drawing them independently.
             gather_distributed: Compute the loss over the global batch of all
                 ranks (no effect on a single process).
+            rda_semantics: Which deformable-attention blocks modality 2 of an RDA
+                joint checkpoint gets: ``'transfer'`` (``da2_*``) or
+                ``'pretraining'`` (``da1_*``), FACTS A §2.5.
 
         Raises:
             ValueError: For an unknown modality default or invalid option.
@@ -191,8 +203,71 @@ class MultimodalSSLTask(BaseTask):
             return self.weights.get(modality)
         return self.weights
 
+    def _apply_weights_meta(self) -> None:
+        """Let DeCUR Weights members choose the architecture and channels.
+
+        Updates ``hparams`` (so a saved checkpoint rebuilds the same model).
+
+        Raises:
+            ValueError: If the members disagree with each other or with explicit
+                ``in_channels``, or a member does not fit where it is given.
+        """
+        members: dict[str, tuple[DeCURWeightsEnum, int]] = {}
+        if isinstance(self.weights, Mapping):
+            for m in self.modalities:
+                member = as_decur_member(self._weight_spec(m))
+                if member is None:
+                    continue
+                if member.is_joint:
+                    raise ValueError(
+                        f'{member} holds both encoders; pass it as weights={member!s} '
+                        f'instead of for modality {m!r} only'
+                    )
+                members[m] = (member, 1)
+        else:
+            member = as_decur_member(self.weights)
+            if member is None:
+                return
+            if not member.is_joint:
+                raise ValueError(
+                    f'{member} holds one encoder ({member.modalities[0]}); pass '
+                    f'weights={{<modality>: {member!s}}} to load it into one encoder'
+                )
+            members = {m: (member, i) for i, m in enumerate(self.modalities, start=1)}
+        if not members:
+            return
+        models = {member.meta['model'] for member, _ in members.values()}
+        if len(models) > 1:
+            raise ValueError(
+                f'weights are for different architectures {sorted(models)}'
+            )
+        (model,) = models
+        if self.hparams['model'] != model:
+            warnings.warn(
+                f'model={self.hparams["model"]!r} replaced by {model!r}, the '
+                'architecture of the given weights',
+                stacklevel=2,
+            )
+            self.hparams['model'] = model
+        given = dict(self.hparams['in_channels'] or {})
+        for m, (member, position) in members.items():
+            channels = member.in_chans_for(position)
+            if m in given and int(given[m]) != channels:
+                raise ValueError(
+                    f'in_channels[{m!r}]={given[m]} but {member} expects {channels} '
+                    f'channels ({", ".join(member.bands_for(position))})'
+                )
+            given[m] = channels
+        self.hparams['in_channels'] = given
+        kwargs = dict(self.hparams['backbone_kwargs'] or {})
+        for member, _ in members.values():
+            for key, value in member.meta['backbone_kwargs'].items():
+                kwargs.setdefault(key, value)
+        self.hparams['backbone_kwargs'] = kwargs
+
     def configure_models(self) -> None:
         """Build the encoders, projectors and augmentations."""
+        self._apply_weights_meta()
         channels = self._in_channels()
         self.in_channels = channels
         kwargs = dict(self.hparams['backbone_kwargs'] or {})
@@ -282,11 +357,15 @@ class MultimodalSSLTask(BaseTask):
             spec: A Weights enum member, its string name, or a file path.
 
         Returns:
-            The state dict (unwrapped from ``model``/``state_dict`` wrappers).
+            The state dict (unwrapped from ``model``/``state_dict`` wrappers); for
+            DeCUR members the file as released.
 
         Raises:
             ValueError: If ``spec`` is neither an existing file nor a known member.
         """
+        decur = as_decur_member(spec)
+        if decur is not None:
+            return decur.get_raw_state_dict()
         if isinstance(spec, WeightsEnum):
             member = spec
         elif os.path.exists(spec):
@@ -321,21 +400,10 @@ class MultimodalSSLTask(BaseTask):
             state_dict: Encoder weights.
             source: Where the weights came from, for error messages.
         """
-        remapped = remap_backbone_state_dict(state_dict, source)
-        own = self.backbones[modality].state_dict()
-        own_heads = tuple(
-            p for p in CLASSIFIER_PREFIXES if any(k.startswith(p) for k in own)
-        )
-        load_exact(
+        load_encoder_state(
             self.backbones[modality],
-            remapped,
+            remap_backbone_state_dict(state_dict, source),
             what=f'backbone {modality!r} ({self.hparams["model"]}) from {source}',
-            ignore_missing=tuple(
-                p for p in own_heads if not any(k.startswith(p) for k in remapped)
-            ),
-            ignore_unexpected=tuple(
-                p for p in CLASSIFIER_PREFIXES if p not in own_heads
-            ),
         )
 
     def load_joint_state(self, state_dict: Mapping[str, Tensor], source: str) -> None:
@@ -352,11 +420,26 @@ class MultimodalSSLTask(BaseTask):
             ValueError: If the layout is not recognised or keys do not match.
         """
         backbones, projectors = split_joint_state_dict(
-            state_dict, self.modalities, source
+            state_dict, self.modalities, source, self.hparams['rda_semantics']
         )
         for m in self.modalities:
             self.load_backbone_state(m, backbones[m], source)
-            if projectors[m]:
+            own = self.projectors[m].state_dict()
+            mismatch = sorted(
+                f'{k} {tuple(v.shape)} vs {tuple(own[k].shape)}'
+                if k in own
+                else f'{k} (not in the projector)'
+                for k, v in projectors[m].items()
+                if k not in own or v.shape != own[k].shape
+            )
+            if mismatch:
+                warnings.warn(
+                    f'projector {m!r} not loaded from {source}: its shapes do not '
+                    f'match projector_dims={list(self.hparams["projector_dims"])} '
+                    f'({", ".join(mismatch[:3])}); it keeps its initial weights',
+                    stacklevel=2,
+                )
+            elif projectors[m]:
                 load_exact(
                     self.projectors[m],
                     projectors[m],

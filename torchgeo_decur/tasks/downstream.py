@@ -37,9 +37,8 @@ from torchvision.models._api import WeightsEnum
 
 from ..models.backbones import build_backbone, weights_module
 from ..models.checkpoints import (
-    CLASSIFIER_PREFIXES,
     RDASemantics,
-    load_exact,
+    load_encoder_state,
     remap_backbone_state_dict,
     split_joint_state_dict,
 )
@@ -208,11 +207,10 @@ class MultimodalDownstreamTask(BaseTask):
             for m in self.modalities
         }
         for m, (state, source) in self.encoder_states().items():
-            load_exact(
+            load_encoder_state(
                 weights_module(encoders[m]),
                 remap_backbone_state_dict(state, source),
                 what=f'encoder {m!r} ({self.hparams["model"]}) from {source}',
-                ignore_unexpected=CLASSIFIER_PREFIXES,
             )
         self.model = self.build_model(encoders)
         if self.hparams['freeze_backbone']:

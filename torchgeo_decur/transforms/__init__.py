@@ -18,6 +18,13 @@ from .normalize import (
     ClipNormalize,
     PercentileClip,
 )
+from .pretrained import (
+    geonrw_dem_transforms,
+    geonrw_rgb_transforms,
+    ssl4eo_s1_transforms,
+    ssl4eo_s2_transforms,
+    sunrgbd_transforms,
+)
 
 __all__ = (
     'PRESETS',
@@ -35,5 +42,10 @@ __all__ = (
     'PercentileClip',
     'RepeatChannels',
     'SelectChannels',
+    'geonrw_dem_transforms',
+    'geonrw_rgb_transforms',
     'resolve_config',
+    'ssl4eo_s1_transforms',
+    'ssl4eo_s2_transforms',
+    'sunrgbd_transforms',
 )

@@ -1,0 +1,123 @@
+"""DeCURTask initialised from released DeCUR Weights members."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from torchgeo_decur import (
+    DeCURMiTB2_Weights,
+    DeCURResNet50_Weights,
+    DeCURResNet50RDA_Weights,
+    DeCURTask,
+)
+
+from ..models.released import (
+    SIZE,
+    assert_features_match,
+    reference_encoder,
+    reference_pair,
+    write_backbone,
+    write_joint,
+)
+
+SMALL = {'projector_dims': [32, 32], 'common_dim': 24, 'crop_size': 32}
+
+
+@pytest.mark.usefixtures('fast_init')
+def test_joint_member_sets_architecture_and_loads_everything(hub: Path) -> None:
+    member = DeCURMiTB2_Weights.RGB_HHA_SUNRGBD_DECUR
+    references = reference_pair(member)
+    # A file whose projectors have the task's shapes (released: 8192-d).
+    write_joint(member, hub, references, projector_dims=(32, 32))
+    with pytest.warns(UserWarning, match="model='resnet50' replaced by 'mit_b2'"):
+        task = DeCURTask(weights=str(member), modalities=('rgb', 'hha'), **SMALL)
+    assert task.hparams['model'] == 'mit_b2'
+    assert task.hparams['in_channels'] == {'rgb': 3, 'hha': 3}
+    assert task.hparams['backbone_kwargs'] == {'num_classes': 2048}
+    task.eval()
+    raw = member.get_raw_state_dict()
+    x = torch.rand(1, 3, SIZE, SIZE)
+    for i, (m, reference) in enumerate(zip(('rgb', 'hha'), references, strict=True)):
+        with torch.no_grad():
+            # DeCUR's 2048-d head is part of each MiT encoder.
+            assert_features_match(task.backbones[m](x), reference(x))
+        assert torch.equal(
+            task.projectors[m][0].weight, raw[f'module.projector{i + 1}.0.weight']
+        )
+    # The hyperparameters rebuild the same architecture (weights are not saved).
+    rebuilt = DeCURTask(**task.hparams)
+    assert rebuilt.backbones['hha'].state_dict().keys() == (
+        task.backbones['hha'].state_dict().keys()
+    )
+
+
+def test_released_projectors_of_other_shape_are_skipped_with_a_warning(
+    hub: Path,
+) -> None:
+    member = DeCURResNet50_Weights.SENTINEL1_SENTINEL2_SSL4EO_DECUR
+    references = reference_pair(member)
+    write_joint(member, hub, references)  # 8192-d projectors, as released
+    with pytest.warns(UserWarning, match='projector .* not loaded') as record:
+        task = DeCURTask(weights=member, **SMALL)
+    messages = [str(w.message) for w in record]
+    assert [m.split("'")[1] for m in messages] == ['s1', 's2']
+    assert 'projector_dims=[32, 32]' in messages[0]
+    task.eval()
+    x1, x2 = torch.rand(1, 2, SIZE, SIZE), torch.rand(1, 13, SIZE, SIZE)
+    with torch.no_grad():
+        assert_features_match(task.backbones['s1'](x1), references[0](x1))
+        assert_features_match(task.backbones['s2'](x2), references[1](x2))
+
+
+def test_backbone_members_per_modality(hub: Path) -> None:
+    sar = DeCURResNet50_Weights.SENTINEL1_GRD_SSL4EO_DECUR
+    ms = DeCURResNet50_Weights.SENTINEL2_L1C_SSL4EO_DECUR
+    references = [
+        reference_encoder('resnet50', 2, 1),
+        reference_encoder('resnet50', 13, 2),
+    ]
+    write_backbone(sar, hub, references[0], 1)
+    write_backbone(ms, hub, references[1], 2)
+    task = DeCURTask(
+        modalities=('sar', 'ms'),
+        weights={'sar': str(sar), 'ms': ms},
+        augmentations={'sar': 'sar', 'ms': 'optical'},
+        **SMALL,
+    ).eval()
+    assert task.hparams['in_channels'] == {'sar': 2, 'ms': 13}
+    x = torch.rand(1, 13, SIZE, SIZE)
+    with torch.no_grad():
+        assert_features_match(task.backbones['ms'](x), references[1](x))
+
+
+def test_member_misuse_is_a_clear_error() -> None:
+    sar = DeCURResNet50_Weights.SENTINEL1_GRD_SSL4EO_DECUR
+    joint = DeCURResNet50_Weights.SENTINEL1_SENTINEL2_SSL4EO_DECUR
+    with pytest.raises(ValueError, match='holds one encoder \\(s1\\); pass weights='):
+        DeCURTask(weights=sar, **SMALL)
+    with pytest.raises(ValueError, match='holds both encoders; pass it as weights='):
+        DeCURTask(weights={'s1': joint}, **SMALL)
+    with pytest.raises(ValueError, match=r"in_channels\['s2'\]=12 but .* expects 13"):
+        DeCURTask(weights=joint, in_channels={'s2': 12}, **SMALL)
+
+
+@pytest.mark.filterwarnings('ignore:projector .* not loaded')
+@pytest.mark.filterwarnings("ignore:model='resnet50' replaced")
+def test_rda_joint_member_follows_rda_semantics(hub: Path) -> None:
+    member = DeCURResNet50RDA_Weights.RGB_DEM_GEONRW_DECUR
+    write_joint(member, hub, reference_pair(member))
+    raw = member.get_raw_state_dict()
+    modalities = ('rgb', 'dem')
+    task = DeCURTask(weights=member, modalities=modalities, **SMALL)
+    assert task.hparams['model'] == 'resnet50_rda'
+    dem = task.backbones['dem']
+    assert torch.equal(dem.da_l3.rpe_table, raw['module.da2_l3.rpe_table'])
+    assert torch.equal(
+        dem.layer1[0].conv1.weight, raw['module.backbone_2.layer1.0.conv1.weight']
+    )
+    task = DeCURTask(
+        weights=member, modalities=modalities, rda_semantics='pretraining', **SMALL
+    )
+    dem = task.backbones['dem']
+    assert torch.equal(dem.da_l4.proj_q.weight, raw['module.da1_l4.proj_q.weight'])

@@ -1,0 +1,128 @@
+"""Export a trained two-encoder task to the layouts of the released DeCUR files.
+
+``torchgeo-decur export CHECKPOINT`` turns a Lightning checkpoint of a
+:class:`~torchgeo_decur.DeCURTask` (or any task on the shared two-encoder base) into
+
+* ``<name>_joint_decur.pth``: ``{'model': {...}}`` with the reference joint keys
+  ``module.backbone_1/2.*``, ``module.projector1/2.*`` and, for RDA encoders,
+  ``module.da1_*`` / ``module.da2_*`` (the wrapper the authors' GeoNRW and CMX
+  loaders read; every loader of this package accepts it too);
+* ``<name>_<modality>_decur.pth`` per modality: the backbone-only layout (timm / smp
+  keys; RDA: ``backbone.*`` + ``da<i>_l3/l4.*``; MiT without its DeCUR head).
+
+Each file loads back with ``torchgeo.models.get_model('decur_<model>', weights=path)``
+(``modality=2`` picks the second encoder of the joint file), with
+``DeCURTask(weights=path)`` or with the authors' code.
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .models.checkpoints import (
+    split_joint_state_dict,
+    to_reference_backbone,
+    to_reference_joint,
+)
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Write the joint and backbone-only files of a trained task.
+
+    Args:
+        checkpoint: Lightning checkpoint (``.ckpt``) of a two-encoder task.
+        output_dir: Directory for the exported files (created if needed).
+        name: File name prefix (default: the checkpoint's stem).
+
+    Returns:
+        A summary: ``model``, ``modalities``, ``in_channels`` and ``files``
+        (``joint`` and one entry per modality, as paths).
+
+    Raises:
+        FileNotFoundError: If ``checkpoint`` does not exist.
+        ValueError: If it is not a Lightning checkpoint of a two-encoder task.
+    """
+    source = os.fspath(checkpoint)
+    if not os.path.isfile(source):
+        raise FileNotFoundError(f'checkpoint file {source!r} does not exist')
+    ckpt = torch.load(source, map_location='cpu', weights_only=True)
+    if not isinstance(ckpt, dict) or not {'state_dict', 'hyper_parameters'} <= set(
+        ckpt
+    ):
+        raise ValueError(
+            f'{source} is not a Lightning checkpoint (no state_dict and '
+            'hyper_parameters entries)'
+        )
+    hparams = ckpt['hyper_parameters']
+    modalities = tuple(hparams.get('modalities', ()))
+    if len(modalities) != 2:
+        raise ValueError(
+            f'{source} is not a checkpoint of a two-encoder task (hyper_parameters '
+            f'modalities={modalities!r})'
+        )
+    m1, m2 = modalities
+    backbones, projectors = split_joint_state_dict(ckpt['state_dict'], (m1, m2), source)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = name or Path(source).stem
+    files = {'joint': out / f'{prefix}_joint_decur.pth'}
+    torch.save({'model': to_reference_joint(backbones, projectors)}, files['joint'])
+    for position, modality in enumerate(modalities, start=1):
+        files[modality] = out / f'{prefix}_{modality}_decur.pth'
+        torch.save(
+            to_reference_backbone(backbones[modality], position), files[modality]
+        )
+    return {
+        'model': hparams.get('model'),
+        'modalities': list(modalities),
+        'in_channels': hparams.get('in_channels'),
+        'files': files,
+    }
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``export`` subcommand.
+
+    Args:
+        subparsers: The top-level parser's sub-parser collection.
+    """
+    parser = subparsers.add_parser(
+        'export',
+        help='write a trained task checkpoint in the released DeCUR layouts',
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument('checkpoint', help='Lightning checkpoint (.ckpt)')
+    parser.add_argument(
+        '--output-dir', default='.', help='directory for the exported files'
+    )
+    parser.add_argument(
+        '--name', default=None, help='file name prefix (default: checkpoint stem)'
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``export`` and print a JSON summary.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        Exit status 0.
+    """
+    summary = export_checkpoint(args.checkpoint, args.output_dir, args.name)
+    summary['files'] = {k: os.fspath(v) for k, v in summary['files'].items()}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+__all__ = ('export_checkpoint', 'register', 'run')

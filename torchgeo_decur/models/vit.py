@@ -1,0 +1,54 @@
+"""DeCUR ViT-S/16 weights and their builder (timm ``vit_small_patch16_224``)."""
+
+from .weights import DeCURWeightsEnum, decur_weights, make_builder
+
+
+class DeCURViTSmall16_Weights(DeCURWeightsEnum):  # noqa: N801
+    """DeCUR ViT-S/16 weights (the 150 timm keys without ``head``; 224 px input).
+
+    The encoders return the final-LayerNorm CLS token (384-d) with ``num_classes=0``.
+    """
+
+    SENTINEL1_SENTINEL2_SSL4EO_DECUR = decur_weights(
+        'vits16_ssl4eo-s12_joint_decur_ep100.pth',
+        'vit_small_patch16_224',
+        'SSL4EO-S12',
+        ('ssl4eo_s1', 'ssl4eo_s2'),
+    )
+    SENTINEL1_GRD_SSL4EO_DECUR = decur_weights(
+        'vits16_ssl4eo-s12_sar_decur_ep100.pth',
+        'vit_small_patch16_224',
+        'SSL4EO-S12',
+        ('ssl4eo_s1',),
+    )
+    SENTINEL2_L1C_SSL4EO_DECUR = decur_weights(
+        'vits16_ssl4eo-s12_ms_decur_ep100.pth',
+        'vit_small_patch16_224',
+        'SSL4EO-S12',
+        ('ssl4eo_s2',),
+    )
+    RGB_DEM_GEONRW_DECUR = decur_weights(
+        'vits16_geonrw_joint_decur_ep100.pth',
+        'vit_small_patch16_224',
+        'GeoNRW',
+        ('geonrw_rgb', 'geonrw_dem'),
+    )
+    RGB_GEONRW_DECUR = decur_weights(
+        'vits16_geonrw_rgb_decur_ep100.pth',
+        'vit_small_patch16_224',
+        'GeoNRW',
+        ('geonrw_rgb',),
+    )
+    DEM_GEONRW_DECUR = decur_weights(
+        'vits16_geonrw_dem_decur_ep100.pth',
+        'vit_small_patch16_224',
+        'GeoNRW',
+        ('geonrw_dem',),
+    )
+
+
+decur_vit_small_patch16_224 = make_builder(
+    'vit_small_patch16_224', DeCURViTSmall16_Weights, 'ViT-S/16'
+)
+
+__all__ = ('DeCURViTSmall16_Weights', 'decur_vit_small_patch16_224')

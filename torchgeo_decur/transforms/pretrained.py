@@ -1,0 +1,152 @@
+"""The input scaling each released DeCUR checkpoint was trained with.
+
+One factory per input pipeline of FACTS Part A §3. Every transform takes a tensor
+(C, H, W) or (N, C, H, W) in the units named below, with channels in the order of
+the checkpoint's ``meta['bands']``, and returns a float tensor, as torchgeo 0.10's
+Weights transforms do. They only scale (and, for SSL4EO-S12, resize as the reference
+evaluation did); band selection and reordering are left to the data pipeline.
+"""
+
+from typing import Literal
+
+import torchvision.transforms.v2 as T
+from torch import nn
+
+from .bands import RepeatChannels
+from .normalize import (
+    SSL4EO_S12_S1_MEAN,
+    SSL4EO_S12_S1_STD,
+    SSL4EO_S12_S2_MEAN,
+    SSL4EO_S12_S2_STD,
+    ClipNormalize,
+    PercentileClip,
+)
+
+#: ImageNet statistics that the SUN RGB-D pipeline applies by channel index to
+#: B, G, R (FACTS A §3.5).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Pipeline = Literal['main', 'old']
+
+
+def _scale_to_unit(value_range: float, bands: int) -> ClipNormalize:
+    """``clip(x / value_range, 0, 1)`` per band, as a :class:`ClipNormalize`."""
+    # ClipNormalize maps [mean - 2 std, mean + 2 std] to [0, 1]; this window is
+    # [0, value_range].
+    half = value_range / 2
+    return ClipNormalize([half] * bands, [half / 2] * bands)
+
+
+def _reference_evaluation_geometry() -> list[nn.Module]:
+    """Resize (short side 256) then centre-crop 224, as the BigEarthNet evaluation.
+
+    Bilinear without antialiasing, like ``cv2.resize`` with ``INTER_LINEAR``.
+    """
+    return [T.Resize(256, antialias=False), T.CenterCrop(224)]
+
+
+def ssl4eo_s1_transforms(pipeline: Pipeline = 'main') -> nn.Sequential:
+    """Sentinel-1 GRD (VV, VH; backscatter in dB) scaled for the SSL4EO-S12 files.
+
+    ``'main'`` (RN50-RDA and ViT-S/16 files): ``clip((x - (μ - 2σ)) / 4σ, 0, 1)``
+    per band with μ = (-12.548, -20.192) dB, σ = (5.257, 5.912) dB.
+    ``'old'`` (plain RN50 files): first clip each image to its own 1st-99th
+    percentile, pooled over both bands (the reference pooled over the four
+    seasons of a location too), then the same scaling.
+
+    Both are followed by the reference evaluation geometry: resize the short side
+    to 256 px, centre-crop 224 px. Output in [0, 1], (..., 2, 224, 224).
+
+    Args:
+        pipeline: ``'main'`` or ``'old'``.
+
+    Returns:
+        The transform.
+    """
+    steps: list[nn.Module] = []
+    if pipeline == 'old':
+        steps.append(PercentileClip(1.0, 99.0, per_channel=False))
+    steps.append(ClipNormalize(SSL4EO_S12_S1_MEAN, SSL4EO_S12_S1_STD))
+    return nn.Sequential(*steps, *_reference_evaluation_geometry())
+
+
+def ssl4eo_s2_transforms(pipeline: Pipeline = 'main') -> nn.Sequential:
+    """Sentinel-2 L1C (13 bands B1 ... B8, B8A, B9 ... B12; DN) for SSL4EO-S12.
+
+    ``'main'`` (RN50-RDA and ViT-S/16 files): per band
+    ``clip((x - (μ - 2σ)) / 4σ, 0, 1)`` with the SSL4EO-S12 L1C statistics.
+
+    ``'old'`` (plain RN50 files): ``clip(x / 10000, 0, 1)``. **Uncertain**: the
+    reference trained these files on a uint8 database whose scaling is not in the
+    repository. Dividing by 10000 (SSL4EO-S12's own uint8 scheme) is the more likely
+    of the two candidates; the other is the per-band μ ± 2σ scaling of ``'main'``
+    (FACTS A §3.3 gives a check on the real file). The reference's uint8 overflow
+    above 10000 DN is replaced by clipping.
+
+    Both are followed by: resize the short side to 256 px, centre-crop 224 px.
+    Output in [0, 1], (..., 13, 224, 224).
+
+    Args:
+        pipeline: ``'main'`` or ``'old'``.
+
+    Returns:
+        The transform.
+    """
+    scale = (
+        _scale_to_unit(10000.0, 13)
+        if pipeline == 'old'
+        else ClipNormalize(SSL4EO_S12_S2_MEAN, SSL4EO_S12_S2_STD)
+    )
+    return nn.Sequential(scale, *_reference_evaluation_geometry())
+
+
+def geonrw_rgb_transforms() -> nn.Sequential:
+    """GeoNRW aerial RGB in **B, G, R** order, 0-255, scaled to [0, 1] (x / 255).
+
+    Returns:
+        The transform (no resizing; the reference evaluation used random crops).
+    """
+    return nn.Sequential(_scale_to_unit(255.0, 3))
+
+
+def geonrw_dem_transforms() -> nn.Sequential:
+    """GeoNRW elevation (metres, one channel) for the DEM encoders.
+
+    Clip each image to its own 1st-99th percentile, rescale that range to [0, 1]
+    (``/ (p99 - p1 + 1e-5)``) and repeat it into 3 identical channels:
+    (..., 1, H, W) → (..., 3, H, W) in [0, 1].
+
+    Returns:
+        The transform.
+    """
+    return nn.Sequential(
+        PercentileClip(1.0, 99.0, per_channel=True, rescale=True, eps=1e-5),
+        RepeatChannels(3),
+    )
+
+
+def sunrgbd_transforms() -> nn.Sequential:
+    """SUN RGB-D RGB or HHA image, 0-255 in OpenCV (B, G, R plane) order.
+
+    ``x / 255`` then ImageNet mean/std **by channel index** (the "R" statistics on
+    the first, B, plane), as the DeCUR pretraining and CMX do. Output in about
+    [-2.12, 2.64].
+
+    Returns:
+        The transform.
+    """
+    return nn.Sequential(
+        _scale_to_unit(255.0, 3), T.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    )
+
+
+__all__ = (
+    'IMAGENET_MEAN',
+    'IMAGENET_STD',
+    'geonrw_dem_transforms',
+    'geonrw_rgb_transforms',
+    'ssl4eo_s1_transforms',
+    'ssl4eo_s2_transforms',
+    'sunrgbd_transforms',
+)
