@@ -29,6 +29,8 @@ from torch import Tensor
 from torchgeo.datasets import BigEarthNet, BigEarthNetV2
 from torchgeo.datasets.utils import Path, Sample
 
+from .utils import distinct_subset
+
 #: Sentinel-1 band order of the samples (and of the DeCUR checkpoints).
 S1_BANDS = ('VV', 'VH')
 #: The 12 Sentinel-2 L2A bands of BigEarthNet, in the order of the samples (the
@@ -54,11 +56,7 @@ Modality = Literal['s1', 's2']
 
 def check_modalities(modalities: Sequence[str]) -> tuple[Modality, ...]:
     """Validate a BigEarthNet modality list (non-empty, distinct, s1/s2 only)."""
-    mods = tuple(modalities)
-    if not mods or len(set(mods)) != len(mods) or set(mods) - {'s1', 's2'}:
-        raise ValueError(
-            f"modalities must be distinct entries of ('s1', 's2'), got {list(mods)}"
-        )
+    mods = distinct_subset(modalities, ('s1', 's2'))
     return cast(tuple[Modality, ...], mods)
 
 

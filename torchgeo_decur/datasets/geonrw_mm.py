@@ -23,16 +23,14 @@ from torchgeo.datasets import DatasetNotFoundError, GeoNRW
 from torchgeo.datasets.utils import Path, Sample
 from torchvision.transforms.functional import pil_to_tensor
 
+from .utils import distinct_subset
+
 GeoNRWModality = Literal['rgb', 'dem']
 
 
 def check_geonrw_modalities(modalities: Sequence[str]) -> tuple[GeoNRWModality, ...]:
     """Validate a GeoNRW modality list (non-empty, distinct, rgb/dem only)."""
-    mods = tuple(modalities)
-    if not mods or len(set(mods)) != len(mods) or set(mods) - {'rgb', 'dem'}:
-        raise ValueError(
-            f"modalities must be distinct entries of ('rgb', 'dem'), got {list(mods)}"
-        )
+    mods = distinct_subset(modalities, ('rgb', 'dem'))
     return cast(tuple[GeoNRWModality, ...], mods)
 
 
