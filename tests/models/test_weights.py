@@ -137,7 +137,7 @@ def test_ssl4eo_scaling_constants() -> None:
 
 def test_dem_transform_needs_one_channel() -> None:
     member = torchgeo_decur.DeCURResNet50_Weights.DEM_GEONRW_DECUR
-    with pytest.raises(ValueError, match='single-channel'):
+    with pytest.raises(ValueError, match='expected one channel'):
         member.transforms(torch.rand(3, 8, 8))
 
 
