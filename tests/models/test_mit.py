@@ -5,6 +5,10 @@ import torch
 
 from torchgeo_decur.models import MiTEncoder, build_backbone, feature_dim
 
+# Full-size MiT encoders are only filled with random weights here: skip the slow
+# truncated-normal initialisation.
+pytestmark = pytest.mark.usefixtures('fast_init')
+
 
 @pytest.mark.parametrize(('variant', 'keys'), [('mit_b2', 332), ('mit_b5', 1052)])
 def test_keys_equal_smp_and_segformer_counts(variant: str, keys: int) -> None:

@@ -11,6 +11,10 @@ from torch import Tensor
 from torchgeo_decur import DeCURTask
 from torchgeo_decur.models import Projector, split_joint_state_dict
 
+# Full-size MiT encoders are only filled with random weights here: skip the slow
+# truncated-normal initialisation.
+pytestmark = pytest.mark.usefixtures('fast_init')
+
 #: A tiny projector with the released key names (13 keys, like 8192-8192-8192).
 DIMS = (64, 64, 64)
 TASK: dict[str, Any] = {
