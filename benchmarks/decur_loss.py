@@ -164,7 +164,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
+        before = torch.cuda.memory_allocated(device) / 2**20
     else:
         before = current_rss_mib()
         high_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -173,7 +173,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
         peak = torch.cuda.max_memory_allocated(device)
-        result['peak_memory_mib'] = (peak - before) / 2**20
+        result['peak_memory_mib'] = peak / 2**20 - before
     else:
         high = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         result['peak_memory_mib'] = high - before
@@ -235,8 +235,16 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def subprocess_json(argv: list[str]) -> dict[str, Any]:
-    """Run this module with ``argv`` in a fresh interpreter and parse its JSON."""
+def subprocess_json(argv: list[str], in_process: bool = False) -> dict[str, Any]:
+    """Run this module with ``argv`` in a fresh interpreter and parse its JSON.
+
+    With ``in_process`` the worker runs in this process instead (quick smoke
+    tests; its memory figures then include what earlier runs left behind).
+    """
+    if in_process:
+        args = _parser().parse_args(argv)
+        _finish_args(args)
+        return measure(args) if args.worker == 'measure' else check(args)
     out = subprocess.run(
         [sys.executable, '-m', 'benchmarks.decur_loss', *argv],
         check=True,
@@ -246,7 +254,8 @@ def subprocess_json(argv: list[str]) -> dict[str, Any]:
     return json.loads(out)  # type: ignore[no-any-return]
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
+    """Command-line arguments of the benchmark (and of its workers)."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument('--k', type=int, default=8192, help='embedding size K')
     p.add_argument('--n', type=int, nargs='+', default=[64, 256, 1024, 4096])
@@ -260,14 +269,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument('--value-rtol', type=float, default=1e-5)
     p.add_argument('--grad-rtol', type=float, default=1e-4)
     p.add_argument('--skip-check', action='store_true')
+    p.add_argument(
+        '--in-process',
+        action='store_true',
+        help='run every configuration in this process (smoke test only: peak '
+        'memory is then not per configuration)',
+    )
     # Internal: one measurement / one check, in this (fresh) process.
     p.add_argument('--worker', choices=['measure', 'check'], help=argparse.SUPPRESS)
     p.add_argument('--method', choices=METHODS, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p
+
+
+def _finish_args(args: argparse.Namespace) -> None:
+    """Fill in defaults that depend on other arguments; apply ``--threads``."""
     if args.common_dim is None:
         args.common_dim = args.k * 7 // 8
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    _finish_args(args)
 
     if args.worker == 'measure':
         print(json.dumps(measure(args)))
@@ -292,7 +316,8 @@ def main(argv: list[str] | None = None) -> None:
         row: dict[str, Any] = {'n': n}
         for method in args.methods:
             row[method] = subprocess_json(
-                [*common, f'--n={n}', '--worker=measure', f'--method={method}']
+                [*common, f'--n={n}', '--worker=measure', f'--method={method}'],
+                args.in_process,
             )
         if 'reference' in args.methods:
             base = row['reference']
@@ -310,7 +335,9 @@ def main(argv: list[str] | None = None) -> None:
                     'peak_memory_mib'
                 ] / max(row[method]['peak_memory_mib'], 1e-9)
         if not args.skip_check:
-            row['check'] = subprocess_json([*common, f'--n={n}', '--worker=check'])
+            row['check'] = subprocess_json(
+                [*common, f'--n={n}', '--worker=check'], args.in_process
+            )
         rows.append(row)
     emit(
         {

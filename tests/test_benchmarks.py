@@ -55,8 +55,50 @@ def test_data_loading_benchmark() -> None:
         '24',
         '--samples',
         '8',
+        '--cache-samples',
+        '8',
         '--batch-size',
         '4',
+        '--repeats',
+        '1',
+        '--write-cache',
+        'uint8',
+        '--floor',
     )
-    assert result['samples'] == 8
     assert result['locations'] == 4
+    assert set(result['paths']) == {'geotiff', 'cache:uint8', 'floor:cache:uint8'}
+    for path in result['paths'].values():
+        assert path['samples'] == 8
+        assert path['samples_per_second'] > 0
+        assert path['cpu_seconds_per_sample'] > 0
+    assert result['paths']['cache:uint8']['write_seconds'] > 0
+    assert result['speedup_vs_geotiff']['cache:uint8'] > 0
+
+
+def test_decur_loss_benchmark() -> None:
+    result = run(
+        'benchmarks.decur_loss',
+        '--device',
+        'cpu',
+        '--k',
+        '32',
+        '--n',
+        '8',
+        '--methods',
+        'reference',
+        'gram',
+        '--repeats',
+        '1',
+        '--in-process',
+    )
+    (row,) = result['results']
+    assert row['n'] == 8
+    for method in ('reference', 'gram'):
+        assert row[method]['seconds_median'] > 0
+        assert 'peak_memory_mib' in row[method]
+    assert row['gram']['speedup_vs_reference'] > 0
+    # The equality check covers every method against the K x K transcription.
+    for method in ('direct', 'gram', 'auto'):
+        check = row['check'][method]
+        assert check['values_equal'], (method, check)
+        assert check['grads_equal'], (method, check)

@@ -10,7 +10,9 @@ import importlib
 from collections.abc import Sequence
 
 #: Modules that provide a ``register(subparsers)`` function, one per subcommand.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = (
+    'torchgeo_decur.datasets.ssl4eo_s12_cache',  # cache-ssl4eo-s12
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -225,7 +225,7 @@ def decur_loss(
     if method not in ('auto', 'gram', 'direct'):
         raise ValueError(f"method must be 'auto', 'gram' or 'direct', got {method!r}")
 
-    zs = (z1_1, z1_2, z2_1, z2_2)
+    zs: tuple[Tensor, ...] = (z1_1, z1_2, z2_1, z2_2)
     if gather_distributed and is_distributed():
         # One collective for all four embeddings; without a process group there is
         # nothing to gather and no reason to copy them into a stack.

@@ -15,6 +15,7 @@ from .normalize import (
     SSL4EO_S12_S2_STD,
     ApplyToKeys,
     ClipNormalize,
+    Dequantize,
     PercentileClip,
 )
 
@@ -29,6 +30,7 @@ __all__ = (
     'ApplyToKeys',
     'AugmentationConfig',
     'ClipNormalize',
+    'Dequantize',
     'ModalityAugmentation',
     'PercentileClip',
     'resolve_config',
