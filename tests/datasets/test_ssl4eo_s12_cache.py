@@ -214,11 +214,18 @@ def test_cache_mismatch_and_damage(caches: dict[str, str], tmp_path: str) -> Non
         ValueError, match=r'0000001\.npy.*expected uint16 \(52, 24, 24\)'
     ):
         ds[1]
-    with pytest.warns(UserWarning, match='0000001'):
+    truncated = os.path.join(damaged, 's1', '0000003.npy')
+    with open(truncated, 'r+b') as f:
+        f.truncate(os.path.getsize(truncated) - 10)
+    last = SSL4EOS12Pairs(ROOT, size=24, cache=damaged, season_mode='fixed', season=3)
+    with pytest.raises(ValueError, match=r'0000003\.npy.* is truncated'):
+        last[3]
+    with pytest.warns(UserWarning, match='0000001') as record:
         checked = SSL4EOS12Pairs(
             ROOT, size=24, cache=damaged, check_files=True, on_invalid='skip'
         )
-    assert checked.locations == ['0000000', '0000002', '0000003']
+    assert 'truncated' in str(record[-1].message)
+    assert checked.locations == ['0000000', '0000002']
 
 
 def test_rerun_only_writes_what_is_missing_or_wrong(tmp_path: str) -> None:

@@ -1,4 +1,4 @@
-"""Compact memory-mapped cache of paired SSL4EO-S12 locations.
+"""Compact array cache of paired SSL4EO-S12 locations.
 
 Reading one paired sample from the GeoTIFF layout opens 2 views x (2 + 13) band
 files and resamples each. The cache stores, per location and product, every
@@ -9,7 +9,8 @@ timestamp and band already on the ``size`` x ``size`` grid in one ``.npy`` file:
     <cache>/s2c/<location>.npy     (T_s2 x 13, size, size)   (or s2a/, 12 bands)
 
 timestamps in sorted name order, bands in checkpoint order. A sample then costs two
-memory-mapped reads of the planes it needs.
+small reads of just the planes it needs (plain ``.npy`` files, so they can also
+be memory-mapped with ``np.load(path, mmap_mode='r')``).
 
 Encodings, and what each keeps *exactly* (the tests check every claim):
 
@@ -43,7 +44,7 @@ import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 import torch
@@ -155,34 +156,57 @@ class SSL4EOS12Cache:
         """Path of the array of one product at one location."""
         return os.path.join(self.path, product, f'{location}.npy')
 
-    def _open(self, product: str, location: str) -> np.ndarray:
-        """Memory-map one array and check its shape and dtype."""
-        path = self.file(product, location)
-        if not os.path.isfile(path):
-            raise ValueError(f'cache file {path!r} is missing')
-        array: np.ndarray = np.load(path, mmap_mode='r')
+    def _read_header(
+        self, file: BinaryIO, path: str, product: str, location: str
+    ) -> int:
+        """Check the ``.npy`` header of an open cache file; return the data offset."""
+        version = np.lib.format.read_magic(file)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(file)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(file)
+        else:
+            raise ValueError(f'cache file {path!r} has unsupported .npy {version=}')
         bands = len(self.bands[product])
         count = self.counts[location][self.products.index(product)]
         expected = (count * bands, self.size, self.size)
-        dtype = DTYPES[self.encoding][_kind(product)]
-        if array.shape != expected or array.dtype != dtype:
+        want = DTYPES[self.encoding][_kind(product)]
+        if shape != expected or dtype != want or fortran:
             raise ValueError(
-                f'cache file {path!r} holds {array.dtype} {array.shape}; expected '
-                f'{dtype} {expected} ({count} timestamps x {bands} bands)'
+                f'cache file {path!r} holds {dtype} {shape}; expected '
+                f'{want} {expected} ({count} timestamps x {bands} bands)'
             )
-        return array
+        return file.tell()
+
+    def _open(self, product: str, location: str) -> tuple[BinaryIO, str]:
+        """Open one cache file for reading; a missing file is a ValueError."""
+        path = self.file(product, location)
+        try:
+            return open(path, 'rb'), path
+        except FileNotFoundError:
+            raise ValueError(f'cache file {path!r} is missing') from None
 
     def verify(self, location: str) -> None:
-        """Check that both files of a location exist with the right shape.
+        """Check that both files of a location exist with the right shape and size.
 
         Raises:
             ValueError: Naming the faulty file.
         """
         for product in self.products:
-            self._open(product, location)
+            file, path = self._open(product, location)
+            with file:
+                offset = self._read_header(file, path, product, location)
+                count = self.counts[location][self.products.index(product)]
+                itemsize = DTYPES[self.encoding][_kind(product)].itemsize
+                size = count * len(self.bands[product]) * self.size**2 * itemsize
+                if os.fstat(file.fileno()).st_size < offset + size:
+                    raise ValueError(f'cache file {path!r} is truncated')
 
     def read(self, product: str, location: str, picks: Sequence[int]) -> Tensor:
         """Read the chosen timestamps of one product, stacked on the channel axis.
+
+        Only the planes of the picked timestamps are read, with positioned reads
+        (in-process about twice as fast as memory-mapping the file per sample).
 
         Args:
             product: ``'s1'``, ``'s2c'`` or ``'s2a'``.
@@ -194,17 +218,30 @@ class SSL4EOS12Cache:
             lossless encodings, uint8 codes for ``'uint8'``.
 
         Raises:
-            ValueError: If the file is missing or has the wrong shape or dtype.
+            ValueError: If the file is missing, truncated, or has the wrong shape
+                or dtype.
         """
-        array = self._open(product, location)
         bands = len(self.bands[product])
-        dtype = np.uint8 if self.encoding == 'uint8' else np.float32
-        # One output allocation, filled (and for S2 uint16 widened) in one pass.
-        out = np.empty((len(picks) * bands, *array.shape[1:]), dtype=dtype)
-        for view, index in enumerate(picks):
-            out[view * bands : (view + 1) * bands] = array[
-                index * bands : (index + 1) * bands
-            ]
+        stored = DTYPES[self.encoding][_kind(product)]
+        dtype = np.dtype(np.uint8 if self.encoding == 'uint8' else np.float32)
+        block = bands * self.size**2  # values per timestamp
+        out = np.empty((len(picks) * bands, self.size, self.size), dtype=dtype)
+        file, path = self._open(product, location)
+        with file:
+            offset = self._read_header(file, path, product, location)
+            for view, index in enumerate(picks):
+                file.seek(offset + index * block * stored.itemsize)
+                target = out[view * bands : (view + 1) * bands]
+                if stored == dtype:
+                    done = file.readinto(memoryview(target).cast('B'))  # type: ignore[attr-defined]
+                    complete = done == target.nbytes
+                else:  # S2 uint16 DN, widened exactly to float32
+                    values = np.fromfile(file, dtype=stored, count=block)
+                    complete = values.size == block
+                    if complete:
+                        target[...] = values.reshape(target.shape)
+                if not complete:
+                    raise ValueError(f'cache file {path!r} is truncated')
         return torch.from_numpy(out)
 
 
