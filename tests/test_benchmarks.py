@@ -40,10 +40,22 @@ def test_train_step_benchmark() -> None:
         '1',
         '--device',
         'cpu',
+        '--variants',
+        'fp32',
+        'bf16+cl',
+        '--verify-steps',
+        '2',
     )
     assert result['benchmark'] == 'train_step'
-    assert result['samples_per_second'] > 0
+    assert result['baseline'] == 'fp32'
     assert result['peak_rss_increase_mib'] >= 0
+    fp32, fast = result['variants']['fp32'], result['variants']['bf16+cl']
+    assert fp32['samples_per_second'] > 0
+    assert fast['precision'] == 'bf16'
+    assert fast['channels_last'] is True
+    assert len(fast['losses']) == 2
+    assert fp32['max_rel_loss_diff_vs_baseline'] == 0
+    assert 0 < fast['max_rel_loss_diff_vs_baseline'] < 0.05
 
 
 def test_data_loading_benchmark() -> None:
