@@ -64,6 +64,10 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
     if device.type == 'cuda':
         env['gpu'] = torch.cuda.get_device_name(device)
+        # What "fp32" means on tensor-core GPUs depends on these switches.
+        env['tf32_matmul'] = torch.backends.cuda.matmul.allow_tf32
+        env['tf32_cudnn'] = torch.backends.cudnn.allow_tf32
+        env['cudnn_benchmark'] = torch.backends.cudnn.benchmark
     return env
 
 

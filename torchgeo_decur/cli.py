@@ -10,7 +10,11 @@ import importlib
 from collections.abc import Sequence
 
 #: Modules that provide a ``register(subparsers)`` function, one per subcommand.
-COMMANDS: tuple[str, ...] = ('torchgeo_decur.export', 'torchgeo_decur.export_cmx')
+COMMANDS: tuple[str, ...] = (
+    'torchgeo_decur.export',  # export
+    'torchgeo_decur.export_cmx',  # cmx
+    'torchgeo_decur.datasets.ssl4eo_s12_cache',  # cache-ssl4eo-s12
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

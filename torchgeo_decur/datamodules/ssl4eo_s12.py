@@ -6,6 +6,7 @@ from torch import nn
 from torchgeo.datamodules import NonGeoDataModule
 
 from ..datasets.ssl4eo_s12 import S2_L2A_BANDS, SeasonMode, SSL4EOS12Pairs
+from ..datasets.ssl4eo_s12_cache import read_manifest
 from ..transforms.normalize import (
     SSL4EO_S12_S1_MEAN,
     SSL4EO_S12_S1_STD,
@@ -14,6 +15,7 @@ from ..transforms.normalize import (
     SSL4EO_S12_S2_STD,
     ApplyToKeys,
     ClipNormalize,
+    Dequantize,
 )
 
 
@@ -54,6 +56,10 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
     Loads raw values in the workers and normalises on the device after the batch
     transfer (the DeCUR per-band mean ± 2σ window, FACTS A §3). Self-supervised
     pretraining has no validation split, so only a training loader is defined.
+
+    With ``cache`` the samples come from a cache written by ``torchgeo-decur
+    cache-ssl4eo-s12``; the normalised batches are identical to the GeoTIFF path
+    (``uint8`` caches hold the quantised scaling and need ``quantize=True``).
     """
 
     def __init__(
@@ -70,6 +76,7 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
         check_files: bool = False,
         normalization: Literal['decur', 'none'] = 'decur',
         quantize: bool = False,
+        cache: str | None = None,
     ) -> None:
         """Initialize a new SSL4EOS12PairsDataModule instance.
 
@@ -88,9 +95,14 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
             normalization: ``'decur'`` for the DeCUR input scaling, ``'none'`` to
                 pass raw values on.
             quantize: Reproduce the uint8 quantisation of the reference pipeline.
+            cache: Directory of a cache written by ``torchgeo-decur
+                cache-ssl4eo-s12`` for the same ``s2_product`` and ``size``; read
+                instead of the GeoTIFFs under ``root``.
 
         Raises:
-            ValueError: If ``normalization`` is unknown.
+            ValueError: If ``normalization`` is unknown, or a ``uint8`` cache is
+                combined with ``quantize=False`` or ``normalization='none'``
+                (it cannot reproduce those inputs).
         """
         super().__init__(
             SSL4EOS12Pairs,
@@ -104,15 +116,29 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
             size=size,
             on_invalid=on_invalid,
             check_files=check_files,
+            cache=cache,
         )
-        if normalization == 'decur':
-            self.aug: nn.Module = ssl4eo_s12_normalization(s2_product, quantize)
-        elif normalization == 'none':
-            self.aug = ApplyToKeys({})
-        else:
+        if normalization not in ('decur', 'none'):
             raise ValueError(
                 f"normalization must be 'decur' or 'none', got {normalization!r}"
             )
+        encoding = None if cache is None else read_manifest(cache)['encoding']
+        if encoding == 'uint8':
+            if normalization != 'decur' or not quantize:
+                raise ValueError(
+                    f'cache {cache!r} stores the uint8 codes of the quantised DeCUR '
+                    "scaling, so it reproduces only normalization='decur' with "
+                    'quantize=True (got normalization='
+                    f'{normalization!r}, quantize={quantize}); write a lossless '
+                    "cache (encoding 'raw') for other settings"
+                )
+            self.aug: nn.Module = ApplyToKeys(
+                {'image_s1': Dequantize(), 'image_s2': Dequantize()}
+            )
+        elif normalization == 'decur':
+            self.aug = ssl4eo_s12_normalization(s2_product, quantize)
+        else:
+            self.aug = ApplyToKeys({})
 
     def setup(self, stage: str) -> None:
         """Build the dataset (used for training only).

@@ -3,6 +3,7 @@
 from .bigearthnet_mm import BigEarthNetMM, BigEarthNetV2MM, pairs_from_s1_metadata
 from .geonrw_mm import GeoNRWMM
 from .ssl4eo_s12 import SSL4EOS12Pairs
+from .ssl4eo_s12_cache import SSL4EOS12Cache, write_cache
 from .sunrgbd import SUNRGBD
 
 __all__ = (
@@ -10,6 +11,8 @@ __all__ = (
     'BigEarthNetMM',
     'BigEarthNetV2MM',
     'GeoNRWMM',
+    'SSL4EOS12Cache',
     'SSL4EOS12Pairs',
     'pairs_from_s1_metadata',
+    'write_cache',
 )

@@ -15,6 +15,7 @@ from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from tqdm import tqdm
 
 from ..transforms.normalize import SSL4EO_S12_S1_BANDS, SSL4EO_S12_S2_BANDS
+from .ssl4eo_s12_cache import SSL4EOS12Cache
 
 SeasonMode = Literal['random', 'same', 'fixed']
 S2_L2A_BANDS = tuple(b for b in SSL4EO_S12_S2_BANDS if b != 'B10')
@@ -40,6 +41,13 @@ class SSL4EOS12Pairs(NonGeoDataset):
     Values are raw; the data module normalises on the device. S1 can hold -inf/NaN
     where backscatter is zero; :class:`~torchgeo_decur.transforms.ClipNormalize`
     maps those to the bottom of its window.
+
+    With ``cache`` (written by ``torchgeo-decur cache-ssl4eo-s12``, see
+    :mod:`~torchgeo_decur.datasets.ssl4eo_s12_cache`) samples come from one
+    memory-mapped array per location and product instead of 30 GeoTIFFs: identical
+    raw samples for the lossless encodings; for the ``uint8`` encoding the sample
+    tensors hold the uint8 codes of the DeCUR scaling instead of raw values (the
+    data module turns them into the same [0, 1] input as ``quantize=True``).
     """
 
     bands: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -59,6 +67,7 @@ class SSL4EOS12Pairs(NonGeoDataset):
         on_invalid: Literal['error', 'skip'] = 'error',
         check_files: bool = False,
         transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+        cache: str | None = None,
     ) -> None:
         """Initialize a new SSL4EOS12Pairs instance.
 
@@ -78,13 +87,18 @@ class SSL4EOS12Pairs(NonGeoDataset):
                 ``'skip'`` drops it with a warning.
             check_files: Also open every band file at construction (with a progress
                 bar) to find wrong band counts up front. Without it, those are
-                raised when the sample is read.
+                raised when the sample is read. With ``cache``: check every cache
+                file's shape instead.
             transforms: Function applied to each sample dictionary.
+            cache: Directory of a cache written for the same ``s2_product`` and
+                ``size``; locations and samples then come from it and ``root`` is
+                not read.
 
         Raises:
             DatasetNotFoundError: If ``root`` has no ``s1`` or S2 folder.
             ValueError: If a location is unpaired or malformed and ``on_invalid``
-                is ``'error'``, or an argument is out of range.
+                is ``'error'``, if an argument is out of range, or if ``cache`` is
+                not a cache of this product and size.
         """
         if s2_product not in ('s2c', 's2a'):
             raise ValueError(f"s2_product must be 's2c' or 's2a', got {s2_product!r}")
@@ -106,7 +120,14 @@ class SSL4EOS12Pairs(NonGeoDataset):
         self.size = size
         self.on_invalid = on_invalid
         self.transforms = transforms
-        self.locations = self._pair_locations()
+        #: Locations left out with ``on_invalid='skip'``, with the reason.
+        self.skipped: dict[str, str] = {}
+        self.cache = None if cache is None else SSL4EOS12Cache(cache)
+        if self.cache is None:
+            self.locations = self._pair_locations()
+        else:
+            self.cache.check_compatible(self.products, size)
+            self.locations = sorted(self.cache.counts)
         if check_files:
             self.locations = [
                 loc
@@ -116,11 +137,12 @@ class SSL4EOS12Pairs(NonGeoDataset):
         if not self.locations:
             raise ValueError(f'no paired SSL4EO-S12 locations found under {root!r}')
 
-    def _invalid(self, message: str) -> None:
+    def _invalid(self, message: str, location: str) -> None:
         """Raise or warn about an invalid location depending on ``on_invalid``."""
         if self.on_invalid == 'error':
             raise ValueError(message + " (pass on_invalid='skip' to skip it)")
         warnings.warn(message + '; skipping it', UserWarning, stacklevel=3)
+        self.skipped[location] = message
 
     def _pair_locations(self) -> list[str]:
         """Find the locations present for both products."""
@@ -142,7 +164,8 @@ class SSL4EOS12Pairs(NonGeoDataset):
                 self._invalid(
                     f'unpaired SSL4EO-S12 location {loc!r}: '
                     f'{os.path.join(self.root, have, loc)!r} exists but '
-                    f'{os.path.join(self.root, lack, loc)!r} does not'
+                    f'{os.path.join(self.root, lack, loc)!r} does not',
+                    loc,
                 )
         return sorted(s1 & s2)
 
@@ -156,14 +179,59 @@ class SSL4EOS12Pairs(NonGeoDataset):
             )
         return names
 
+    def timestamp_counts(self, location: str) -> list[int]:
+        """Number of timestamps of each product (S1, S2) at a location.
+
+        Args:
+            location: Location folder name.
+
+        Returns:
+            ``[T_s1, T_s2]``.
+
+        Raises:
+            ValueError: If a product has no timestamp folder there.
+        """
+        if self.cache is not None:
+            return list(self.cache.counts[location])
+        return [len(self._timestamps(p, location)) for p in self.products]
+
+    def read_all_timestamps(self, location: str) -> dict[str, Tensor]:
+        """Every timestamp of both products of one location, from the GeoTIFFs.
+
+        Args:
+            location: Location folder name.
+
+        Returns:
+            ``{product: (T x bands, H, W)}`` float32 raw values, timestamps in
+            sorted-name order (the order season indices refer to).
+
+        Raises:
+            ValueError: If a band file is missing, has several bands, or the
+                bands do not share a grid.
+        """
+        return {
+            product: torch.cat(
+                [
+                    self._read_timestamp(product, location, stamp)
+                    for stamp in self._timestamps(product, location)
+                ]
+            )
+            for product in self.products
+        }
+
     def _check_location(self, location: str) -> bool:
-        """Verify every band file of a location; False if it must be skipped."""
+        """Verify every band (or cache) file of a location; False to skip it."""
         try:
+            if self.cache is not None:
+                self.cache.verify(location)
+                return True
             for product in self.products:
                 for stamp in self._timestamps(product, location):
                     self._band_paths(product, location, stamp, check_count=True)
         except ValueError as err:
-            self._invalid(f'malformed SSL4EO-S12 location {location!r}: {err}')
+            self._invalid(
+                f'malformed SSL4EO-S12 location {location!r}: {err}', location
+            )
             return False
         return True
 
@@ -245,15 +313,22 @@ class SSL4EOS12Pairs(NonGeoDataset):
             ValueError: If a band file is missing or has more than one band.
         """
         location = self.locations[index]
-        stamps = [self._timestamps(p, location) for p in self.products]
-        choice = self._choose_seasons([len(s) for s in stamps])
         sample: dict[str, Tensor] = {}
-        for key, product, names, picks in zip(
-            ('image_s1', 'image_s2'), self.products, stamps, choice, strict=True
-        ):
-            sample[key] = torch.cat(
-                [self._read_timestamp(product, location, names[i]) for i in picks]
-            )
+        if self.cache is not None:
+            choice = self._choose_seasons(self.cache.counts[location])
+            for key, product, picks in zip(
+                ('image_s1', 'image_s2'), self.products, choice, strict=True
+            ):
+                sample[key] = self.cache.read(product, location, picks)
+        else:
+            stamps = [self._timestamps(p, location) for p in self.products]
+            choice = self._choose_seasons([len(s) for s in stamps])
+            for key, product, names, picks in zip(
+                ('image_s1', 'image_s2'), self.products, stamps, choice, strict=True
+            ):
+                sample[key] = torch.cat(
+                    [self._read_timestamp(product, location, names[i]) for i in picks]
+                )
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample

@@ -19,7 +19,7 @@ from typing import NamedTuple
 from torch import Tensor
 
 from .common import PairLoss, full_precision, gather_pair
-from .decur import Method, _barlow_terms, _squared_frobenius, batch_standardize
+from .decur import Method, barlow_objective, batch_standardize, correlation_stats
 
 
 class BarlowTwinsLossOutput(NamedTuple):
@@ -70,9 +70,8 @@ def barlow_twins_loss(
         a, b = batch_standardize(a, eps), batch_standardize(b, eps)
         n, k = a.shape
         use_gram = method == 'gram' or (method == 'auto' and n < k)
-        diag = (a * b).sum(dim=0) / n
-        sq_fro = _squared_frobenius(a, b, use_gram) / n**2
-        total = _barlow_terms(sq_fro, diag, 1.0, lambd)
+        diag, sq_fro = correlation_stats(a, b, use_gram)
+        total = barlow_objective(sq_fro, diag, 1.0, lambd)
     return BarlowTwinsLossOutput(total, diag.detach().mean())
 
 

@@ -11,16 +11,20 @@ diagonal of ``C`` and its squared Frobenius norm, and
 * ``‖C‖_F² = Σ_{n,m} (Â Â^T)_{nm} (B̂ B̂^T)_{nm} / N²``   (O(N²·K), no K×K tensor),
 
 so for the usual N < K (256 vs 8192) the loss is computed from N×N Gram matrices
-instead of the three K×K matrices of the reference code. For N ≥ K the direct
-K×K form is cheaper and is used instead; both give the same value and gradients.
+instead of the three K×K matrices of the reference code. The Gram matrices of
+view 1 of each modality are formed once per column block (common, unique) and
+serve both the cross-modal blocks and, summed, the intra-modal term. For N ≥ K the
+direct K×K form is cheaper and is used instead; both give the same value and
+gradients (``benchmarks/decur_loss.py`` measures time, memory and equality).
 """
 
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
-from .distributed import gather_batch
+from .distributed import gather_batch, is_distributed
 
 Weighting = Literal['reference', 'sum']
 Method = Literal['auto', 'gram', 'direct']
@@ -51,6 +55,39 @@ class DeCURLossOutput(NamedTuple):
     unique_diag: Tensor
 
 
+class _Standardize(torch.autograd.Function):
+    """Column standardisation over the batch with a hand-written backward pass.
+
+    Written as a Function rather than reused from ``F.batch_norm`` or composed from
+    tensor ops because, for embeddings shaped (N, K) = (256, 8192), torch's CPU
+    batch-norm kernel is ~4x slower than this (and ``F.batch_norm`` refuses
+    ``eps=0`` in training mode), while the composed formula keeps ``z - mean`` and
+    other N x K intermediates alive for autograd. Here only the output (which the
+    loss needs anyway) and the per-column scale are saved, and the backward pass is
+    the closed form ``dz = r (g - mean(g) - x̂ mean(g x̂))`` with
+    ``r = 1 / sqrt(var + eps)``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, eps: float) -> Tensor:
+        out = z - z.mean(dim=0)
+        # Two-pass variance; ~10x faster on CPU than torch.var_mean's column-wise
+        # Welford reduction for this shape.
+        rstd = ((out * out).mean(dim=0) + eps).rsqrt()
+        out.mul_(rstd)
+        ctx.save_for_backward(out, rstd)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        out, rstd = ctx.saved_tensors
+        mean_gx = (grad * out).mean(dim=0)
+        dz = grad - grad.mean(dim=0)
+        dz.addcmul_(out, mean_gx, value=-1.0).mul_(rstd)
+        return dz, None
+
+
 def batch_standardize(z: Tensor, eps: float = 1e-5) -> Tensor:
     """Standardise each column over the batch like ``BatchNorm1d(affine=False)``.
 
@@ -61,19 +98,74 @@ def batch_standardize(z: Tensor, eps: float = 1e-5) -> Tensor:
     Returns:
         ``(z - mean) / sqrt(var + eps)`` with mean and biased variance over N.
     """
-    mean = z.mean(dim=0)
-    var = z.var(dim=0, unbiased=False)
-    return (z - mean) / torch.sqrt(var + eps)
+    out: Tensor = _Standardize.apply(z, eps)
+    return out
 
 
-def _squared_frobenius(a: Tensor, b: Tensor, use_gram: bool) -> Tensor:
-    """Return ``‖a^T b‖_F²`` for a, b of shape (N, d)."""
+class _BlockGram(torch.autograd.Function):
+    """Gram matrices ``x[:, :s] x[:, :s]^T`` and ``x[:, s:] x[:, s:]^T`` (N x N).
+
+    Written as a Function (rather than two ``x @ x.T`` products) because autograd
+    treats ``x`` and ``x.T`` as independent operands: it would run two N x N x d
+    products per Gram in the backward pass where one suffices
+    (``dx = (dG + dG^T) x``), and it would allocate a zero-filled N x K gradient
+    for each column slice. Here the backward pass writes both blocks of ``dx`` in
+    one tensor.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, split: int) -> tuple[Tensor, Tensor]:
+        ctx.save_for_backward(x)
+        ctx.split = split
+        first, second = x[:, :split], x[:, split:]
+        return first @ first.T, second @ second.T
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, d_first: Tensor, d_second: Tensor) -> tuple[Tensor, None]:
+        (x,) = ctx.saved_tensors
+        split = ctx.split
+        dx = torch.empty_like(x)
+        for grad, cols in ((d_first, slice(0, split)), (d_second, slice(split, None))):
+            block = x[:, cols]
+            if block.shape[1] == 0:
+                continue
+            dx[:, cols] = (grad + grad.T) @ block
+        return dx, None
+
+
+def _block_gram(x: Tensor, split: int) -> tuple[Tensor, Tensor]:
+    """Gram matrices of the first ``split`` columns of x (N, K) and of the rest."""
+    first, second = _BlockGram.apply(x, split)
+    return first, second
+
+
+def correlation_stats(a: Tensor, b: Tensor, use_gram: bool) -> tuple[Tensor, Tensor]:
+    """Diagonal and squared Frobenius norm of ``C = a^T b / N``.
+
+    Args:
+        a: Batch-standardised embeddings (N, d).
+        b: Batch-standardised embeddings (N, d), row i paired with row i of ``a``.
+        use_gram: Use N x N Gram matrices (O(N²d), for N < d) instead of forming
+            the d x d matrix.
+
+    Returns:
+        ``diag(C)`` of shape (d,) and ``‖C‖_F²`` (scalar).
+    """
+    n, d = a.shape
+    diag = (a * b).sum(dim=0) / n
     if use_gram:
-        return ((a @ a.T) * (b @ b.T)).sum()
-    return (a.T @ b).pow(2).sum()
+        gram_a, _ = _block_gram(a, d)
+        gram_b, _ = _block_gram(b, d)
+        sq_fro = (gram_a * gram_b).sum()
+    else:
+        sq_fro = (a.T @ b).pow(2).sum()
+    return diag, sq_fro / n**2
 
 
-def _barlow_terms(sq_fro: Tensor, diag: Tensor, target: float, lambd: float) -> Tensor:
+def barlow_objective(
+    sq_fro: Tensor, diag: Tensor, target: float, lambd: float
+) -> Tensor:
     """Barlow Twins objective from ``‖C‖_F²`` and ``diag(C)``.
 
     Args:
@@ -142,7 +234,7 @@ def decur_loss(
             so normalisation and correlation use the global batch.
         eps: Added to the batch variance before normalising.
         method: ``'gram'`` (N×N Gram matrices, O(N²K)), ``'direct'`` (K×K
-            correlation matrices, O(NK²)) or ``'auto'`` (Gram when N < block size).
+            correlation matrices, O(NK²)) or ``'auto'`` (Gram when N < K).
 
     Returns:
         The total loss and its components; see :class:`DeCURLossOutput`.
@@ -158,67 +250,92 @@ def decur_loss(
     if method not in ('auto', 'gram', 'direct'):
         raise ValueError(f"method must be 'auto', 'gram' or 'direct', got {method!r}")
 
-    stacked = torch.stack([z1_1, z1_2, z2_1, z2_2], dim=1)  # N x 4 x K
-    if gather_distributed:
-        stacked = gather_batch(stacked)
+    zs: tuple[Tensor, ...] = (z1_1, z1_2, z2_1, z2_2)
+    if gather_distributed and is_distributed():
+        # One collective for all four embeddings; without a process group there is
+        # nothing to gather and no reason to copy them into a stack.
+        zs = tuple(gather_batch(torch.stack(zs, dim=1)).unbind(dim=1))
     # Correlations are computed in (at least) float32 with autocast off: the
     # statistics of an 8192-d embedding do not survive bf16/fp16 accumulation.
-    if stacked.dtype in (torch.float16, torch.bfloat16):
-        stacked = stacked.float()
-    with torch.autocast(stacked.device.type, enabled=False):
-        return _decur_from_stacked(stacked, common_dim, lambd, weighting, eps, method)
+    zs = tuple(
+        z.float() if z.dtype in (torch.float16, torch.bfloat16) else z for z in zs
+    )
+    with torch.autocast(zs[0].device.type, enabled=False):
+        return _decur_terms(zs, common_dim, lambd, weighting, eps, method)
 
 
-def _decur_from_stacked(
-    stacked: Tensor,
+def _decur_terms(
+    zs: tuple[Tensor, ...],
     common_dim: int,
     lambd: float,
     weighting: Weighting,
     eps: float,
     method: Method,
 ) -> DeCURLossOutput:
-    """Body of :func:`decur_loss` on the (gathered) N x 4 x K embeddings."""
-    n = stacked.shape[0]
+    """Body of :func:`decur_loss` on the (gathered) embeddings z1_1, z1_2, z2_1, z2_2."""
+    n, dim = zs[0].shape
     if n < 2:
         raise ValueError(
             f'the DeCUR loss needs a (global) batch of at least 2 samples, got {n}'
         )
-    a1, a2, b1, b2 = (batch_standardize(z, eps) for z in stacked.unbind(dim=1))
-    dim = a1.shape[1]
+    a1, a2, b1, b2 = (batch_standardize(z, eps) for z in zs)
+    c = common_dim
 
-    def use_gram(block: int) -> bool:
-        return method == 'gram' or (method == 'auto' and n < block)
-
-    # Intra-modal Barlow Twins over all K dimensions.
-    intra = []
-    for x, y in ((a1, a2), (b1, b2)):
-        diag = (x * y).sum(dim=0) / n
-        sq_fro = _squared_frobenius(x, y, use_gram(dim)) / n**2
-        intra.append(_barlow_terms(sq_fro, diag, 1.0, lambd))
-
-    # Cross-modal (view 1 of each modality): common block → identity, unique → 0.
-    # The common x unique off-diagonal blocks are deliberately unconstrained.
+    # Diagonals of the three correlation matrices, O(N·K) each.
+    diag1 = (a1 * a2).sum(dim=0) / n
+    diag2 = (b1 * b2).sum(dim=0) / n
     cross_diag = (a1 * b1).sum(dim=0) / n
-    zero = stacked.new_zeros(())
+
+    # Squared Frobenius norms of C(a1, a2), C(b1, b2) and of the common and unique
+    # diagonal blocks of C(a1, b1). The common x unique off-diagonal blocks of the
+    # cross-modal matrix are deliberately unconstrained.
+    if method == 'gram' or (method == 'auto' and n < dim):
+        # ‖X^T Y‖² = Σ (X X^T) ∘ (Y Y^T). The Gram matrices of a1 and b1 are
+        # computed per column block once and shared: the blocks give the cross
+        # terms and their sum the intra term.
+        a1_c, a1_u = _block_gram(a1, c)
+        b1_c, b1_u = _block_gram(b1, c)
+        a2_g, _ = _block_gram(a2, dim)
+        b2_g, _ = _block_gram(b2, dim)
+        sq_intra1 = ((a1_c + a1_u) * a2_g).sum()
+        sq_intra2 = ((b1_c + b1_u) * b2_g).sum()
+        sq_common = (a1_c * b1_c).sum()
+        sq_unique = (a1_u * b1_u).sum()
+    else:
+        # K x K form, cheaper once N >= K; only the two diagonal blocks of the
+        # cross-modal matrix are formed.
+        sq_intra1 = (a1.T @ a2).pow(2).sum()
+        sq_intra2 = (b1.T @ b2).pow(2).sum()
+        sq_common = (a1[:, :c].T @ b1[:, :c]).pow(2).sum()
+        sq_unique = (a1[:, c:].T @ b1[:, c:]).pow(2).sum()
+    scale = 1.0 / n**2
+    intra1 = barlow_objective(sq_intra1 * scale, diag1, 1.0, lambd)
+    intra2 = barlow_objective(sq_intra2 * scale, diag2, 1.0, lambd)
+
+    zero = a1.new_zeros(())
     blocks = []
-    for start, stop, target in ((0, common_dim, 1.0), (common_dim, dim, 0.0)):
-        if stop == start:
+    for sq_fro, cols, target in (
+        (sq_common, slice(0, c), 1.0),
+        (sq_unique, slice(c, dim), 0.0),
+    ):
+        diag = cross_diag[cols]
+        if diag.numel() == 0:
             blocks.append((zero, zero))
             continue
-        x, y = a1[:, start:stop], b1[:, start:stop]
-        sq_fro = _squared_frobenius(x, y, use_gram(stop - start)) / n**2
-        diag = cross_diag[start:stop]
         blocks.append(
-            (_barlow_terms(sq_fro, diag, target, lambd), diag.detach().mean())
+            (
+                barlow_objective(sq_fro * scale, diag, target, lambd),
+                diag.detach().mean(),
+            )
         )
     (common, common_diag), (unique, unique_diag) = blocks
 
     if weighting == 'reference':
-        total = (intra[0] + intra[1] + (common + unique) / 2) / 3
+        total = (intra1 + intra2 + (common + unique) / 2) / 3
     else:
-        total = intra[0] + intra[1] + common + unique
+        total = intra1 + intra2 + common + unique
     return DeCURLossOutput(
-        total, intra[0], intra[1], common, unique, common_diag, unique_diag
+        total, intra1, intra2, common, unique, common_diag, unique_diag
     )
 
 

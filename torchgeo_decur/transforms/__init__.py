@@ -16,6 +16,7 @@ from .normalize import (
     SSL4EO_S12_S2_STD,
     ApplyToKeys,
     ClipNormalize,
+    Dequantize,
     PercentileClip,
 )
 from .pretrained import (
@@ -37,6 +38,7 @@ __all__ = (
     'ApplyToKeys',
     'AugmentationConfig',
     'ClipNormalize',
+    'Dequantize',
     'InsertChannel',
     'ModalityAugmentation',
     'PercentileClip',

@@ -149,6 +149,37 @@ class ClipNormalize(nn.Module):
         return f'bands={self.low.numel()}, quantize={self.quantize}'
 
 
+class Dequantize(nn.Module):
+    """Turn uint8 codes ``k`` back into the float input ``k / 255``.
+
+    The inverse of the uint8 storage of :class:`ClipNormalize` with
+    ``quantize=True`` (and of the reference's uint8 lmdb + ``ToTensor``): for codes
+    ``k = floor(255 y)`` it returns exactly what ``ClipNormalize(quantize=True)``
+    returns, bit for bit. Written here rather than reused from torchvision's
+    ``to_dtype(..., scale=True)`` because that multiplies by ``1 / 255``, which
+    differs from the division in the last bit for about half of the 256 codes.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Decode ``x``.
+
+        Args:
+            x: uint8 tensor of any shape.
+
+        Returns:
+            float32 tensor of the same shape with values in [0, 1].
+
+        Raises:
+            ValueError: If ``x`` is not uint8.
+        """
+        if x.dtype != torch.uint8:
+            raise ValueError(
+                f'{type(self).__name__} expects uint8 codes, got {x.dtype}; raw '
+                'values need ClipNormalize instead'
+            )
+        return x.float() / 255.0
+
+
 class PercentileClip(nn.Module):
     """Clip each sample to its own low/high percentiles (optionally rescaled).
 

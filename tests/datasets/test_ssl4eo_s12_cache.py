@@ -1,0 +1,256 @@
+import json
+import os
+import random
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+from torchgeo_decur.cli import main
+from torchgeo_decur.datamodules import (
+    SSL4EOS12PairsDataModule,
+    ssl4eo_s12_normalization,
+)
+from torchgeo_decur.datasets import SSL4EOS12Cache, SSL4EOS12Pairs, write_cache
+from torchgeo_decur.datasets.ssl4eo_s12_cache import _encode
+from torchgeo_decur.transforms import ApplyToKeys, Dequantize
+
+from ..conftest import DATA
+
+ROOT = os.path.join(DATA, 'ssl4eo_s12')
+INVALID = os.path.join(ROOT, 'invalid')
+SEEDS = range(4)
+DEQUANTIZE = ApplyToKeys({'image_s1': Dequantize(), 'image_s2': Dequantize()})
+
+
+@pytest.fixture(scope='module')
+def caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    out = {}
+    for encoding in ('raw', 'float32', 'uint8'):
+        path = str(tmp_path_factory.mktemp(encoding))
+        write_cache(ROOT, path, encoding=encoding, size=24, progress=False)  # type: ignore[arg-type]
+        out[encoding] = path
+    return out
+
+
+def seeded(ds: SSL4EOS12Pairs, index: int, seed: int) -> dict[str, Tensor]:
+    """Sample ``index`` with the season draws of ``seed``, as a batch of one."""
+    random.seed(seed)
+    return {k: v[None] for k, v in ds[index].items()}
+
+
+def same(a: Tensor, b: Tensor) -> bool:
+    """Bitwise equality that treats NaN like any other value."""
+    return a.dtype == b.dtype and torch.equal(
+        a.view(torch.int32) if a.is_floating_point() else a,
+        b.view(torch.int32) if b.is_floating_point() else b,
+    )
+
+
+def test_cli_writes_cache_with_progress_bar(
+    tmp_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = os.path.join(tmp_path, 'cache')
+    args = ['cache-ssl4eo-s12', '--root', ROOT, '--output', out, '--size', '24']
+    assert main([*args, '--encoding', 'uint8']) == 0
+    captured = capsys.readouterr()
+    assert 'Caching SSL4EO-S12 (uint8)' in captured.err  # tqdm progress bar
+    assert 'wrote 4 locations' in captured.out
+    with open(os.path.join(out, 'manifest.json')) as f:
+        manifest = json.load(f)
+    assert manifest['locations'] == {f'{i:07d}': [4, 4] for i in range(4)}
+    s2 = np.load(os.path.join(out, 's2c', '0000002.npy'), mmap_mode='r')
+    assert s2.shape == (4 * 13, 24, 24)
+    assert s2.dtype == np.uint8
+
+
+@pytest.mark.parametrize('encoding', ['raw', 'float32'])
+@pytest.mark.parametrize('season_mode', ['random', 'same'])
+def test_lossless_cache_gives_identical_samples(
+    caches: dict[str, str], encoding: str, season_mode: str
+) -> None:
+    tiffs = SSL4EOS12Pairs(ROOT, size=24, season_mode=season_mode)  # type: ignore[arg-type]
+    cached = SSL4EOS12Pairs(
+        ROOT, size=24, season_mode=season_mode, cache=caches[encoding]
+    )  # type: ignore[arg-type]
+    assert cached.locations == tiffs.locations
+    for index in range(len(tiffs)):
+        for seed in SEEDS:
+            want, got = seeded(tiffs, index, seed), seeded(cached, index, seed)
+            for key in want:
+                assert same(got[key], want[key]), (index, seed, key)
+            # The fixture's -inf / NaN backscatter survives the cache.
+            assert not torch.isfinite(got['image_s1']).all()
+            for quantize in (False, True):
+                norm = ssl4eo_s12_normalization(quantize=quantize)
+                a, b = norm(want), norm(got)
+                assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_uint8_cache_equals_quantised_normalisation(caches: dict[str, str]) -> None:
+    tiffs = SSL4EOS12Pairs(ROOT, size=24)
+    cached = SSL4EOS12Pairs(ROOT, size=24, cache=caches['uint8'])
+    quantised = ssl4eo_s12_normalization(quantize=True)
+    continuous = ssl4eo_s12_normalization(quantize=False)
+    largest_gap = 0.0
+    for index in range(len(tiffs)):
+        for seed in SEEDS:
+            raw, codes = seeded(tiffs, index, seed), seeded(cached, index, seed)
+            assert codes['image_s2'].dtype == torch.uint8
+            want, got = quantised(raw), DEQUANTIZE(codes)
+            for key in want:
+                assert torch.equal(got[key], want[key]), (index, seed, key)
+            exact = continuous(raw)
+            gap = max((exact[k] - got[k]).abs().max().item() for k in exact)
+            largest_gap = max(largest_gap, gap)
+    # The documented trade-off: without quantisation the GeoTIFF path keeps
+    # detail below one uint8 step that the codes cannot hold.
+    assert 0 < largest_gap < 1 / 255
+
+
+def test_real_sample_cache_is_exact(shared_realdata: str, tmp_path: str) -> None:
+    root = os.path.join(shared_realdata, 'ssl4eo-s12-sample')
+    tiffs = SSL4EOS12Pairs(root)
+    for encoding in ('raw', 'uint8'):
+        path = os.path.join(tmp_path, encoding)
+        write_cache(root, path, encoding=encoding, progress=False)  # type: ignore[arg-type]
+        cached = SSL4EOS12Pairs(root, cache=path)
+        for seed in SEEDS:
+            raw, stored = seeded(tiffs, 0, seed), seeded(cached, 0, seed)
+            if encoding == 'raw':
+                assert all(same(stored[k], raw[k]) for k in raw)
+                norm = ssl4eo_s12_normalization()
+                want, got = norm(raw), norm(stored)
+            else:
+                want = ssl4eo_s12_normalization(quantize=True)(raw)
+                got = DEQUANTIZE(stored)
+            assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_data_module_batches_identical_to_geotiff_path(
+    caches: dict[str, str],
+) -> None:
+    for cache, quantize in ((caches['raw'], False), (caches['uint8'], True)):
+        batches = []
+        for source in (None, cache):
+            dm = SSL4EOS12PairsDataModule(
+                root=ROOT, size=24, batch_size=3, quantize=quantize, cache=source
+            )
+            dm.setup('fit')
+            torch.manual_seed(1)  # shuffling order
+            random.seed(1)  # season draws
+            batches.append(dm.aug(next(iter(dm.train_dataloader()))))
+        tiffs, cached = batches
+        for key in ('image_s1', 'image_s2'):
+            assert cached[key].dtype == torch.float32
+            assert torch.equal(cached[key], tiffs[key]), (cache, key)
+
+
+def test_uint8_cache_refuses_settings_it_cannot_reproduce(
+    caches: dict[str, str],
+) -> None:
+    with pytest.raises(ValueError, match='quantize=True'):
+        SSL4EOS12PairsDataModule(root=ROOT, size=24, cache=caches['uint8'])
+    with pytest.raises(ValueError, match="normalization='none'"):
+        SSL4EOS12PairsDataModule(
+            root=ROOT, size=24, cache=caches['uint8'], normalization='none'
+        )
+    raw = SSL4EOS12PairsDataModule(
+        root=ROOT, size=24, cache=caches['raw'], normalization='none'
+    )
+    assert isinstance(raw.aug, ApplyToKeys)
+
+
+def test_invalid_locations_follow_dataset_rules(tmp_path: str) -> None:
+    with pytest.raises(ValueError, match=r'unpaired SSL4EO-S12 location .0000005.'):
+        write_cache(INVALID, os.path.join(tmp_path, 'a'), size=24, progress=False)
+    out = os.path.join(tmp_path, 'b')
+    with pytest.warns(UserWarning, match='skipping it') as record:
+        manifest = write_cache(INVALID, out, size=24, on_invalid='skip', progress=False)
+    messages = ' '.join(str(w.message) for w in record)
+    assert "lacks band file(s) ['B8A.tif']" in messages
+    assert 'has 2 bands' in messages
+    assert sorted(manifest['locations']) == ['0000000', '0000001']
+    assert sorted(manifest['skipped']) == ['0000005', '0000006', '0000007', '0000008']
+    assert not os.path.exists(os.path.join(out, 's1', '0000008.npy'))
+    assert len(SSL4EOS12Pairs(INVALID, size=24, cache=out)) == 2
+    # Malformed locations abort with on_invalid='error' too.
+    shutil.copytree(INVALID, os.path.join(tmp_path, 'paired'))
+    for loc in ('0000005', '0000006'):
+        for product in ('s1', 's2c'):
+            shutil.rmtree(os.path.join(tmp_path, 'paired', product, loc), True)
+    with pytest.raises(ValueError, match=r'malformed SSL4EO-S12 location .0000007.'):
+        write_cache(
+            os.path.join(tmp_path, 'paired'),
+            os.path.join(tmp_path, 'c'),
+            size=24,
+            progress=False,
+        )
+
+
+def test_cli_reports_errors(tmp_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = os.path.join(tmp_path, 'cache')
+    status = main(['cache-ssl4eo-s12', '--root', INVALID, '--output', out])
+    assert status == 1
+    assert '0000005' in capsys.readouterr().err
+
+
+def test_cache_mismatch_and_damage(caches: dict[str, str], tmp_path: str) -> None:
+    with pytest.raises(ValueError, match='size=12'):
+        SSL4EOS12Pairs(ROOT, size=12, cache=caches['raw'])
+    with pytest.raises(ValueError, match='products'):
+        SSL4EOS12Pairs(ROOT, size=24, s2_product='s2a', cache=caches['raw'])
+    with pytest.raises(ValueError, match=r'manifest\.json.* not found'):
+        SSL4EOS12Pairs(ROOT, size=24, cache=str(tmp_path))
+
+    damaged = os.path.join(tmp_path, 'damaged')
+    shutil.copytree(caches['raw'], damaged)
+    bad = os.path.join(damaged, 's2c', '0000001.npy')
+    np.save(bad, np.zeros((13, 24, 24), np.uint16))  # one timestamp, not four
+    ds = SSL4EOS12Pairs(ROOT, size=24, cache=damaged)
+    with pytest.raises(
+        ValueError, match=r'0000001\.npy.*expected uint16 \(52, 24, 24\)'
+    ):
+        ds[1]
+    truncated = os.path.join(damaged, 's1', '0000003.npy')
+    with open(truncated, 'r+b') as f:
+        f.truncate(os.path.getsize(truncated) - 10)
+    last = SSL4EOS12Pairs(ROOT, size=24, cache=damaged, season_mode='fixed', season=3)
+    with pytest.raises(ValueError, match=r'0000003\.npy.* is truncated'):
+        last[3]
+    with pytest.warns(UserWarning, match='0000001') as record:
+        checked = SSL4EOS12Pairs(
+            ROOT, size=24, cache=damaged, check_files=True, on_invalid='skip'
+        )
+    assert 'truncated' in str(record[-1].message)
+    assert checked.locations == ['0000000', '0000002']
+
+
+def test_rerun_only_writes_what_is_missing_or_wrong(tmp_path: str) -> None:
+    out = str(tmp_path)
+    write_cache(ROOT, out, size=24, progress=False)
+    files = {
+        p: os.path.join(out, p, f'{loc:07d}.npy')
+        for p in ('s1', 's2c')
+        for loc in (0, 1)
+    }
+    stamps = {p: os.stat(f).st_mtime_ns for p, f in files.items()}
+    os.remove(os.path.join(out, 's1', '0000003.npy'))
+    np.save(os.path.join(out, 's2c', '0000002.npy'), np.zeros((1, 24, 24), np.uint16))
+    write_cache(ROOT, out, size=24, progress=False)
+    assert {p: os.stat(f).st_mtime_ns for p, f in files.items()} == stamps
+    cache = SSL4EOS12Cache(out)
+    for loc in ('0000002', '0000003'):
+        cache.verify(loc)  # rewritten with the right shape
+
+
+def test_lossless_encodings_refuse_values_they_cannot_hold() -> None:
+    raw = {
+        's1': torch.zeros(2, 4, 4),
+        's2c': torch.full((13, 4, 4), 1000.5),  # not a whole DN
+    }
+    with pytest.raises(ValueError, match="encoding='float32'"):
+        _encode('raw', raw, 's2c')
+    assert _encode('float32', raw, 's2c')['s2c'].dtype == np.float32
