@@ -51,7 +51,7 @@ run() {
 run train_step_rn50 120 -m benchmarks.train_step --device "$DEVICE" \
     --model resnet50 --variants fp32 bf16+cl "${STEP[@]}"
 
-run decur_loss_n256 90 -m benchmarks.decur_loss --device "$DEVICE" "${LOSS[@]}"
+run decur_loss_n256 90 -m benchmarks.decur_loss --device "$DEVICE" --in-process "${LOSS[@]}"
 
 run train_step_rn18 40 -m benchmarks.train_step --device "$DEVICE" \
     --model resnet18 --variants fp32 bf16+cl "${STEP[@]}"
