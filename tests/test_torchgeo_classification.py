@@ -113,3 +113,40 @@ def test_conf_fine_tunes_the_released_encoder(
         num_classes=10,
     )
     assert_encoder_loaded(task, S2_VIT)
+
+
+def test_semantic_segmentation_unet_takes_a_resnet50_member(hub: Path) -> None:
+    # torchgeo's SemanticSegmentation loads a member into smp's U-Net encoder
+    # (strictly): the GeoNRW RGB backbone, as in conf/geonrw_rgb_torchgeo.yaml.
+    from torchgeo.tasks import SemanticSegmentation
+
+    from torchgeo_decur import DeCURResNet50_Weights
+
+    member = DeCURResNet50_Weights.RGB_GEONRW_DECUR
+    write_backbone(member, hub, reference_encoder('resnet50', 3, 1), 1)
+    task = SemanticSegmentation(
+        model='unet',
+        backbone='resnet50',
+        weights=str(member),
+        in_channels=3,
+        num_classes=11,
+        ignore_index=0,
+    )
+    expected = member.get_state_dict()
+    own = task.model.encoder.state_dict()
+    assert set(own) == set(expected)
+    for key, value in expected.items():
+        assert torch.equal(own[key], value), key
+    assert task.model(torch.rand(1, 3, 64, 64)).shape == (1, 11, 64, 64)
+
+
+def test_torchgeo_task_configs_name_decur_members() -> None:
+    for name, member in (
+        (
+            'bigearthnet_s1_linear_torchgeo.yaml',
+            'DeCURResNet50_Weights.SENTINEL1_GRD_SSL4EO_DECUR',
+        ),
+        ('geonrw_rgb_torchgeo.yaml', 'DeCURResNet50_Weights.RGB_GEONRW_DECUR'),
+    ):
+        text = Path(ROOT, 'conf', name).read_text()
+        assert re.search(rf'^\s+weights: {re.escape(member)}$', text, re.M), name
