@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 import torch
+from lightning.pytorch import Trainer
 from torch import Tensor, nn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,3 +51,22 @@ def fast_init(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(smp_mit, 'trunc_normal_', normal)
     monkeypatch.setattr(timm_vit, 'trunc_normal_', normal)
+
+
+def quiet_trainer(**kwargs: Any) -> Trainer:
+    """A CPU Trainer without logger, checkpoints, progress bar or summary.
+
+    Args:
+        **kwargs: Further Trainer arguments (e.g. ``max_steps``), or overrides.
+
+    Returns:
+        The trainer.
+    """
+    options: dict[str, Any] = {
+        'accelerator': 'cpu',
+        'logger': False,
+        'enable_checkpointing': False,
+        'enable_progress_bar': False,
+        'enable_model_summary': False,
+    }
+    return Trainer(**(options | kwargs))

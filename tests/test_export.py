@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch import Trainer
 from torchgeo.models import get_model
 
 from torchgeo_decur import DeCURTask
@@ -13,7 +12,7 @@ from torchgeo_decur.cli import main
 from torchgeo_decur.datamodules import SSL4EOS12PairsDataModule
 from torchgeo_decur.export import export_checkpoint
 
-from .conftest import DATA
+from .conftest import DATA, quiet_trainer
 
 SMALL = {'projector_dims': [32, 32], 'common_dim': 24, 'crop_size': 32}
 
@@ -23,13 +22,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[DeCURTask, Path]:
     """A ResNet-50 DeCURTask after one training step, and its Lightning checkpoint."""
     root = tmp_path_factory.mktemp('export')
     task = DeCURTask(**SMALL)
-    trainer = Trainer(
+    trainer = quiet_trainer(
         max_steps=1,
-        accelerator='cpu',
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         default_root_dir=root,
     )
     data = SSL4EOS12PairsDataModule(

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import segmentation_models_pytorch as smp
 import torch
-from lightning.pytorch import Trainer
 from torch import Tensor
 from torchvision.models._api import Weights, WeightsEnum
 
@@ -15,7 +14,7 @@ from torchgeo_decur.cli import main
 from torchgeo_decur.datamodules import SUNRGBDDataModule
 from torchgeo_decur.export_cmx import cmx_state_dicts, export_cmx, mit_variant
 
-from .conftest import DATA
+from .conftest import DATA, quiet_trainer
 
 #: Documented key counts: 332 per MiT-B2 encoder (FACTS A §1.1); CMX's dual mit_b2
 #: encoder = these names + their extra_ twins + 156 FRMs.*/FFMs.* fusion keys that
@@ -166,13 +165,8 @@ def test_lightning_checkpoint_of_decur_task(
     dm = SUNRGBDDataModule(
         root=os.path.join(DATA, 'sunrgbd'), split='train', size=32, batch_size=2
     )
-    trainer = Trainer(
+    trainer = quiet_trainer(
         max_steps=1,
-        accelerator='cpu',
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         default_root_dir=tmp_path,
     )
     trainer.fit(task, datamodule=dm)

@@ -4,7 +4,6 @@ from pathlib import Path
 import kornia.augmentation as K
 import pytest
 import torch
-from lightning.pytorch import Trainer
 
 from torchgeo_decur import MultimodalClassificationTask
 from torchgeo_decur.datamodules import (
@@ -20,7 +19,7 @@ from torchgeo_decur.datamodules.bigearthnet_mm import (
 )
 from torchgeo_decur.datasets import pairs_from_s1_metadata
 
-from ..conftest import DATA
+from ..conftest import DATA, quiet_trainer
 
 ROOT = os.path.join(DATA, 'bigearthnet', 'v1')
 TINY = {'root': ROOT, 'image_size': 24, 'crop_size': 32, 'eval_resize': 36}
@@ -147,13 +146,8 @@ def test_real_example_pairs_train(shared_realdata: str, tmp_path: Path) -> None:
     )
     before = task.model.head.weight.detach().clone()
     conv_before = task.encoders['s2'].conv1.weight.detach().clone()
-    trainer = Trainer(
+    trainer = quiet_trainer(
         max_steps=3,
-        accelerator='cpu',
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
     )

@@ -4,7 +4,6 @@ from typing import Any
 
 import pytest
 import torch
-from lightning.pytorch import Trainer
 from torch import nn
 from torch.optim import SGD, AdamW
 from torch.optim.lr_scheduler import MultiStepLR
@@ -23,7 +22,7 @@ from torchgeo_decur import (
 from torchgeo_decur.datamodules import BigEarthNetMMDataModule
 from torchgeo_decur.models import Projector, build_backbone
 
-from ..conftest import DATA
+from ..conftest import DATA, quiet_trainer
 
 URL = 'https://huggingface.co/example/resolve/main/{}'
 
@@ -263,16 +262,6 @@ def test_input_checks_and_options() -> None:
         MultimodalSegmentationTask(reduce_channels=[128])
     with pytest.raises(ValueError, match='no entry for modality'):
         MultimodalSegmentationTask(modalities=['sar'], model='resnet18')
-
-
-def quiet_trainer() -> Trainer:
-    return Trainer(
-        accelerator='cpu',
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
 
 
 def test_classification_metrics_cover_the_whole_epoch() -> None:
