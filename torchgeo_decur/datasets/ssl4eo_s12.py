@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..transforms.normalize import SSL4EO_S12_S1_BANDS, SSL4EO_S12_S2_BANDS
 from .ssl4eo_s12_cache import SSL4EOS12Cache
+from .utils import retain_freed_memory_in_worker
 
 SeasonMode = Literal['random', 'same', 'fixed']
 S2_L2A_BANDS = tuple(b for b in SSL4EO_S12_S2_BANDS if b != 'B10')
@@ -44,10 +45,14 @@ class SSL4EOS12Pairs(NonGeoDataset):
 
     With ``cache`` (written by ``torchgeo-decur cache-ssl4eo-s12``, see
     :mod:`~torchgeo_decur.datasets.ssl4eo_s12_cache`) samples come from one
-    memory-mapped array per location and product instead of 30 GeoTIFFs: identical
+    ``.npy`` array per location and product instead of 30 GeoTIFFs: identical
     raw samples for the lossless encodings; for the ``uint8`` encoding the sample
     tensors hold the uint8 codes of the DeCUR scaling instead of raw values (the
     data module turns them into the same [0, 1] input as ``quantize=True``).
+
+    Inside a DataLoader worker the first sample raises glibc's malloc thresholds
+    of that worker process so that freed sample buffers are reused instead of
+    faulted in again (see :func:`~torchgeo_decur.datasets.utils.retain_freed_memory_in_worker`).
     """
 
     bands: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -312,6 +317,7 @@ class SSL4EOS12Pairs(NonGeoDataset):
         Raises:
             ValueError: If a band file is missing or has more than one band.
         """
+        retain_freed_memory_in_worker()
         location = self.locations[index]
         sample: dict[str, Tensor] = {}
         if self.cache is not None:
