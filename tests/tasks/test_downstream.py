@@ -193,7 +193,8 @@ def batch(n: int = 2, size: int = 32) -> dict[str, torch.Tensor]:
 
 
 def test_linear_probe_freezes_encoders_and_their_statistics() -> None:
-    task = MultimodalClassificationTask(model='resnet18', freeze_backbone=True)
+    with pytest.warns(UserWarning, match=r"no weights for encoder\(s\) \['s1', 's2'\]"):
+        task = MultimodalClassificationTask(model='resnet18', freeze_backbone=True)
     trainable = {n for n, p in task.named_parameters() if p.requires_grad}
     assert trainable == {'model.head.weight', 'model.head.bias'}
     optimizer = task.configure_optimizers()
@@ -215,6 +216,37 @@ def test_linear_probe_freezes_encoders_and_their_statistics() -> None:
     stats = ref.encoders['s1'].bn1.running_mean.clone()
     ref.training_step(batch(), 0)
     assert not torch.equal(ref.encoders['s1'].bn1.running_mean, stats)
+
+
+@pytest.mark.parametrize('reference_mode', [False, True])
+def test_linear_probe_keeps_statistics_frozen_under_the_trainer(
+    reference_mode: bool,
+) -> None:
+    # Lightning never calls task.train() in fit; the encoders are built in
+    # training mode, so this checks the per-batch hook, not the override.
+    task = MultimodalSegmentationTask(
+        model='resnet18',
+        modalities=['rgb'],
+        in_channels={'rgb': 3},
+        num_classes=3,
+        freeze_backbone=True,
+        frozen_encoder_train_mode=reference_mode,
+    )
+    assert task.encoders['rgb'].training
+    stats = task.encoders['rgb'].bn1.running_mean.clone()
+    g = torch.Generator().manual_seed(0)
+    samples = [
+        {
+            'image_rgb': torch.rand(3, 32, 32, generator=g),
+            'mask': torch.randint(0, 3, (32, 32), generator=g),
+        }
+        for _ in range(4)
+    ]
+    quiet_trainer(max_steps=2).fit(task, DataLoader(samples, batch_size=2))
+    changed = not torch.equal(task.encoders['rgb'].bn1.running_mean, stats)
+    assert changed == reference_mode
+    assert task.encoders['rgb'].training == reference_mode
+    assert task.model.training
 
 
 def test_fine_tuning_optimiser_and_schedule() -> None:

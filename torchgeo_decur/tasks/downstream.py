@@ -15,6 +15,7 @@ accumulated over the whole epoch (torchmetrics states), not averaged per batch.
 """
 
 import os
+import warnings
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Self, cast
@@ -206,7 +207,20 @@ class MultimodalDownstreamTask(BaseTask):
             m: self.build_encoder(channels[m], self._pretrained(m))
             for m in self.modalities
         }
-        for m, (state, source) in self.encoder_states().items():
+        states = self.encoder_states()
+        random = [
+            m for m in self.modalities if m not in states and not self._pretrained(m)
+        ]
+        if random and self.hparams['freeze_backbone']:
+            warnings.warn(
+                f'freeze_backbone=True but no weights for encoder(s) {random}: the '
+                'linear probe runs on randomly initialised, frozen features (a '
+                'random-init baseline). Set weights: to a DeCUR member, a released '
+                'file or a DeCURTask checkpoint to probe pretrained encoders.',
+                UserWarning,
+                stacklevel=2,
+            )
+        for m, (state, source) in states.items():
             load_encoder_state(
                 weights_module(encoders[m]),
                 remap_backbone_state_dict(state, source),
@@ -314,14 +328,33 @@ class MultimodalDownstreamTask(BaseTask):
             This task.
         """
         super().train(mode)
+        if mode:
+            self._hold_frozen_encoders_in_eval()
+        return self
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Put frozen encoders in eval mode before every training batch.
+
+        Lightning never calls :meth:`train` on the task during ``fit`` (it saves
+        and restores each submodule's mode around validation instead), so the
+        override above alone would leave freshly built encoders in training mode,
+        their BatchNorm layers normalising with batch statistics and updating
+        their running statistics.
+
+        Args:
+            batch: The batch (unused).
+            batch_idx: Its index (unused).
+        """
+        self._hold_frozen_encoders_in_eval()
+
+    def _hold_frozen_encoders_in_eval(self) -> None:
+        """Eval mode for frozen encoders, unless ``frozen_encoder_train_mode``."""
         if (
-            mode
-            and hasattr(self, 'model')
+            hasattr(self, 'model')
             and self.hparams['freeze_backbone']
             and not self.hparams['frozen_encoder_train_mode']
         ):
             self.encoders.eval()
-        return self
 
     # ----------------------------------------------------------------- steps
     def inputs(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
