@@ -9,7 +9,7 @@ Compares, at embedding size K and batch sizes N:
   off-diagonals are squared and summed;
 * ``direct``: :func:`torchgeo_decur.losses.decur_loss` with ``method='direct'``;
 * ``gram``: ``method='gram'`` (N x N Gram matrices, no K x K tensor);
-* ``auto``: ``method='auto'`` (what DeCURTask uses: Gram blocks where N < block).
+* ``auto``: ``method='auto'`` (what DeCURTask uses: the Gram form when N < K, else the direct one).
 
 Every (method, N) runs in a fresh subprocess. Peak memory on CPU is the rise of the
 process's resident-set high-water mark (``ru_maxrss``) over the resident size once
@@ -238,8 +238,9 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
 def subprocess_json(argv: list[str], in_process: bool = False) -> dict[str, Any]:
     """Run this module with ``argv`` in a fresh interpreter and parse its JSON.
 
-    With ``in_process`` the worker runs in this process instead (quick smoke
-    tests; its memory figures then include what earlier runs left behind).
+    With ``in_process`` the worker runs in this process instead: on CUDA the
+    peak counter is reset per configuration, so the figures hold; on the CPU the
+    process-wide ``ru_maxrss`` then includes what earlier runs left behind.
     """
     if in_process:
         args = _parser().parse_args(argv)
@@ -272,8 +273,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         '--in-process',
         action='store_true',
-        help='run every configuration in this process (smoke test only: peak '
-        'memory is then not per configuration)',
+        help='run every configuration in this process: fine on CUDA (the peak '
+        'counter is reset per configuration); on the CPU a smoke test only (the '
+        'ru_maxrss high-water mark is then not per configuration)',
     )
     # Internal: one measurement / one check, in this (fresh) process.
     p.add_argument('--worker', choices=['measure', 'check'], help=argparse.SUPPRESS)

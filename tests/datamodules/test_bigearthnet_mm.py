@@ -36,6 +36,9 @@ def test_label_fraction_is_drawn_without_replacement() -> None:
     assert sample_fraction(1000, 0.1, 42) != sample_fraction(1000, 0.1, 43)
     assert sample_fraction(5, 1.0, 0) == [0, 1, 2, 3, 4]
     assert len(sample_fraction(10, 0.01, 0)) == 1  # never empty
+    # Float noise does not lose a sample: 0.29 * 100 = 28.999999999999996.
+    assert len(sample_fraction(100, 0.29, 0)) == 29
+    assert len(sample_fraction(269_695, 0.01, 0)) == 2696  # floor, as the reference
     for bad in (0.0, 1.5, -0.1):
         with pytest.raises(ValueError, match='train_fraction'):
             sample_fraction(10, bad, 0)

@@ -70,6 +70,27 @@ def test_training_augmentation_moves_rgb_dem_and_mask_together() -> None:
     assert not torch.equal(dm.train_aug(batch)['mask'], out['mask'])
 
 
+def test_reference_nearest_resampling_keeps_image_values() -> None:
+    rgb = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    batch = {'image_rgb': rgb, 'mask': torch.zeros(4, 32, 32, dtype=torch.long)}
+    values = set(rgb.flatten().tolist())
+
+    def crop(resample: str) -> torch.Tensor:
+        dm = GeoNRWMMDataModule(
+            root=ROOT,
+            modalities=['rgb'],
+            channel_order='rgb',
+            crop_size=24,
+            image_resample=resample,  # type: ignore[arg-type]
+        )
+        return dm.train_aug(dict(batch))['image_rgb']
+
+    assert set(crop('nearest').flatten().tolist()) <= values
+    assert not set(crop('bilinear').flatten().tolist()) <= values
+    with pytest.raises(ValueError, match='image_resample'):
+        crop('bicubic')
+
+
 def test_evaluation_tiles_are_not_augmented() -> None:
     dm = GeoNRWMMDataModule(root=ROOT, tile_size=32, batch_size=4)
     dm.setup('test')

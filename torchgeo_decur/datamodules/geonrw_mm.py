@@ -108,6 +108,7 @@ class GeoNRWMMDataModule(NonGeoDataModule):
         augment: bool = True,
         crop_size: int = 224,
         crop_scale: tuple[float, float] = (0.2, 1.0),
+        image_resample: Literal['bilinear', 'nearest'] = 'bilinear',
         hflip: bool = True,
         vflip: bool = False,
         eval_size: int | None = None,
@@ -133,6 +134,9 @@ class GeoNRWMMDataModule(NonGeoDataModule):
             augment: Apply the joint training augmentation.
             crop_size: Output size of the training crop in pixels.
             crop_scale: Area range of the training RandomResizedCrop.
+            image_resample: Interpolation of RGB and DEM in the training crop;
+                the reference used ``'nearest'`` for all three keys (the mask is
+                always resampled nearest).
             hflip: Random horizontal flips in training.
             vflip: Random vertical flips in training.
             eval_size: Resize validation/test tiles to this size (bilinear for
@@ -148,6 +152,11 @@ class GeoNRWMMDataModule(NonGeoDataModule):
         mods = check_geonrw_modalities(modalities)
         if plain_image_key and len(mods) != 1:
             raise ValueError('plain_image_key needs exactly one modality')
+        if image_resample not in ('bilinear', 'nearest'):
+            raise ValueError(
+                "image_resample must be 'bilinear' or 'nearest', got "
+                f'{image_resample!r}'
+            )
         if not 0 <= val_fraction < 1:
             raise ValueError(f'val_fraction must be in [0, 1), got {val_fraction}')
         super().__init__(
@@ -174,7 +183,11 @@ class GeoNRWMMDataModule(NonGeoDataModule):
         train: list[nn.Module] = [norm]
         if augment:
             ops: list[Any] = [
-                K.RandomResizedCrop((crop_size, crop_size), scale=tuple(crop_scale))
+                K.RandomResizedCrop(
+                    (crop_size, crop_size),
+                    scale=tuple(crop_scale),
+                    resample=image_resample.upper(),
+                )
             ]
             if hflip:
                 ops.append(K.RandomHorizontalFlip())

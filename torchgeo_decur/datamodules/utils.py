@@ -1,5 +1,6 @@
 """Helpers shared by the downstream data modules."""
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,7 +33,9 @@ def sample_fraction(length: int, fraction: float, seed: int) -> list[int]:
         raise ValueError('cannot draw a label fraction from an empty training set')
     if fraction == 1:
         return list(range(length))
-    count = max(1, int(fraction * length))
+    # floor(fraction * N) as the reference, but 0.29 * 100 = 28.999... is 29:
+    # round away float noise before flooring.
+    count = max(1, math.floor(round(fraction * length, 6)))
     generator = torch.Generator().manual_seed(seed)
     chosen = torch.randperm(length, generator=generator)[:count]
     return sorted(chosen.tolist())

@@ -456,7 +456,7 @@ def register(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         'cache-ssl4eo-s12',
-        help='write a memory-mapped cache of paired SSL4EO-S12 locations',
+        help='write a cache of paired SSL4EO-S12 locations (one .npy array per location and product)',
         description=__doc__.split('\n\n')[1],
     )
     parser.add_argument('--root', required=True, help='SSL4EO-S12 GeoTIFF root')
