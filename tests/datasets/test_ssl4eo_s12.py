@@ -53,6 +53,24 @@ def test_season_modes() -> None:
     s = same[1]
     assert torch.equal(s['image_s2'][:13], s['image_s2'][13:])
 
+    # The draws behind the modes, over many samples of 4 timestamps each.
+    random.seed(0)
+    draws = {
+        mode: [
+            SSL4EOS12Pairs(ROOT, size=24, season_mode=mode)._choose_seasons([4, 4])
+            for _ in range(50)
+        ]
+        for mode in ('random', 'same', 'paired')
+    }
+    for s1, s2 in draws['same']:
+        assert s1[0] == s1[1] and s2[0] == s2[1]  # one timestamp per modality
+    assert any(s1 != s2 for s1, s2 in draws['same'])  # drawn per modality
+    assert all(s1 == s2 == [s1[0]] * 2 for s1, s2 in draws['paired'])
+    assert any(s1[0] != s1[1] for s1, _ in draws['random'])
+    assert any(s1 != s2 for s1, s2 in draws['random'])
+    with pytest.raises(ValueError, match="season_mode must be 'random', 'same'"):
+        SSL4EOS12Pairs(ROOT, size=24, season_mode='yearly')  # type: ignore[arg-type]
+
     rnd = SSL4EOS12Pairs(ROOT, size=24, season_mode='random')
     random.seed(0)
     differs = [
@@ -83,10 +101,20 @@ def test_invalid_locations_skipped_with_warning() -> None:
     assert ds.locations == ['0000000', '0000001']
 
 
+def test_skip_checks_every_file_up_front() -> None:
+    # Without check_files too: nothing malformed is left to fail mid-epoch.
+    with pytest.warns(UserWarning, match='malformed'):
+        ds = SSL4EOS12Pairs(INVALID, size=24, on_invalid='skip')
+    assert ds.locations == ['0000000', '0000001']
+    assert set(ds.skipped) == {'0000005', '0000006', '0000007', '0000008'}
+
+
 def test_malformed_location_errors_when_read() -> None:
+    # Without the up-front check (on_invalid='error', check_files=False) a
+    # malformed location fails when read, naming the file.
     with pytest.warns(UserWarning, match='unpaired'):
         ds = SSL4EOS12Pairs(INVALID, size=24, on_invalid='skip')
-    assert ds.locations == ['0000000', '0000001', '0000007', '0000008']
+    ds.locations = ['0000000', '0000001', '0000007', '0000008']
     with pytest.raises(
         ValueError, match=r"s2c/0000007/.*lacks band file\(s\) \['B8A.tif'\]"
     ):

@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 import pytest
 import torch
 
@@ -16,19 +18,52 @@ def test_presets_run_for_any_channel_count(preset: str, channels: int) -> None:
     assert y.max() <= 1 + 1e-6
 
 
-def test_presets_follow_reference_scripts() -> None:
-    assert PRESETS['sar'].scale == (0.2, 1.0)
-    assert PRESETS['sar'].brightness == 0
-    assert PRESETS['sar'].grayscale_p == 0.2
-    assert PRESETS['sar'].blur_p == 0.5
-    assert PRESETS['optical'].solarize_p == 0.2
-    assert PRESETS['optical'].jitter_p == 0.8
-    assert PRESETS['elevation'].blur_p == 0
-    assert PRESETS['elevation'].grayscale_p == 0
-    assert PRESETS['rgb'].scale == (0.5, 1.0)
-    assert not PRESETS['rgb'].vflip
-    assert PRESETS['depth'].scale == (0.5, 1.0)
-    assert not PRESETS['depth'].vflip
+# Every field of every preset, written out from FACTS B §2.2 (the reference
+# pretraining transforms), so a changed default cannot slip through.
+EXPECTED_PRESETS = {
+    'sar': {'grayscale_p': 0.2, 'blur_p': 0.5},
+    'optical': {
+        'brightness': 0.4,
+        'contrast': 0.4,
+        'grayscale_p': 0.2,
+        'blur_p': 0.5,
+        'solarize_p': 0.2,
+    },
+    'elevation': {},
+    'rgb': {
+        'scale': (0.5, 1.0),
+        'vflip': False,
+        'brightness': 0.4,
+        'contrast': 0.4,
+        'grayscale_p': 0.2,
+        'blur_p': 0.5,
+    },
+    'depth': {'scale': (0.5, 1.0), 'vflip': False},
+}
+# What every preset has unless listed above: crop 0.2-1 at 3/4-4/3, both flips,
+# jitter (when on) with p 0.8, blur sigma 0.1-2, nothing else.
+BASE = {
+    'scale': (0.2, 1.0),
+    'ratio': (3 / 4, 4 / 3),
+    'hflip': True,
+    'vflip': True,
+    'brightness': 0.0,
+    'contrast': 0.0,
+    'jitter_p': 0.8,
+    'grayscale_p': 0.0,
+    'grayscale_weights': None,
+    'blur_p': 0.0,
+    'blur_sigma': (0.1, 2.0),
+    'solarize_p': 0.0,
+    'mean': None,
+    'std': None,
+}
+
+
+@pytest.mark.parametrize('preset', sorted(EXPECTED_PRESETS))
+def test_presets_follow_reference_scripts(preset: str) -> None:
+    assert set(PRESETS) == set(EXPECTED_PRESETS)
+    assert asdict(PRESETS[preset]) == BASE | EXPECTED_PRESETS[preset]
 
 
 def test_two_calls_give_different_views() -> None:

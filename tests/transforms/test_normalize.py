@@ -3,8 +3,12 @@ import pytest
 import torch
 
 from torchgeo_decur.transforms import (
+    SSL4EO_S12_S1_BANDS,
     SSL4EO_S12_S1_MEAN,
     SSL4EO_S12_S1_STD,
+    SSL4EO_S12_S2_BANDS,
+    SSL4EO_S12_S2_MEAN,
+    SSL4EO_S12_S2_STD,
     ApplyToKeys,
     ClipNormalize,
     PercentileClip,
@@ -96,3 +100,26 @@ def test_apply_to_keys() -> None:
     assert out['label'] == 1
     with pytest.raises(ValueError, match="no key\\(s\\) \\['image_a'\\]"):
         t({'image_b': torch.zeros(1)})
+
+
+def test_ssl4eo_s12_constants_are_the_published_ones() -> None:
+    # Literal values of FACTS A §3.2 (S1, VV/VH) and §3.3 (S2 L1C, 13 bands).
+    assert SSL4EO_S12_S1_BANDS == ('VV', 'VH')
+    assert SSL4EO_S12_S1_MEAN == (-12.54847273, -20.19237134)
+    assert SSL4EO_S12_S1_STD == (5.25697717, 5.91150917)
+    assert SSL4EO_S12_S2_BANDS == (
+        'B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8', 'B8A', 'B9', 'B10', 'B11', 'B12'
+    )  # fmt: skip
+    assert SSL4EO_S12_S2_MEAN == (
+        1605.57504906, 1390.78157673, 1314.8729939, 1363.52445545, 1549.44374991,
+        2091.74883118, 2371.7172463, 2299.90463006, 2560.29504086, 830.06605044,
+        22.10351321, 2177.07172323, 1524.06546312,
+    )  # fmt: skip
+    assert SSL4EO_S12_S2_STD == (
+        786.78685367, 850.34818441, 875.06484736, 1138.84957046, 1122.17775652,
+        1161.59187054, 1274.39184232, 1248.42891965, 1345.52684884, 577.31607053,
+        51.15431158, 1336.09932639, 1136.53823676,
+    )  # fmt: skip
+    # The clip windows FACTS quotes (mu - 2 sigma, mu + 2 sigma), S1 in dB.
+    lo = [m - 2 * s for m, s in zip(SSL4EO_S12_S1_MEAN, SSL4EO_S12_S1_STD, strict=True)]
+    assert lo == pytest.approx([-23.0624, -32.0154], abs=1e-4)

@@ -86,7 +86,7 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
             num_workers: Data loading worker processes.
             s2_product: ``'s2c'`` (L1C, 13 bands) or ``'s2a'`` (L2A, 12 bands).
             views: Views per modality in each sample (2 for pretraining).
-            season_mode: ``'random'``, ``'same'`` or ``'fixed'``; see
+            season_mode: ``'random'``, ``'same'``, ``'paired'`` or ``'fixed'``; see
                 :class:`~torchgeo_decur.datasets.SSL4EOS12Pairs`.
             season: Timestamp index for ``season_mode='fixed'``.
             size: Side length every band is resampled to (None: native grid).

@@ -18,7 +18,7 @@ from ..transforms.normalize import SSL4EO_S12_S1_BANDS, SSL4EO_S12_S2_BANDS
 from .ssl4eo_s12_cache import SSL4EOS12Cache
 from .utils import retain_freed_memory_in_worker
 
-SeasonMode = Literal['random', 'same', 'fixed']
+SeasonMode = Literal['random', 'same', 'paired', 'fixed']
 S2_L2A_BANDS = tuple(b for b in SSL4EO_S12_S2_BANDS if b != 'B10')
 
 
@@ -82,17 +82,21 @@ class SSL4EOS12Pairs(NonGeoDataset):
                 (L2A, 12 bands).
             views: Number of views per modality in each sample.
             season_mode: ``'random'``: every view of every modality draws its own
-                timestamp (reference behaviour); ``'same'``: one timestamp index per
-                sample, shared by all views and both modalities; ``'fixed'``: always
-                the timestamp at index ``season``.
+                timestamp (reference behaviour); ``'same'``: each modality draws one
+                timestamp for both its views (S1 and S2 independently, like
+                SSL4EO-S12's own one-season mode); ``'paired'``: one timestamp
+                index per sample, shared by all views and both modalities;
+                ``'fixed'``: always the timestamp at index ``season``.
             season: Timestamp index used by ``'fixed'`` (timestamps sorted by name).
             size: Height/width every band is resampled to (bilinear), or None to
                 keep the native size (then all bands must already agree).
             on_invalid: ``'error'`` raises on an unpaired or malformed location;
-                ``'skip'`` drops it with a warning.
+                ``'skip'`` drops it with a warning (and implies ``check_files``,
+                so that no malformed location is left to fail mid-epoch).
             check_files: Also open every band file at construction (with a progress
-                bar) to find wrong band counts up front. Without it, those are
-                raised when the sample is read. With ``cache``: check every cache
+                bar) to find missing bands and wrong band counts up front. Without
+                it (and with ``on_invalid='error'``), those are raised, naming the
+                file, when the sample is read. With ``cache``: check every cache
                 file's shape instead.
             transforms: Function applied to each sample dictionary.
             cache: Directory of a cache written for the same ``s2_product`` and
@@ -109,9 +113,10 @@ class SSL4EOS12Pairs(NonGeoDataset):
             raise ValueError(f"s2_product must be 's2c' or 's2a', got {s2_product!r}")
         if views not in (1, 2):
             raise ValueError(f'views must be 1 or 2, got {views}')
-        if season_mode not in ('random', 'same', 'fixed'):
+        if season_mode not in ('random', 'same', 'paired', 'fixed'):
             raise ValueError(
-                f"season_mode must be 'random', 'same' or 'fixed', got {season_mode!r}"
+                "season_mode must be 'random', 'same', 'paired' or 'fixed', got "
+                f'{season_mode!r}'
             )
         if on_invalid not in ('error', 'skip'):
             raise ValueError(
@@ -133,7 +138,7 @@ class SSL4EOS12Pairs(NonGeoDataset):
         else:
             self.cache.check_compatible(self.products, size)
             self.locations = sorted(self.cache.counts)
-        if check_files:
+        if check_files or on_invalid == 'skip':
             self.locations = [
                 loc
                 for loc in tqdm(self.locations, desc='Checking SSL4EO-S12 files')
@@ -295,6 +300,8 @@ class SSL4EOS12Pairs(NonGeoDataset):
         if self.season_mode == 'random':
             return [[random.randrange(n) for _ in range(self.views)] for n in counts]
         if self.season_mode == 'same':
+            return [[random.randrange(n)] * self.views for n in counts]
+        if self.season_mode == 'paired':
             index = random.randrange(min(counts))
         else:
             index = self.season
