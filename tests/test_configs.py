@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.cli import LightningCLI
+from torchgeo.datamodules import BaseDataModule
 from torchgeo.main import main
+from torchgeo.tasks import BaseTask
 
 from .conftest import ROOT
 
@@ -81,3 +84,41 @@ def test_quickstart_trains_checkpoints_and_resumes(tmp_path: Path) -> None:
     # 4 samples / batch 4 = 1 step per epoch; the last epoch index is 3.
     assert resumed['epoch'] == 3
     assert resumed['global_step'] == 4
+
+
+# Trainer settings of the full configs that need GPUs (or downloads) are replaced;
+# everything else (model, optimiser, data options) is built exactly as written.
+ON_THIS_MACHINE = [
+    '--trainer.accelerator=cpu',
+    '--trainer.devices=1',
+    '--trainer.num_nodes=1',
+    '--trainer.strategy=auto',
+    '--trainer.precision=32-true',
+    '--trainer.logger=false',
+    # Released weights are downloaded on first use; their loading is tested in
+    # tests/models with local files.
+    '--model.init_args.weights=null',
+]
+
+
+@pytest.mark.parametrize('config', CONF, ids=os.path.basename)
+def test_full_config_builds_its_task_and_data_module(
+    config: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr('sys.argv', ['torchgeo'])  # pytest's own arguments
+    cli = LightningCLI(
+        model_class=BaseTask,
+        datamodule_class=BaseDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_callback=None,
+        run=False,
+        args=[
+            '--config',
+            config,
+            *ON_THIS_MACHINE,
+            f'--trainer.default_root_dir={tmp_path}',
+        ],
+    )
+    assert isinstance(cli.model, BaseTask)
+    assert isinstance(cli.datamodule, BaseDataModule)

@@ -63,7 +63,9 @@ def test_season_modes() -> None:
         for mode in ('random', 'same', 'paired')
     }
     for s1, s2 in draws['same']:
-        assert s1[0] == s1[1] and s2[0] == s2[1]  # one timestamp per modality
+        # One timestamp per modality.
+        assert s1[0] == s1[1]
+        assert s2[0] == s2[1]
     assert any(s1 != s2 for s1, s2 in draws['same'])  # drawn per modality
     assert all(s1 == s2 == [s1[0]] * 2 for s1, s2 in draws['paired'])
     assert any(s1[0] != s1[1] for s1, _ in draws['random'])
