@@ -104,3 +104,18 @@ def test_effective_rank() -> None:
     assert effective_rank(torch.ones(10, 4)) == 0.0
     iso = torch.randn(2000, 8, generator=g)
     assert 7.5 < effective_rank(iso) <= 8.0
+
+
+def test_collapse_verdict() -> None:
+    k = 64
+    healthy = [
+        {'train_loss': 5.0, 'train_std_s1': 1 / math.sqrt(k), 'train_std_s2': 0.9 / 8}
+    ] * 3
+    collapsed = [{'train_loss': 5.0, 'train_std_s1': 0.5 / 8, 'train_std_s2': 0.0}] * 3
+    ok = compare_methods.summarise(healthy, k, last=2)
+    assert ok['collapsed'] is False
+    assert ok['monitors']['std_s1_x_sqrt_k'] == pytest.approx(1.0)
+    # One modality's embeddings constant: collapsed, whatever the other does.
+    bad = compare_methods.summarise(collapsed, k, last=2)
+    assert bad['collapsed'] is True
+    assert bad['monitors']['std_s2_x_sqrt_k'] == 0

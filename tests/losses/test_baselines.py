@@ -1,11 +1,13 @@
 """The baseline losses against naive, explicit transcriptions of their papers."""
 
 import math
+from typing import Any
 
 import pytest
 import torch
 from torch import Tensor
 
+from torchgeo_decur import MultimodalBarlowTwinsTask, MultimodalVICRegTask
 from torchgeo_decur.losses import (
     BarlowTwinsLoss,
     CLIPLoss,
@@ -218,13 +220,19 @@ def test_clip_learnable_temperature() -> None:
     fixed = CLIPLoss(0.5, learnable_temperature=False)
     assert list(fixed.parameters()) == []
     assert 'log_scale' in fixed.state_dict()
-    # 1/τ is capped at max_logit_scale: beyond it, no gradient pushes it further.
+    # 1/τ is capped at max_logit_scale: an overshoot (e.g. by an optimiser step) is
+    # clamped back onto the cap, where the parameter still has a gradient.
     capped = CLIPLoss(0.07, max_logit_scale=100.0)
     with torch.no_grad():
         capped.log_scale.fill_(10.0)
     assert capped.temperature == pytest.approx(0.01)
-    capped(z1.float(), z2.float()).backward()
-    assert capped.log_scale.grad == 0
+    value = capped(z1.float(), z2.float())
+    assert capped.log_scale.item() == pytest.approx(math.log(100.0))
+    value.backward()
+    assert capped.log_scale.grad is not None
+    assert capped.log_scale.grad != 0
+    reference = CLIPLoss(0.01, max_logit_scale=100.0)
+    assert value.item() == pytest.approx(reference(z1.float(), z2.float()).item())
 
 
 # ----------------------------------------------------------------- validation
@@ -260,3 +268,20 @@ def test_half_precision_inputs_are_computed_in_float32(fn) -> None:  # type: ign
     half = fn(z1.bfloat16(), z2.bfloat16()).total
     assert half.dtype == torch.float32
     assert torch.allclose(half, full, rtol=0.05)
+
+
+@pytest.mark.parametrize(
+    ('make', 'name'),
+    [
+        (lambda: VICRegLoss(std_coeff=-25.0), 'std_coeff'),
+        (lambda: VICRegLoss(sim_coeff=float('nan')), 'sim_coeff'),
+        (lambda: VICRegLoss(cov_coeff=-1.0), 'cov_coeff'),
+        (lambda: VICRegLoss(eps=0.0), 'eps'),
+        (lambda: BarlowTwinsLoss(lambd=-0.0051), 'lambd'),
+        (lambda: MultimodalVICRegTask(model='resnet18', std_coeff=-1.0), 'std_coeff'),
+        (lambda: MultimodalBarlowTwinsTask(model='resnet18', lambd=-1.0), 'lambd'),
+    ],
+)
+def test_negative_loss_weights_are_rejected(make: Any, name: str) -> None:
+    with pytest.raises(ValueError, match=f'{name} must be finite and'):
+        make()

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from torch import Tensor
 
-from .common import PairLoss, full_precision, gather_pair
+from .common import PairLoss, check_weights, full_precision, gather_pair
 from .decur import Method, barlow_objective, batch_standardize, correlation_stats
 
 
@@ -92,8 +92,12 @@ class BarlowTwinsLoss(PairLoss):
             gather_distributed: Normalise and correlate over the global batch.
             eps: Added to the batch variance before normalising.
             method: ``'auto'``, ``'gram'`` or ``'direct'``.
+
+        Raises:
+            ValueError: If ``lambd`` is negative or ``eps`` is not positive.
         """
         super().__init__()
+        check_weights(lambd=lambd, eps=eps)
         self.lambd = lambd
         self.gather_distributed = gather_distributed
         self.eps = eps

@@ -67,9 +67,11 @@ class CLIPLoss(PairLoss):
     """Symmetric InfoNCE with a fixed or learnable temperature.
 
     The learnable parameter is ``log_scale`` = log(1/τ), initialised from
-    ``temperature`` and clamped to log(``max_logit_scale``) in the forward pass, as in
-    CLIP (which starts at τ = 0.07 and caps 1/τ at 100). Being 0-dimensional, it
-    falls into the task's bias/norm parameter group (no weight decay).
+    ``temperature``. As in CLIP (which starts at τ = 0.07 and caps 1/τ at 100) the
+    parameter itself is clamped to log(``max_logit_scale``) before each use rather
+    than its value inside the graph: a clamp in the graph has zero gradient once an
+    optimiser step overshoots the cap, so τ could never grow again. Being
+    0-dimensional, it falls into the task's bias/norm parameter group.
     """
 
     log_scale: Tensor
@@ -124,5 +126,6 @@ class CLIPLoss(PairLoss):
         Returns:
             See :class:`ContrastiveLossOutput`.
         """
-        scale = self.log_scale.clamp(max=self.max_log_scale).exp()
-        return clip_loss(z1, z2, scale, self.gather_distributed)
+        with torch.no_grad():
+            self.log_scale.clamp_(max=self.max_log_scale)
+        return clip_loss(z1, z2, self.log_scale.exp(), self.gather_distributed)

@@ -1,5 +1,6 @@
 """Pieces shared by the two-embedding losses (baselines)."""
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,6 +31,26 @@ def check_pair(z_a: Tensor, z_b: Tensor, names: tuple[str, str] = ('z1', 'z2')) 
             f'{names[0]} and {names[1]} must have the same shape, got '
             f'{tuple(z_a.shape)} and {tuple(z_b.shape)}'
         )
+
+
+def check_weights(**values: float) -> None:
+    """Raise ``ValueError`` unless every loss weight is finite and >= 0.
+
+    A negative weight turns a term into one the optimiser maximises (e.g. a
+    negative VICReg variance weight rewards collapse), and a non-positive ``eps``
+    divides by a zero variance; both are configuration mistakes, not choices.
+
+    Args:
+        **values: Weights by argument name (``eps`` must be > 0).
+
+    Raises:
+        ValueError: Naming the first offending argument and its value.
+    """
+    for name, value in values.items():
+        bad = value <= 0 if name == 'eps' else value < 0
+        if bad or not math.isfinite(value):
+            need = '> 0' if name == 'eps' else '>= 0'
+            raise ValueError(f'{name} must be finite and {need}, got {value}')
 
 
 def gather_pair(

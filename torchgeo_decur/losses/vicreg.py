@@ -25,7 +25,7 @@ from typing import NamedTuple
 from lightly.loss.vicreg_loss import covariance_loss, invariance_loss, variance_loss
 from torch import Tensor
 
-from .common import PairLoss, full_precision, gather_pair
+from .common import PairLoss, check_weights, full_precision, gather_pair
 
 
 class VICRegLossOutput(NamedTuple):
@@ -101,8 +101,14 @@ class VICRegLoss(PairLoss):
             cov_coeff: Weight of the covariance term.
             gather_distributed: Compute the terms over the global batch.
             eps: Added to the variance before the square root.
+
+        Raises:
+            ValueError: If a weight is negative or ``eps`` is not positive.
         """
         super().__init__()
+        check_weights(
+            sim_coeff=sim_coeff, std_coeff=std_coeff, cov_coeff=cov_coeff, eps=eps
+        )
         self.sim_coeff = sim_coeff
         self.std_coeff = std_coeff
         self.cov_coeff = cov_coeff

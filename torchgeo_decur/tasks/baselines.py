@@ -145,7 +145,8 @@ class MultimodalCLIPTask(CrossModalSSLTask):
                 :class:`~torchgeo_decur.tasks.base.MultimodalSSLTask`.
 
         Raises:
-            ValueError: If ``temperature`` is not positive or above 1/``max_logit_scale``.
+            ValueError: If ``temperature`` is not positive or 1/``temperature``
+                exceeds ``max_logit_scale``.
         """
         super().__init__(projector_dims=projector_dims, **kwargs)
 
