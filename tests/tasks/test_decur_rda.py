@@ -7,8 +7,11 @@ from typing import Any
 import pytest
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 from torchgeo_decur import DeCURTask
+
+from ..conftest import quiet_trainer
 
 # 48 px crops: the smallest size with a 2 x 2 layer4 map, to keep CPU time low.
 RDA: dict[str, Any] = {
@@ -34,7 +37,8 @@ def reference_joint(task: DeCURTask) -> dict[str, Tensor]:
 
 
 def test_one_block_pair_per_modality() -> None:
-    # Full training steps run through the CLI (tests/conf/decur_ssl4eo_s12_rda.yaml).
+    # Full Trainer steps: test_per_modality_blocks_train_under_the_trainer below,
+    # and the shared variant through the CLI (tests/conf/decur_ssl4eo_s12_rda.yaml).
     torch.manual_seed(0)
     task = DeCURTask(**RDA)
     s1, s2 = task.backbones['s1'], task.backbones['s2']
@@ -99,3 +103,27 @@ def test_shared_rda_needs_rda_encoders() -> None:
             projector_dims=[32, 32],
             common_dim=24,
         )
+
+
+def test_per_modality_blocks_train_under_the_trainer() -> None:
+    # The default (one block pair per modality) through a real Trainer: both
+    # modalities' deformable-attention blocks are updated by the optimiser.
+    torch.manual_seed(0)
+    task = DeCURTask(**RDA, optimizer='adamw', lr=1e-3, lr_biases=1e-3)
+    before = {
+        m: copy.deepcopy(task.backbones[m].da_l4.state_dict()) for m in task.modalities
+    }
+    g = torch.Generator().manual_seed(0)
+    samples = [
+        {
+            'image_s1': torch.rand(4, 56, 56, generator=g),
+            'image_s2': torch.rand(26, 56, 56, generator=g),
+        }
+        for _ in range(4)
+    ]
+    quiet_trainer(max_steps=2).fit(task, DataLoader(samples, batch_size=2))
+    for m in task.modalities:
+        after = task.backbones[m].da_l4.state_dict()
+        changed = [k for k in after if not torch.equal(after[k], before[m][k])]
+        assert 'rpe_table' in changed, m
+        assert 'proj_q.weight' in changed, m
