@@ -19,7 +19,14 @@ from typing import NamedTuple
 from torch import Tensor
 
 from .common import PairLoss, full_precision, gather_pair
-from .decur import Method, barlow_objective, batch_standardize, correlation_stats
+from .decur import (
+    Method,
+    barlow_objective,
+    batch_standardize,
+    check_eps,
+    check_lambd,
+    correlation_stats,
+)
 
 
 class BarlowTwinsLossOutput(NamedTuple):
@@ -60,9 +67,11 @@ def barlow_twins_loss(
         The loss and its monitor; see :class:`BarlowTwinsLossOutput`.
 
     Raises:
-        ValueError: For malformed inputs, a global batch below 2 or an unknown
-            ``method``.
+        ValueError: For malformed inputs, a global batch below 2, a negative
+            ``lambd``, a non-positive ``eps`` or an unknown ``method``.
     """
+    check_lambd(lambd)
+    check_eps(eps)
     if method not in ('auto', 'gram', 'direct'):
         raise ValueError(f"method must be 'auto', 'gram' or 'direct', got {method!r}")
     a, b = gather_pair(z1, z2, gather_distributed, what='the Barlow Twins loss')

@@ -18,6 +18,7 @@ direct K×K form is cheaper and is used instead; both give the same value and
 gradients (``benchmarks/decur_loss.py`` measures time, memory and equality).
 """
 
+import math
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -182,6 +183,26 @@ def barlow_objective(
     return on_diag + lambd * off_diag
 
 
+def check_lambd(lambd: float) -> None:
+    """Raise ``ValueError`` unless the off-diagonal weight is finite and ≥ 0.
+
+    A negative weight would reward correlated dimensions and make the loss
+    unbounded below.
+    """
+    if not (math.isfinite(lambd) and lambd >= 0):
+        raise ValueError(f'lambd must be finite and >= 0, got {lambd}')
+
+
+def check_eps(eps: float) -> None:
+    """Raise ``ValueError`` unless the variance guard is finite and > 0.
+
+    With ``eps <= 0`` a constant embedding column (a dead unit) divides 0 by 0 and
+    the loss is NaN.
+    """
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f'eps must be finite and > 0, got {eps}')
+
+
 def _check_inputs(
     z1_1: Tensor, z1_2: Tensor, z2_1: Tensor, z2_2: Tensor, common_dim: int
 ) -> None:
@@ -232,7 +253,7 @@ def decur_loss(
             paper's plain sum of the four terms.
         gather_distributed: Gather the embeddings of all ranks (differentiably)
             so normalisation and correlation use the global batch.
-        eps: Added to the batch variance before normalising.
+        eps: Added to the batch variance before normalising, > 0.
         method: ``'gram'`` (N×N Gram matrices, O(N²K)), ``'direct'`` (K×K
             correlation matrices, O(NK²)) or ``'auto'`` (Gram when N < K).
 
@@ -241,10 +262,13 @@ def decur_loss(
 
     Raises:
         ValueError: If shapes differ or are not 2-D, if ``common_dim`` is outside
-            [0, K], if the global batch has fewer than 2 samples, or if
-            ``weighting``/``method`` is unknown.
+            [0, K], if the global batch has fewer than 2 samples, if ``lambd`` is
+            negative or ``eps`` not positive, or if ``weighting``/``method`` is
+            unknown.
     """
     _check_inputs(z1_1, z1_2, z2_1, z2_2, common_dim)
+    check_lambd(lambd)
+    check_eps(eps)
     if weighting not in ('reference', 'sum'):
         raise ValueError(f"weighting must be 'reference' or 'sum', got {weighting!r}")
     if method not in ('auto', 'gram', 'direct'):
@@ -358,18 +382,21 @@ class DeCURLoss(nn.Module):
 
         Args:
             common_dim: Number of common dimensions (the first ``common_dim`` of K).
-            lambd: Weight of the off-diagonal terms.
+            lambd: Weight of the off-diagonal terms, ≥ 0.
             gather_distributed: Normalise and correlate over the global batch.
             weighting: ``'reference'`` (released checkpoints) or ``'sum'`` (paper).
-            eps: Added to the batch variance before normalising.
+            eps: Added to the batch variance before normalising, > 0.
             method: ``'auto'``, ``'gram'`` or ``'direct'``; see :func:`decur_loss`.
 
         Raises:
-            ValueError: If ``common_dim`` is negative.
+            ValueError: If ``common_dim`` or ``lambd`` is negative or ``eps`` is
+                not positive.
         """
         super().__init__()
         if common_dim < 0:
             raise ValueError(f'common_dim must be >= 0, got {common_dim}')
+        check_lambd(lambd)
+        check_eps(eps)
         self.common_dim = common_dim
         self.lambd = lambd
         self.gather_distributed = gather_distributed
