@@ -69,7 +69,8 @@ class CLIPLoss(PairLoss):
     The learnable parameter is ``log_scale`` = log(1/τ), initialised from
     ``temperature`` and clamped to log(``max_logit_scale``) in the forward pass, as in
     CLIP (which starts at τ = 0.07 and caps 1/τ at 100). Being 0-dimensional, it
-    falls into the task's bias/norm parameter group (no weight decay).
+    gets the task's group of 0-D parameters (learning rate ``lr_biases``, never
+    weight decay).
     """
 
     log_scale: Tensor
