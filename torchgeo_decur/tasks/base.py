@@ -809,9 +809,12 @@ class MultimodalSSLTask(BaseTask):
         """
         groups = self.parameter_groups()
         lr = float(self.hparams['lr'])
+        optimizer: torch.optim.Optimizer
         if self.hparams['optimizer'] == 'lars':
-            return LARS(groups, lr=lr, momentum=float(self.hparams['momentum']))
-        return AdamW(groups, lr=lr)
+            optimizer = LARS(groups, lr=lr, momentum=float(self.hparams['momentum']))
+        else:
+            optimizer = AdamW(groups, lr=lr)
+        return optimizer
 
     def _schedule_lengths(self) -> tuple[float, float]:
         """Optimizer steps per epoch and in the whole run, from the Trainer.
