@@ -259,6 +259,10 @@ def test_bad_settings() -> None:
         CLIPLoss(0.001)
     with pytest.raises(ValueError, match="method must be 'auto', 'gram' or 'direct'"):
         barlow_twins_loss(*pair(), method='fast')  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r'lambd must be finite and >= 0, got -0\.1'):
+        barlow_twins_loss(*pair(), lambd=-0.1)
+    with pytest.raises(ValueError, match='eps must be finite and > 0, got 0'):
+        barlow_twins_loss(*pair(), eps=0.0)
 
 
 @pytest.mark.parametrize('fn', [ntxent_loss, barlow_twins_loss, vicreg_loss])

@@ -60,7 +60,8 @@ def test_gram_and_direct_agree_in_float32_at_paper_scale_ratio() -> None:
 
 def test_identical_views_leave_only_off_diagonal() -> None:
     z = embeddings(32, 24, seed=2, dtype=torch.float64)
-    out = decur_loss(z[0], z[0], z[2], z[2], common_dim=12, eps=0.0)
+    # eps must be > 0; 1e-300 changes nothing at float64 precision for var ~ 1.
+    out = decur_loss(z[0], z[0], z[2], z[2], common_dim=12, eps=1e-300)
     c = correlation(z[0], z[0], eps=0.0)
     off = (c**2).sum() - (torch.diagonal(c) ** 2).sum()
     assert torch.allclose(out.intra1, 0.0051 * off, rtol=1e-10)
@@ -119,6 +120,27 @@ def test_shape_errors() -> None:
         decur_loss(*(t[:1] for t in z), common_dim=4)
     with pytest.raises(ValueError, match='weighting'):
         decur_loss(*z, common_dim=4, weighting='mean')  # type: ignore[arg-type]
+
+
+def test_negative_lambd_and_non_positive_eps_are_rejected() -> None:
+    z = embeddings(4, 8)
+    with pytest.raises(
+        ValueError, match=r'lambd must be finite and >= 0, got -0\.0051'
+    ):
+        decur_loss(*z, common_dim=4, lambd=-0.0051)
+    with pytest.raises(ValueError, match='lambd must be finite and >= 0'):
+        DeCURLoss(common_dim=4, lambd=-1.0)
+    # eps <= 0 turns a constant (dead) column into 0 / 0 = NaN.
+    dead = [t.clone() for t in z]
+    dead[0][:, 0] = 1.0
+    for eps in (0.0, -1e-5):
+        with pytest.raises(ValueError, match=f'eps must be finite and > 0, got {eps}'):
+            decur_loss(*dead, common_dim=4, eps=eps)
+        with pytest.raises(ValueError, match='eps must be finite and > 0'):
+            DeCURLoss(common_dim=4, eps=eps)
+    assert torch.isfinite(decur_loss(*dead, common_dim=4).total)
+    # lambd = 0 (no redundancy term) is a valid setting.
+    assert decur_loss(*z, common_dim=4, lambd=0.0).total >= 0
 
 
 def test_low_precision_inputs_are_computed_in_float32() -> None:

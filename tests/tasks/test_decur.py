@@ -119,45 +119,6 @@ def test_aligned_crops_share_geometry() -> None:
     assert not torch.allclose(independent['s1'][0][:, 0], independent['s2'][0][:, 0])
 
 
-def test_optimizer_groups_and_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
-    task = DeCURTask(
-        optimizer='lars',
-        lr=0.2,
-        lr_biases=0.0048,
-        weight_decay=1e-6,
-        warmup_epochs=1,
-        **TINY,
-    )
-    task.trainer = Trainer(max_epochs=4, logger=False, enable_checkpointing=False)
-    # estimated_stepping_batches needs a fitted loader; pretend 5 batches x 4 epochs.
-    monkeypatch.setattr(
-        Trainer, 'estimated_stepping_batches', property(lambda self: 20)
-    )
-    conf = task.configure_optimizers()
-    opt = conf['optimizer']  # type: ignore[index]
-    from lightly.utils.lars import LARS
-
-    assert isinstance(opt, LARS)
-    weights, biases = opt.param_groups
-    assert weights['lr'] == pytest.approx(0.2 * 1 / 5)
-    assert weights['weight_decay'] == 1e-6
-    assert biases['weight_decay'] == 0.0
-    assert all(p.ndim > 1 for p in weights['params'])
-    assert all(p.ndim == 1 for p in biases['params'])
-    n_params = len({id(p) for p in task.parameters()})
-    assert len(weights['params']) + len(biases['params']) == n_params
-    sched = conf['lr_scheduler']['scheduler']  # type: ignore[index]
-    lrs = []
-    for _ in range(20):
-        lrs.append(opt.param_groups[0]['lr'])
-        opt.step()
-        sched.step()
-    assert lrs[4] == pytest.approx(0.2)  # end of warm-up (5 steps = 1 epoch)
-    assert lrs[:5] == sorted(lrs[:5])
-    assert lrs[5:] == sorted(lrs[5:], reverse=True)
-    assert lrs[-1] < 0.01
-
-
 def test_weights_from_own_checkpoint_and_per_modality(tmp_path: Any) -> None:
     src = DeCURTask(**TINY)
     ckpt = tmp_path / 'task.ckpt'

@@ -60,9 +60,10 @@ def barlow_twins_loss(
         The loss and its monitor; see :class:`BarlowTwinsLossOutput`.
 
     Raises:
-        ValueError: For malformed inputs, a global batch below 2 or an unknown
-            ``method``.
+        ValueError: For malformed inputs, a global batch below 2, a negative
+            ``lambd``, a non-positive ``eps`` or an unknown ``method``.
     """
+    check_weights(lambd=lambd, eps=eps)
     if method not in ('auto', 'gram', 'direct'):
         raise ValueError(f"method must be 'auto', 'gram' or 'direct', got {method!r}")
     a, b = gather_pair(z1, z2, gather_distributed, what='the Barlow Twins loss')

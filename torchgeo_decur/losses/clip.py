@@ -71,7 +71,8 @@ class CLIPLoss(PairLoss):
     parameter itself is clamped to log(``max_logit_scale``) before each use rather
     than its value inside the graph: a clamp in the graph has zero gradient once an
     optimiser step overshoots the cap, so τ could never grow again. Being
-    0-dimensional, it falls into the task's bias/norm parameter group.
+    0-dimensional, it gets the task's group of 0-D parameters (learning rate
+    ``lr_biases``, never weight decay).
     """
 
     log_scale: Tensor

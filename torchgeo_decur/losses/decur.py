@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .common import check_weights
 from .distributed import gather_batch, is_distributed
 
 Weighting = Literal['reference', 'sum']
@@ -232,7 +233,7 @@ def decur_loss(
             paper's plain sum of the four terms.
         gather_distributed: Gather the embeddings of all ranks (differentiably)
             so normalisation and correlation use the global batch.
-        eps: Added to the batch variance before normalising.
+        eps: Added to the batch variance before normalising, > 0.
         method: ``'gram'`` (N×N Gram matrices, O(N²K)), ``'direct'`` (K×K
             correlation matrices, O(NK²)) or ``'auto'`` (Gram when N < K).
 
@@ -241,10 +242,12 @@ def decur_loss(
 
     Raises:
         ValueError: If shapes differ or are not 2-D, if ``common_dim`` is outside
-            [0, K], if the global batch has fewer than 2 samples, or if
-            ``weighting``/``method`` is unknown.
+            [0, K], if the global batch has fewer than 2 samples, if ``lambd`` is
+            negative or ``eps`` not positive, or if ``weighting``/``method`` is
+            unknown.
     """
     _check_inputs(z1_1, z1_2, z2_1, z2_2, common_dim)
+    check_weights(lambd=lambd, eps=eps)
     if weighting not in ('reference', 'sum'):
         raise ValueError(f"weighting must be 'reference' or 'sum', got {weighting!r}")
     if method not in ('auto', 'gram', 'direct'):
@@ -358,18 +361,20 @@ class DeCURLoss(nn.Module):
 
         Args:
             common_dim: Number of common dimensions (the first ``common_dim`` of K).
-            lambd: Weight of the off-diagonal terms.
+            lambd: Weight of the off-diagonal terms, ≥ 0.
             gather_distributed: Normalise and correlate over the global batch.
             weighting: ``'reference'`` (released checkpoints) or ``'sum'`` (paper).
-            eps: Added to the batch variance before normalising.
+            eps: Added to the batch variance before normalising, > 0.
             method: ``'auto'``, ``'gram'`` or ``'direct'``; see :func:`decur_loss`.
 
         Raises:
-            ValueError: If ``common_dim`` is negative.
+            ValueError: If ``common_dim`` or ``lambd`` is negative or ``eps`` is
+                not positive.
         """
         super().__init__()
         if common_dim < 0:
             raise ValueError(f'common_dim must be >= 0, got {common_dim}')
+        check_weights(lambd=lambd, eps=eps)
         self.common_dim = common_dim
         self.lambd = lambd
         self.gather_distributed = gather_distributed

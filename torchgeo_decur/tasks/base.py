@@ -85,6 +85,116 @@ def resolve_in_channels(
     return out
 
 
+def check_projector_dims(dims: Sequence[int]) -> list[int]:
+    """Validate the projector's output sizes.
+
+    Args:
+        dims: Output sizes of the projector's Linear layers.
+
+    Returns:
+        The sizes as ints.
+
+    Raises:
+        ValueError: If ``dims`` is empty or a size is not a positive integer.
+    """
+    out = list(dims)
+    if not out:
+        raise ValueError(
+            'projector_dims must name at least one layer size (the last is the '
+            'embedding size K), got an empty list'
+        )
+    bad = [d for d in out if isinstance(d, bool) or not isinstance(d, int) or d < 1]
+    if bad:
+        raise ValueError(f'projector_dims must be positive integers, got {out}')
+    return out
+
+
+def check_optimization_args(
+    optimizer: str,
+    lr: float,
+    lr_biases: float | None,
+    weight_decay: float,
+    warmup_epochs: float,
+    lr_schedule_interval: str,
+    lr_schedule_epochs: int | None,
+) -> None:
+    """Validate the optimizer and schedule arguments of :class:`MultimodalSSLTask`.
+
+    Args:
+        optimizer: ``'adamw'`` or ``'lars'``.
+        lr: Learning rate of the weights.
+        lr_biases: Learning rate of the 1-D parameters, or None.
+        weight_decay: Weight decay.
+        warmup_epochs: Warm-up length in epochs.
+        lr_schedule_interval: ``'step'`` or ``'epoch'``.
+        lr_schedule_epochs: Schedule length in epochs, or None.
+
+    Raises:
+        ValueError: For an unknown optimizer or interval, a negative rate, decay or
+            warm-up, a fractional warm-up with ``'epoch'`` steps, or a schedule
+            length below 1.
+
+    Warns:
+        UserWarning: For LARS with ``weight_decay == 0``.
+    """
+    if optimizer not in ('adamw', 'lars'):
+        raise ValueError(f"optimizer must be 'adamw' or 'lars', got {optimizer!r}")
+    if lr_schedule_interval not in ('step', 'epoch'):
+        raise ValueError(
+            "lr_schedule_interval must be 'step' or 'epoch', got "
+            f'{lr_schedule_interval!r}'
+        )
+    values = {'lr': lr, 'weight_decay': weight_decay, 'warmup_epochs': warmup_epochs}
+    if lr_biases is not None:
+        values['lr_biases'] = lr_biases
+    for name, value in values.items():
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f'{name} must be finite and >= 0, got {value}')
+    if lr_schedule_interval == 'epoch' and warmup_epochs != int(warmup_epochs):
+        raise ValueError(
+            "with lr_schedule_interval='epoch' the learning rate changes once per "
+            f'epoch, so warmup_epochs must be a whole number, got {warmup_epochs}'
+        )
+    if lr_schedule_epochs is not None and (
+        isinstance(lr_schedule_epochs, bool)
+        or not isinstance(lr_schedule_epochs, int)
+        or lr_schedule_epochs < 1
+    ):
+        raise ValueError(
+            f'lr_schedule_epochs must be a positive integer or None, got '
+            f'{lr_schedule_epochs!r}'
+        )
+    if optimizer == 'lars' and weight_decay == 0:
+        warnings.warn(
+            "optimizer='lars' with weight_decay=0: lightly's LARS skips the "
+            'layer-wise adaptation of every parameter group without weight decay, '
+            'so this trains with plain SGD + momentum; set a weight_decay > 0 '
+            '(the reference used 1e-6) for LARS',
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def warmup_cosine(t: int, warmup: int, length: int) -> float:
+    """Learning-rate factor of a linear warm-up followed by a cosine decay.
+
+    Args:
+        t: Index of the step or epoch, from 0.
+        warmup: Number of warm-up steps/epochs.
+        length: Total number of steps/epochs of the schedule (warm-up included).
+
+    Returns:
+        ``(t + 1) / warmup`` during the warm-up, then
+        ``0.5 * (1 + cos(pi * (t - warmup) / (length - warmup)))``, held at 0 past
+        ``length``. Without warm-up this is the reference's
+        ``0.5 * (1 + cos(pi * epoch / epochs))`` (FACTS B §2.1).
+    """
+    if t < warmup:
+        return (t + 1) / warmup
+    progress = min(1.0, (t - warmup) / max(1, length - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 class MultimodalSSLTask(BaseTask):
     """Base task: one encoder and one projector per modality, two views each.
 
@@ -117,8 +227,11 @@ class MultimodalSSLTask(BaseTask):
         lr: float = 1e-4,
         lr_biases: float | None = None,
         weight_decay: float = 0.01,
+        decay_biases: bool | None = None,
         momentum: float = 0.9,
         warmup_epochs: float = 0.0,
+        lr_schedule_interval: Literal['step', 'epoch'] = 'step',
+        lr_schedule_epochs: int | None = None,
         augmentations: dict[str, str | dict[str, Any]] | None = None,
         crop_size: int = 224,
         aligned_crops: bool = False,
@@ -152,13 +265,40 @@ class MultimodalSSLTask(BaseTask):
                 objects), as the reference pretraining forward did (FACTS A §2.5).
                 Modality 2's own blocks, and any weights loaded into them, are
                 dropped. Default: one pair of blocks per modality (paper).
-            optimizer: ``'adamw'`` or ``'lars'`` (lightly's LARS).
+            optimizer: ``'adamw'`` (decoupled weight decay) or ``'lars'``
+                (lightly's :class:`~lightly.utils.lars.LARS`; see
+                :meth:`configure_optimizers` for how it differs from the
+                reference's LARS).
             lr: Learning rate of weights (parameters with 2+ dims).
-            lr_biases: Learning rate of biases and norm parameters (1-D), which get
-                no weight decay (and no LARS adaptation); defaults to ``lr``.
-            weight_decay: Weight decay of the weights.
+            lr_biases: Learning rate of biases and norm parameters (1-D parameters,
+                and any 0-D ones); defaults to ``lr``.
+            weight_decay: Weight decay of the weights (and of the 1-D parameters
+                when ``decay_biases``).
+            decay_biases: Whether the 1-D parameters (biases, norms) get
+                ``weight_decay`` too. ``None`` (default) does what the reference's
+                optimizers did: AdamW decays them (``AdamW(groups,
+                weight_decay=wd)`` without a per-group override), LARS excludes
+                them from decay and from the layer-wise adaptation (its
+                ``weight_decay_filter`` / ``lars_adaptation_filter``). ``False``
+                excludes them for either optimizer; ``True`` with LARS decays
+                them and, as lightly's LARS ties the adaptation to a non-zero
+                decay, adapts them too. 0-D parameters (CLIP's learnable
+                temperature) are never decayed.
             momentum: LARS momentum.
-            warmup_epochs: Linear warm-up length before the cosine decay (per step).
+            warmup_epochs: Length of the linear warm-up before the cosine decay,
+                in epochs (≥ 0; a whole number with
+                ``lr_schedule_interval='epoch'``).
+            lr_schedule_interval: ``'step'``: the learning rate changes after
+                every optimizer step (a smooth cosine that equals the reference's
+                value at each epoch start); ``'epoch'``: once per epoch, exactly
+                the reference's ``lr * 0.5 * (1 + cos(pi * epoch / epochs))``
+                (FACTS B §2.1). See :meth:`configure_optimizers`.
+            lr_schedule_epochs: Length of the warm-up + cosine schedule in epochs;
+                ``None`` (default): the whole run (the Trainer's ``max_epochs`` /
+                ``max_steps``). Longer than the run trains only the start of a
+                longer schedule: e.g. ``max_epochs=100`` with
+                ``lr_schedule_epochs=200`` follows epochs 0-99 of a 200-epoch
+                cosine, the path of the released ViT-S/16 file (FACTS B §6.2).
             augmentations: Augmentation per modality: a preset name (``sar``,
                 ``optical``, ``elevation``, ``rgb``, ``depth``) or a mapping with
                 ``preset`` and option overrides (see
@@ -177,11 +317,25 @@ class MultimodalSSLTask(BaseTask):
 
         Raises:
             ValueError: For an unknown modality default or invalid option.
+
+        Warns:
+            UserWarning: For ``optimizer='lars'`` with ``weight_decay=0``, which
+                lightly's LARS runs as plain SGD with momentum.
         """
         self.weights = weights
         modalities = tuple(modalities)
         if len(modalities) != 2 or len(set(modalities)) != 2:
             raise ValueError(f'need exactly two distinct modalities, got {modalities}')
+        check_projector_dims(projector_dims)
+        check_optimization_args(
+            optimizer=optimizer,
+            lr=lr,
+            lr_biases=lr_biases,
+            weight_decay=weight_decay,
+            warmup_epochs=warmup_epochs,
+            lr_schedule_interval=lr_schedule_interval,
+            lr_schedule_epochs=lr_schedule_epochs,
+        )
         super().__init__()
 
     # ------------------------------------------------------------------ setup
@@ -603,58 +757,164 @@ class MultimodalSSLTask(BaseTask):
         }
 
     # ------------------------------------------------------------- optimiser
-    def configure_optimizers(
-        self,
-    ) -> 'lightning.pytorch.utilities.types.OptimizerLRScheduler':
-        """AdamW or LARS with two groups, and a per-step warm-up + cosine schedule.
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups.
 
-        Weights (parameters with two or more dimensions) use ``lr`` and
-        ``weight_decay``; biases and norm parameters use ``lr_biases`` and no weight
-        decay (for LARS this also excludes them from the layer-wise adaptation, as
-        in Barlow Twins / the reference). The learning rate rises linearly over
-        ``warmup_epochs`` and then follows a cosine to zero at the last step.
+        Like the reference, parameters are split by shape (FACTS B §2.1): the
+        weights (2+ dims: convolution and linear kernels, ViT tokens and position
+        embeddings) use ``lr`` and ``weight_decay``; the 1-D parameters (biases,
+        norm scales and shifts) use ``lr_biases`` and ``weight_decay`` only when
+        ``decay_biases`` resolves to True (see :meth:`__init__`). A third group,
+        only when such parameters exist, holds 0-D parameters (CLIP's learnable
+        temperature) with ``lr_biases`` and no weight decay. A parameter shared by
+        two modules (``shared_projector``) appears once.
 
         Returns:
-            Optimizer and step-wise scheduler.
+            ``[weights, biases]`` or ``[weights, biases, scalars]``, each a dict
+            with ``params``, ``lr`` and ``weight_decay``.
         """
         lr = float(self.hparams['lr'])
         lr_biases = self.hparams['lr_biases']
         lr_biases = lr if lr_biases is None else float(lr_biases)
+        weight_decay = float(self.hparams['weight_decay'])
+        decay_biases = self.hparams['decay_biases']
+        if decay_biases is None:
+            decay_biases = self.hparams['optimizer'] == 'adamw'
         weights: list[nn.Parameter] = []
         biases: list[nn.Parameter] = []
+        scalars: list[nn.Parameter] = []
         seen: set[int] = set()
         for p in self.parameters():
             if not p.requires_grad or id(p) in seen:
                 continue
             seen.add(id(p))
-            (biases if p.ndim <= 1 else weights).append(p)
-        groups = [
-            {'params': weights, 'lr': lr, 'weight_decay': self.hparams['weight_decay']},
-            {'params': biases, 'lr': lr_biases, 'weight_decay': 0.0},
+            (weights if p.ndim > 1 else biases if p.ndim == 1 else scalars).append(p)
+        groups: list[dict[str, Any]] = [
+            {'params': weights, 'lr': lr, 'weight_decay': weight_decay},
+            {
+                'params': biases,
+                'lr': lr_biases,
+                'weight_decay': weight_decay if decay_biases else 0.0,
+            },
         ]
+        if scalars:
+            groups.append({'params': scalars, 'lr': lr_biases, 'weight_decay': 0.0})
+        return groups
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """AdamW or LARS over :meth:`parameter_groups` (no schedule attached).
+
+        Returns:
+            The optimizer; each group's ``lr`` is its peak learning rate.
+        """
+        groups = self.parameter_groups()
+        lr = float(self.hparams['lr'])
         optimizer: torch.optim.Optimizer
         if self.hparams['optimizer'] == 'lars':
-            optimizer = LARS(groups, lr=lr, momentum=self.hparams['momentum'])
-        elif self.hparams['optimizer'] == 'adamw':
-            optimizer = AdamW(groups, lr=lr)
+            optimizer = LARS(groups, lr=lr, momentum=float(self.hparams['momentum']))
         else:
+            optimizer = AdamW(groups, lr=lr)
+        return optimizer
+
+    def _schedule_lengths(self) -> tuple[float, float]:
+        """Optimizer steps per epoch and in the whole run, from the Trainer.
+
+        Returns:
+            ``(per_epoch, total)``: ``ceil(training batches / accumulation)`` and
+            Lightning's ``estimated_stepping_batches`` (which honours both
+            ``max_epochs`` and ``max_steps``); ``inf`` where unknown (a loader
+            without a length; a run without either limit).
+        """
+        trainer = self.trainer
+        total = float(trainer.estimated_stepping_batches)
+        if trainer.train_dataloader is None:
+            # estimated_stepping_batches returns max_steps without loading the data
+            # when max_epochs is unset; the epoch length still needs the loader.
+            trainer.fit_loop.setup_data()
+        batches = float(trainer.num_training_batches)
+        if not math.isfinite(batches):
+            return math.inf, total
+        return max(1, math.ceil(batches / trainer.accumulate_grad_batches)), total
+
+    def configure_optimizers(
+        self,
+    ) -> 'lightning.pytorch.utilities.types.OptimizerLRScheduler':
+        """The optimizer of :meth:`build_optimizer` and a warm-up + cosine schedule.
+
+        The learning rate of every group is its peak value times
+        :func:`warmup_cosine` of the step or epoch index:
+
+        * ``lr_schedule_interval='step'`` (default): updated after every optimizer
+          step; the warm-up lasts ``round(warmup_epochs x steps per epoch)``
+          steps (steps per epoch = ``ceil(batches / accumulate_grad_batches)``)
+          and the cosine runs to the end of the schedule (the run's last step, or
+          ``lr_schedule_epochs``). Without warm-up it equals the reference's
+          value at the start of every epoch and falls smoothly in between.
+        * ``'epoch'``: updated once per epoch, ``0.5 * (1 + cos(pi * e / E))`` for
+          epoch e of E (epochs of the run, or ``lr_schedule_epochs``), after a
+          warm-up of ``warmup_epochs`` epochs — without warm-up exactly the
+          reference's ``adjust_learning_rate`` with ``--cos`` (FACTS B §2.1),
+          which never reaches 0 (its last epoch runs at 0.5 (1 + cos(pi (E-1)/E))).
+
+        LARS is lightly's (reused, not copied from the reference), which differs
+        from the reference's LARS (Barlow Twins') in two ways:
+
+        * lightly decides per GROUP: a group with ``weight_decay == 0`` gets
+          neither decay nor the layer-wise adaptation, whereas the reference
+          excludes 1-D parameters by shape and adapts every other parameter even
+          without decay. With the default groups (1-D parameters undecayed) this
+          is the reference's behaviour, but ``weight_decay=0`` turns LARS into
+          plain SGD with momentum for all parameters (warned at construction).
+        * lightly's trust ratio is ``eta ||p|| / (||g|| + wd ||p||)`` (plus an
+          1e-8 guard), the reference's ``eta ||p|| / ||g + wd p||``; by the
+          triangle inequality lightly's is never larger (equal when ``g`` is
+          parallel to ``p``). With wd = 1e-6 the difference is negligible. Where
+          ``||p||`` or ``||g||`` is 0, lightly also skips the decay (the
+          reference decays with ratio 1).
+
+        Both use ``eta = 0.001`` and ``v = momentum * v + update``.
+
+        Returns:
+            The optimizer and its scheduler (``interval`` = the schedule's).
+
+        Raises:
+            ValueError: If the schedule's length cannot be known: a run without
+                ``max_epochs`` or ``max_steps``, or a loader without a length
+                while the schedule is set in epochs.
+        """
+        optimizer = self.build_optimizer()
+        per_epoch, total = self._schedule_lengths()
+        interval = self.hparams['lr_schedule_interval']
+        warmup_epochs = float(self.hparams['warmup_epochs'])
+        horizon = self.hparams['lr_schedule_epochs']
+        in_epochs = interval == 'epoch' or horizon is not None or warmup_epochs > 0
+        if in_epochs and not math.isfinite(per_epoch):
             raise ValueError(
-                f"optimizer must be 'adamw' or 'lars', got {self.hparams['optimizer']!r}"
+                'the training loader has no length, so the epoch-based parts of the '
+                'learning-rate schedule (warmup_epochs, lr_schedule_epochs, '
+                "lr_schedule_interval='epoch') are undefined; use a sized dataset "
+                'or set them to 0 / None / step with Trainer(max_steps=...)'
+            )
+        if horizon is None and not math.isfinite(total):
+            raise ValueError(
+                'the cosine learning-rate schedule needs a finite run: set '
+                'Trainer(max_epochs=...) or Trainer(max_steps=...), or '
+                'lr_schedule_epochs'
+            )
+        if interval == 'epoch':
+            length = int(horizon or math.ceil(total / per_epoch))
+            warmup = min(length, int(warmup_epochs))
+        else:
+            length = int(horizon * per_epoch if horizon else max(1, total))
+            warmup = (
+                min(length, round(warmup_epochs * per_epoch)) if warmup_epochs else 0
             )
 
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        max_epochs = self.trainer.max_epochs
-        per_epoch = total / max_epochs if max_epochs and max_epochs > 0 else total
-        warmup = min(total, round(float(self.hparams['warmup_epochs']) * per_epoch))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = (step - warmup) / max(1, total - warmup)
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        def factor(t: int) -> float:
+            return warmup_cosine(t, warmup, length)
 
         scheduler = LambdaLR(optimizer, factor)
         return {
             'optimizer': optimizer,
-            'lr_scheduler': {'scheduler': scheduler, 'interval': 'step'},
+            'lr_scheduler': {'scheduler': scheduler, 'interval': interval},
         }

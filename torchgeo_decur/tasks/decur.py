@@ -5,8 +5,9 @@ from typing import Any, Literal
 
 from torch import Tensor
 
+from ..losses.common import check_weights
 from ..losses.decur import DeCURLoss
-from .base import MultimodalSSLTask
+from .base import MultimodalSSLTask, check_projector_dims
 
 
 class DeCURTask(MultimodalSSLTask):
@@ -17,10 +18,30 @@ class DeCURTask(MultimodalSSLTask):
     gives the cross-modal terms, split into ``common_dim`` common dimensions
     (aligned) and K - ``common_dim`` unique ones (decorrelated).
 
-    Defaults follow the ECCV scripts for SSL4EO-S12 (S1 + S2, ResNet-50, 8192-d
-    projector, 7168 common dimensions, AdamW 1e-4 with weight decay 0.01,
-    lambda 0.0051). All other arguments are those of
-    :class:`~torchgeo_decur.tasks.base.MultimodalSSLTask`.
+    Where the defaults come from (FACTS B §1.3, §2.2, §6.1-6.2); they mix scripts,
+    so no single reference run uses all of them:
+
+    * S1 + S2, 8192-8192-8192 projector, 7168 common dimensions, lambda 0.0051,
+      the reference loss weighting, 224 px crops: every SSL4EO-S12 script (main
+      and decur-old branches).
+    * ResNet-50 encoders, random initialisation (``weights=None``): the decur-old
+      RN50 run that produced the released RN50 SSL4EO-S12 weights (main-branch
+      scripts start from ImageNet, ``weights=True``). That run used LARS, lr 0.2
+      (weights) / 0.0048 (biases, norms), weight decay 1e-6, 100 epochs
+      (``conf/decur_ssl4eo_s12_rn50.yaml``).
+    * AdamW, lr 1e-4 for all parameters, weight decay 0.01 applied to all of them
+      (``decay_biases`` resolves to True for AdamW): the main-branch RN50-RDA and
+      ViT-S/16 scripts. The main-branch plain RN50 script asked for lr 0.05 /
+      0.0048 and weight decay 1e-6, which ran as AdamW because of the
+      optimizer-selection bug (FACTS B §6.1.4).
+    * No warm-up, cosine schedule: every script; but the default steps the cosine
+      after every optimizer step, the scripts once per epoch
+      (``lr_schedule_interval='epoch'`` reproduces them exactly).
+    * One projector per modality: the paper; the reference code shared one
+      (``shared_projector=True``).
+
+    Batch size and epochs belong to the data module and the Trainer. All other
+    arguments are those of :class:`~torchgeo_decur.tasks.base.MultimodalSSLTask`.
 
     Logged: ``train_loss`` and its components ``train_intra_<m1>``,
     ``train_intra_<m2>``, ``train_common``, ``train_unique``; collapse monitors
@@ -45,7 +66,7 @@ class DeCURTask(MultimodalSSLTask):
         Args:
             common_dim: Number of common dimensions, 0 ≤ common_dim ≤ K (7168 of
                 8192 for SAR/optical, 6144 for RGB/DEM and RGB/depth).
-            lambd: Weight of the off-diagonal terms.
+            lambd: Weight of the off-diagonal terms, ≥ 0.
             loss_weighting: ``'reference'``: (intra1 + intra2 + (common +
                 unique)/2)/3, as the released checkpoints were trained;
                 ``'sum'``: the paper's plain sum.
@@ -55,9 +76,11 @@ class DeCURTask(MultimodalSSLTask):
                 :class:`~torchgeo_decur.tasks.base.MultimodalSSLTask`.
 
         Raises:
-            ValueError: If ``common_dim`` is outside [0, K].
+            ValueError: If ``projector_dims`` is empty or not positive, if
+                ``common_dim`` is outside [0, K], or if ``lambd`` is negative.
         """
-        dims = kwargs.get('projector_dims', (8192, 8192, 8192))
+        dims = check_projector_dims(kwargs.get('projector_dims', (8192, 8192, 8192)))
+        check_weights(lambd=lambd)
         if not 0 <= common_dim <= int(dims[-1]):
             raise ValueError(
                 f'common_dim must be in [0, K] = [0, {dims[-1]}] for the projector '
