@@ -7,7 +7,11 @@ from torch import nn
 
 
 def build_backbone(
-    model: str, in_chans: int, pretrained: bool = False, **kwargs: Any
+    model: str,
+    in_chans: int,
+    pretrained: bool = False,
+    fresh_stem: bool = False,
+    **kwargs: Any,
 ) -> nn.Module:
     """Build an encoder whose forward returns pooled features.
 
@@ -23,6 +27,11 @@ def build_backbone(
         in_chans: Number of input channels C.
         pretrained: Load timm's ImageNet weights (needs network access or the
             Hugging Face cache). timm adapts the RGB stem to ``in_chans``.
+        fresh_stem: When ``in_chans != 3``, re-initialise the first convolution
+            (PyTorch's default Conv2d init) instead of keeping timm's adaptation of
+            the RGB filters: the DeCUR reference replaced the 2- and 13-channel
+            stems of its ImageNet-initialised S1/S2 encoders by fresh layers
+            (FACTS A §1.1). 3-channel stems are kept, as in the reference.
         **kwargs: Extra keyword arguments for ``timm.create_model`` (for example
             ``img_size`` or ``dynamic_img_size`` for ViTs).
 
@@ -30,7 +39,9 @@ def build_backbone(
         The encoder.
 
     Raises:
-        ValueError: If ``in_chans`` is not positive or timm has no such model.
+        ValueError: If ``in_chans`` is not positive, timm has no such model, or
+            ``fresh_stem`` is asked of a model that does not name its first
+            convolution (timm's ``pretrained_cfg['first_conv']``).
     """
     if in_chans <= 0:
         raise ValueError(f'in_chans must be positive, got {in_chans} for {model!r}')
@@ -42,6 +53,15 @@ def build_backbone(
     encoder: nn.Module = timm.create_model(
         model, in_chans=in_chans, pretrained=pretrained, **kwargs
     )
+    if fresh_stem and in_chans != 3:
+        first = getattr(encoder, 'pretrained_cfg', {}).get('first_conv')
+        stem = encoder.get_submodule(first) if isinstance(first, str) else None
+        if not isinstance(stem, nn.Conv2d):
+            raise ValueError(
+                f'fresh_stem: cannot find the first convolution of {model!r} (its '
+                "timm pretrained_cfg names no 'first_conv')"
+            )
+        stem.reset_parameters()
     return encoder
 
 
