@@ -4,12 +4,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchgeo.models import get_model
 
 from torchgeo_decur import (
     DeCURMiTB2_Weights,
     DeCURResNet50_Weights,
     DeCURResNet50RDA_Weights,
     DeCURTask,
+    MultimodalSegmentationTask,
 )
 
 from ..models.released import (
@@ -121,3 +123,43 @@ def test_rda_joint_member_follows_rda_semantics(hub: Path) -> None:
     )
     dem = task.backbones['dem']
     assert torch.equal(dem.da_l4.proj_q.weight, raw['module.da1_l4.proj_q.weight'])
+
+
+def test_rda_semantics_is_checked_for_backbone_members(hub: Path) -> None:
+    ms = DeCURResNet50RDA_Weights.SENTINEL2_L1C_SSL4EO_DECUR
+    sar = DeCURResNet50RDA_Weights.SENTINEL1_GRD_SSL4EO_DECUR
+    # Layout only: the semantics check comes before any shape check.
+    torch.save(
+        {'backbone.conv1.weight': torch.zeros(1), 'da2_l3.rpe_table': torch.zeros(1)},
+        hub / ms.meta['file'],
+    )
+    torch.save(
+        {'backbone.conv1.weight': torch.zeros(1), 'da1_l3.rpe_table': torch.zeros(1)},
+        hub / sar.meta['file'],
+    )
+    with pytest.raises(ValueError, match=r'da2_\*.*Load the joint file'):
+        ms.get_state_dict(rda_semantics='pretraining')
+    assert 'da_l3.rpe_table' in sar.get_state_dict(rda_semantics='pretraining')
+    with pytest.raises(ValueError, match="got 'bogus'"):
+        sar.get_state_dict(rda_semantics='bogus')  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="got 'bogus'"):
+        get_model('resnet50_rda', weights=None, rda_semantics='bogus')
+    # Tasks: per-modality files get the same check.
+    with pytest.raises(ValueError, match=r'da2_\*.*Load the joint file'):
+        DeCURTask(
+            model='resnet18',
+            weights={'s2': str(hub / ms.meta['file'])},
+            rda_semantics='pretraining',
+            **SMALL,
+        )
+    with pytest.raises(ValueError, match="got 'bogus'"):
+        DeCURTask(rda_semantics='bogus', **SMALL)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r'da2_\*.*Load the joint file'):
+        MultimodalSegmentationTask(
+            modalities=['s2'],
+            model='resnet18',
+            weights={'s2': str(hub / ms.meta['file'])},
+            rda_semantics='pretraining',
+        )
+    with pytest.raises(ValueError, match="got 'bogus'"):
+        MultimodalSegmentationTask(rda_semantics='bogus')  # type: ignore[arg-type]

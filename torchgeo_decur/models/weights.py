@@ -29,6 +29,7 @@ from ..transforms.pretrained import (
 )
 from .checkpoints import (
     RDASemantics,
+    check_rda_semantics,
     infer_in_chans,
     is_joint_state_dict,
     load_encoder_state,
@@ -366,8 +367,10 @@ def build_encoder(
 
     Raises:
         ValueError: If the weights are for another architecture or channel count,
-            or do not fit the model.
+            or do not fit the model, or ``rda_semantics`` is invalid or cannot be
+            served by the file.
     """
+    check_rda_semantics(rda_semantics)
     if weights is None:
         return timm.create_model(model, **kwargs)
     if isinstance(weights, str | os.PathLike) and os.path.exists(weights):

@@ -20,6 +20,7 @@ from torchvision.models._api import WeightsEnum
 from ..models.backbones import build_backbone, feature_dim
 from ..models.checkpoints import (
     RDASemantics,
+    check_rda_semantics,
     load_encoder_state,
     load_exact,
     read_checkpoint,
@@ -170,7 +171,10 @@ class MultimodalSSLTask(BaseTask):
                 ranks (no effect on a single process).
             rda_semantics: Which deformable-attention blocks modality 2 of an RDA
                 joint checkpoint gets: ``'transfer'`` (``da2_*``) or
-                ``'pretraining'`` (``da1_*``), FACTS A §2.5.
+                ``'pretraining'`` (``da1_*``), FACTS A §2.5. A backbone-only file
+                with ``da2_*`` blocks (the released MS / DEM files) cannot give
+                ``'pretraining'`` (a ValueError says to load the joint file),
+                unless ``shared_rda`` replaces those blocks anyway.
             channels_last: Keep the encoders' weights and their input images in
                 the channels-last (NHWC) memory format, which tensor-core GPUs
                 run faster (convolutions especially under bf16). Values unchanged.
@@ -182,6 +186,7 @@ class MultimodalSSLTask(BaseTask):
         modalities = tuple(modalities)
         if len(modalities) != 2 or len(set(modalities)) != 2:
             raise ValueError(f'need exactly two distinct modalities, got {modalities}')
+        check_rda_semantics(rda_semantics)
         super().__init__()
 
     # ------------------------------------------------------------------ setup
@@ -405,10 +410,20 @@ class MultimodalSSLTask(BaseTask):
             modality: Target modality.
             state_dict: Encoder weights.
             source: Where the weights came from, for error messages.
+
+        Raises:
+            ValueError: If the weights do not fit the backbone, or hold ``da2_*``
+                blocks while ``rda_semantics='pretraining'`` (without
+                ``shared_rda``).
         """
+        # With shared_rda, modality 2 runs through modality 1's blocks whatever
+        # this file holds, which is the pretraining semantics already.
+        semantics = (
+            'transfer' if self.hparams['shared_rda'] else self.hparams['rda_semantics']
+        )
         load_encoder_state(
             self.backbones[modality],
-            remap_backbone_state_dict(state_dict, source),
+            remap_backbone_state_dict(state_dict, source, semantics),
             what=f'backbone {modality!r} ({self.hparams["model"]}) from {source}',
         )
 

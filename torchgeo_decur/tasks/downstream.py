@@ -39,6 +39,7 @@ from torchvision.models._api import WeightsEnum
 from ..models.backbones import build_backbone, weights_module
 from ..models.checkpoints import (
     RDASemantics,
+    check_rda_semantics,
     load_encoder_state,
     remap_backbone_state_dict,
     split_joint_state_dict,
@@ -115,7 +116,10 @@ class MultimodalDownstreamTask(BaseTask):
                 ``meta['modality']`` or to ``modalities``.
             rda_semantics: Which deformable-attention blocks the modality-2 encoder
                 of an RDA joint checkpoint gets (see
-                :data:`~torchgeo_decur.models.checkpoints.RDASemantics`).
+                :data:`~torchgeo_decur.models.checkpoints.RDASemantics`). A
+                backbone-only file with ``da2_*`` blocks (the released MS / DEM
+                files) cannot give ``'pretraining'``: a ValueError says to load
+                the joint file.
             backbone_kwargs: Extra arguments for ``timm.create_model``.
             freeze_backbone: Train only the head (linear probing).
             frozen_encoder_train_mode: Keep frozen encoders in training mode so
@@ -149,6 +153,7 @@ class MultimodalDownstreamTask(BaseTask):
                 )
         if optimizer not in ('sgd', 'adamw'):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
+        check_rda_semantics(rda_semantics)
         super().__init__()
 
     # ------------------------------------------------------------------ setup
@@ -223,7 +228,7 @@ class MultimodalDownstreamTask(BaseTask):
         for m, (state, source) in states.items():
             load_encoder_state(
                 weights_module(encoders[m]),
-                remap_backbone_state_dict(state, source),
+                remap_backbone_state_dict(state, source, self.hparams['rda_semantics']),
                 what=f'encoder {m!r} ({self.hparams["model"]}) from {source}',
             )
         self.model = self.build_model(encoders)
