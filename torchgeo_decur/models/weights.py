@@ -320,6 +320,37 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
         )
 
 
+def modality_mapping_note(
+    source: str, file_modalities: Sequence[str], targets: Mapping[int, str]
+) -> str | None:
+    """Describe encoders of a file going to task modalities of other names.
+
+    Tasks map encoders by position, so a file's modality i may land in a task
+    modality of another name (on purpose, or by mistake: e.g. a GeoNRW RGB + DEM
+    member in an ``('s1', 's2')`` task). Callers warn with this text.
+
+    Args:
+        source: The weights' name, for the message.
+        file_modalities: The modality names of the file's encoders, modality 1
+            first (a member's ``meta['modality']``).
+        targets: 1-based position in the file → task modality that gets it.
+
+    Returns:
+        None when every target has the name of its encoder, else a sentence naming
+        both lists and which encoder goes to which task modality.
+    """
+    if all(file_modalities[i - 1] == m for i, m in targets.items()):
+        return None
+    pairs = ', '.join(
+        f'encoder {i} ({file_modalities[i - 1]}) -> task modality {m!r}'
+        for i, m in sorted(targets.items())
+    )
+    return (
+        f'{source} holds the modalities {list(file_modalities)} but is loaded into '
+        f'the task modalities {[targets[i] for i in sorted(targets)]}: {pairs}.'
+    )
+
+
 def as_decur_member(spec: object) -> DeCURWeightsEnum | None:
     """The DeCUR member a weights spec names, if it names one.
 
@@ -461,4 +492,5 @@ __all__ = (
     'build_encoder',
     'decur_weights',
     'make_builder',
+    'modality_mapping_note',
 )

@@ -30,7 +30,11 @@ from ..models.checkpoints import (
 )
 from ..models.heads import Projector
 from ..models.rda import share_deformable_attention
-from ..models.weights import DeCURWeightsEnum, as_decur_member
+from ..models.weights import (
+    DeCURWeightsEnum,
+    as_decur_member,
+    modality_mapping_note,
+)
 from ..transforms.augmentations import ModalityAugmentation, resolve_config
 
 #: Initial weights of one encoder: None/False (random), True (timm ImageNet), a
@@ -140,9 +144,10 @@ class MultimodalSSLTask(BaseTask):
                 modality as ``{modality: spec}``. A DeCUR Weights member (or its
                 name) also sets the architecture: ``model``, the channels and
                 ``backbone_kwargs`` follow its ``meta``, modality i of the task
-                taking modality i of a joint member. Its projectors load when
-                their shapes match ``projector_dims``, else they are skipped with a
-                warning.
+                taking modality i of a joint member whatever the names (a
+                UserWarning names both when they differ: augmentation presets
+                follow the task's names). Its projectors load when their shapes
+                match ``projector_dims``, else they are skipped with a warning.
             backbone_kwargs: Extra arguments for ``timm.create_model``.
             projector_dims: Output sizes of the projector's Linear layers; the last
                 is the embedding size K.
@@ -245,6 +250,7 @@ class MultimodalSSLTask(BaseTask):
             members = {m: (member, i) for i, m in enumerate(self.modalities, start=1)}
         if not members:
             return
+        self._warn_about_modality_names(members)
         models = {member.meta['model'] for member, _ in members.values()}
         if len(models) > 1:
             raise ValueError(
@@ -273,6 +279,46 @@ class MultimodalSSLTask(BaseTask):
             for key, value in member.meta['backbone_kwargs'].items():
                 kwargs.setdefault(key, value)
         self.hparams['backbone_kwargs'] = kwargs
+
+    def _warn_about_modality_names(
+        self, members: Mapping[str, tuple[DeCURWeightsEnum, int]]
+    ) -> None:
+        """Warn when members' encoders go to task modalities of other names.
+
+        Encoders are mapped by position (a joint member's modality i to task
+        modality i), which is right for deliberately renamed modalities but hides
+        mistakes such as a GeoNRW RGB + DEM member in an S1 + S2 task, whose
+        augmentations would then be the SAR / optical presets.
+
+        Args:
+            members: Task modality → (member, 1-based position in its file).
+        """
+        targets: dict[DeCURWeightsEnum, dict[int, str]] = {}
+        for m, (member, position) in members.items():
+            targets.setdefault(member, {})[position] = m
+        specs = dict(self.hparams['augmentations'] or {})
+        for member, mapping in targets.items():
+            note = modality_mapping_note(str(member), member.modalities, mapping)
+            if note is None:
+                continue
+            presets = {}
+            for m in mapping.values():
+                spec = specs.get(m, DEFAULT_AUGMENTATIONS.get(m))
+                presets[m] = spec.get('preset') if isinstance(spec, Mapping) else spec
+            if member.is_joint:
+                rename = f'modalities: {list(member.modalities)}'
+            else:
+                rename = ', '.join(
+                    f'{m!r} -> {member.modalities[0]!r}' for m in mapping.values()
+                )
+            warnings.warn(
+                f'{note} Augmentation presets and other per-modality settings follow '
+                f"the task's modality names ({presets}), not the member's. Name the "
+                f'task modalities after the member ({rename}) unless this pairing is '
+                'intended, or set augmentations explicitly.',
+                UserWarning,
+                stacklevel=3,
+            )
 
     def configure_models(self) -> None:
         """Build the encoders, projectors and augmentations."""
