@@ -301,3 +301,50 @@ def test_readme_table_documents_every_member() -> None:
         (row,) = [r for r in rows if r.startswith(f'| `{member}`')]
         assert member.meta['file'] in row
         assert member.url in row
+
+
+@pytest.mark.usefixtures('fast_init')
+@pytest.mark.parametrize(
+    ('member', 'drop', 'extra', 'stem'),
+    [
+        (
+            torchgeo_decur.DeCURResNet50_Weights.SENTINEL1_GRD_SSL4EO_DECUR,
+            'layer4.2.bn3.weight',
+            'layer5.0.conv1.weight',
+            'conv1.weight',
+        ),
+        (
+            torchgeo_decur.DeCURViTSmall16_Weights.RGB_GEONRW_DECUR,
+            'blocks.11.mlp.fc2.bias',
+            'blocks.12.norm1.weight',
+            'patch_embed.proj.weight',
+        ),
+    ],
+    ids=['resnet50', 'vit_small_patch16_224'],
+)
+def test_malformed_member_file_is_a_clear_error_in_torchgeo_builders(
+    member: DeCURWeightsEnum, drop: str, extra: str, stem: str, hub: Path
+) -> None:
+    model = member.meta['model']
+    state = reference_encoder(model, member.meta['in_chans'], seed=4).state_dict()
+    path = hub / member.meta['file']
+    torch.save(state, path)
+    # The well-formed file passes the check (and a new classifier head is fine).
+    assert get_model(model, weights=member, num_classes=5) is not None
+    # torchgeo's own builder (get_model(meta['model'])) only asserts, with no
+    # message, on missing or unexpected keys; the member names the problem.
+    broken = {k: v for k, v in state.items() if k != drop}
+    broken[extra] = torch.zeros(4)
+    torch.save(broken, path)
+    with pytest.raises(ValueError, match='missing keys') as error:
+        get_model(model, weights=member, num_classes=0)
+    message = str(error.value)
+    assert f'{model} with {member.meta["in_chans"]} input channels' in message
+    assert member.meta['file'] in message
+    assert f'missing keys: {drop}; unexpected keys: {extra}' in message
+    # A stem for another channel count.
+    broken[stem] = torch.zeros(*state[stem].shape[:1], 5, *state[stem].shape[2:])
+    torch.save(broken, path)
+    with pytest.raises(ValueError, match=f'shape mismatches: {stem}: checkpoint '):
+        get_model(model, weights=member, num_classes=0)
+    assert set(member.expected_shapes()) == set(state)

@@ -3,7 +3,7 @@
 import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -186,7 +186,7 @@ def check_rda_semantics(value: object) -> RDASemantics:
         ValueError: If it is neither ``'transfer'`` nor ``'pretraining'``.
     """
     if value in ('transfer', 'pretraining'):
-        return cast(RDASemantics, value)
+        return value
     raise ValueError(
         f"rda_semantics must be 'transfer' or 'pretraining', got {value!r}"
     )

@@ -10,13 +10,16 @@ torchgeo's own builders and tasks (``torchgeo.models.get_model``,
 encoders) also give the whole file through :meth:`DeCURWeightsEnum.get_raw_state_dict`.
 """
 
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import timm
+import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 from torchvision.models._api import Weights, WeightsEnum
 
 from ..transforms.normalize import SSL4EO_S12_S1_BANDS, SSL4EO_S12_S2_BANDS
@@ -28,8 +31,10 @@ from ..transforms.pretrained import (
     sunrgbd_transforms,
 )
 from .checkpoints import (
+    CLASSIFIER_PREFIXES,
     RDASemantics,
     check_rda_semantics,
+    check_state_dict,
     infer_in_chans,
     is_joint_state_dict,
     load_encoder_state,
@@ -110,6 +115,45 @@ INPUTS: dict[str, ModalityInput] = {
         '0-255 HHA image planes in OpenCV order; x / 255, ImageNet mean/std',
     ),
 }
+
+
+class _LinspaceOnCPU(TorchFunctionMode):
+    """Inside ``torch.device('meta')``: create ``torch.linspace`` on the CPU.
+
+    smp's MiT reads its drop-path rates from a linspace with ``.item()``, which a
+    meta tensor cannot give; everything else stays on the meta device.
+    """
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        kwargs = dict(kwargs or {})
+        if func is torch.linspace and kwargs.get('device') is None:
+            kwargs['device'] = 'cpu'
+        return func(*args, **kwargs)
+
+
+@functools.cache
+def _encoder_shapes(
+    model: str, in_chans: int, kwargs: tuple[tuple[str, Any], ...]
+) -> dict[str, torch.Size]:
+    """Key names and shapes of a timm encoder, built on the meta device (no memory).
+
+    Args:
+        model: timm name.
+        in_chans: Input channels.
+        kwargs: Further ``timm.create_model`` arguments, as sorted pairs.
+
+    Returns:
+        Key name → shape of its state dict.
+    """
+    with torch.device('meta'), _LinspaceOnCPU():
+        encoder = timm.create_model(model, in_chans=in_chans, **dict(kwargs))
+    return {k: v.shape for k, v in encoder.state_dict().items()}
 
 
 def decur_weights(
@@ -223,6 +267,29 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
             return cast(nn.Module, self.transforms)
         return cast(nn.Module, self.meta['transforms_per_modality'][name])
 
+    def expected_shapes(
+        self, modality: str | int | None = None
+    ) -> dict[str, torch.Size]:
+        """Key names and shapes of one encoder of the member's architecture.
+
+        The timm model ``meta['model']`` with the encoder's input channels and
+        ``meta['backbone_kwargs']`` (``num_classes=0`` unless they set it), built
+        on the meta device.
+
+        Args:
+            modality: Which encoder (see :meth:`position`).
+
+        Returns:
+            Key name → ``torch.Size``.
+        """
+        kwargs = {'num_classes': 0} | dict(self.meta['backbone_kwargs'])
+        shapes = _encoder_shapes(
+            self.meta['model'],
+            self.in_chans_for(modality),
+            tuple(sorted(kwargs.items())),
+        )
+        return dict(shapes)
+
     def get_raw_state_dict(
         self, progress: bool = True, check_hash: bool = False
     ) -> dict[str, Tensor]:
@@ -261,7 +328,11 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
 
         This is what torchgeo's builders and tasks call, so they load any released
         layout (joint or not, ``backbone.`` / ``module.backbone_N.`` prefixes,
-        ``da1_*`` / ``da2_*``) without knowing about it.
+        ``da1_*`` / ``da2_*``) without knowing about it. The result is checked
+        against the keys and shapes of the member's architecture
+        (:meth:`expected_shapes`), classifier heads (``fc.*``, ``head.*``) aside,
+        so a malformed file fails here with the offending keys listed rather
+        than in a builder (torchgeo's asserts carry no message).
 
         Args:
             *args: Positional arguments of
@@ -280,8 +351,9 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
             The encoder's state dict.
 
         Raises:
-            ValueError: If ``weights_only=False`` is requested or ``modality`` is
-                not in the file.
+            ValueError: If ``weights_only=False`` is requested, ``modality`` is
+                not in the file, or the file's encoder has missing, unexpected or
+                mis-shaped keys for ``meta['model']``.
         """
         if kwargs.get('weights_only') is False:
             raise ValueError('DeCUR weights are only read with weights_only=True')
@@ -290,12 +362,23 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
         position = self.position(modality)
         obj = WeightsEnum.get_state_dict(self, *args, **kwargs)
         state_dict = unwrap_state_dict(obj, source=str(self))
-        return select_encoder_state_dict(
+        state = select_encoder_state_dict(
             state_dict,
             str(self),
             modality=position if self.is_joint else None,
             rda_semantics=rda_semantics,
         )
+        check_state_dict(
+            self.expected_shapes(position),
+            state,
+            what=(
+                f'{self.meta["model"]} with {self.in_chans_for(position)} input '
+                f'channels (encoder {position} of {self}, file {self.meta["file"]})'
+            ),
+            ignore_missing=CLASSIFIER_PREFIXES,
+            ignore_unexpected=CLASSIFIER_PREFIXES,
+        )
+        return state
 
     def get_joint_state_dicts(
         self, progress: bool = True, rda_semantics: RDASemantics = 'transfer'

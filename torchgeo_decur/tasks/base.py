@@ -464,7 +464,7 @@ class MultimodalSSLTask(BaseTask):
         """
         # With shared_rda, modality 2 runs through modality 1's blocks whatever
         # this file holds, which is the pretraining semantics already.
-        semantics = (
+        semantics: RDASemantics = (
             'transfer' if self.hparams['shared_rda'] else self.hparams['rda_semantics']
         )
         load_encoder_state(
