@@ -19,6 +19,7 @@ from torchvision.models._api import WeightsEnum
 
 from ..models.backbones import build_backbone, feature_dim
 from ..models.checkpoints import (
+    CLASSIFIER_PREFIXES,
     RDASemantics,
     check_rda_semantics,
     load_encoder_state,
@@ -446,11 +447,13 @@ class MultimodalSSLTask(BaseTask):
     ) -> None:
         """Load a single-encoder state dict into one modality's backbone.
 
-        Classifier keys (``fc.*``, ``head.*``, ...) are dropped when the backbone
-        has no such layer. When it has one (DeCUR's MiT keeps a 512→2048 ``head``
-        inside the backbone), the file's head is loaded if present (joint files)
-        and otherwise left at its initialisation (released backbone-only files
-        carry no head), like the projectors.
+        Classifier keys (``fc.*``, ``head.*``, ...) are dropped, with a
+        UserWarning naming the ``backbone_kwargs`` that would keep them, when the
+        backbone has no such layer (or one of another shape). When it has one
+        (DeCUR's MiT keeps a 512→2048 ``head`` inside the backbone), the file's
+        head is loaded if present (joint files) and otherwise left at its
+        initialisation (released backbone-only files carry no head), like the
+        projectors.
 
         Args:
             modality: Target modality.
@@ -467,10 +470,52 @@ class MultimodalSSLTask(BaseTask):
         semantics: RDASemantics = (
             'transfer' if self.hparams['shared_rda'] else self.hparams['rda_semantics']
         )
+        remapped = remap_backbone_state_dict(state_dict, source, semantics)
+        self._warn_about_dropped_head(modality, remapped, source)
         load_encoder_state(
             self.backbones[modality],
-            remap_backbone_state_dict(state_dict, source, semantics),
+            remapped,
             what=f'backbone {modality!r} ({self.hparams["model"]}) from {source}',
+        )
+
+    def _warn_about_dropped_head(
+        self, modality: str, state_dict: Mapping[str, Tensor], source: str
+    ) -> None:
+        """Warn when a checkpoint's encoder head cannot be loaded into the backbone.
+
+        In pretraining a head inside the encoder (DeCUR's MiT: Linear 512 → 2048)
+        feeds the projector, so dropping it (the backbone was built without one,
+        or with another size) changes what the projector sees.
+
+        Args:
+            modality: Target modality.
+            state_dict: Encoder weights with the backbone's key names.
+            source: Where the weights came from.
+        """
+        own = self.backbones[modality].state_dict()
+        dropped = {
+            k: v
+            for k, v in state_dict.items()
+            if k.startswith(CLASSIFIER_PREFIXES)
+            and (k not in own or own[k].shape != v.shape)
+        }
+        if not dropped:
+            return
+        shapes = ', '.join(f'{k} {tuple(v.shape)}' for k, v in sorted(dropped.items()))
+        out_dims = [int(v.shape[0]) for v in dropped.values() if v.ndim == 2]
+        size = out_dims[0] if out_dims else '<head output size>'
+        has_head = any(k in own for k in dropped)
+        warnings.warn(
+            f'backbone {modality!r}: {source} holds an encoder head ({shapes}) that '
+            f'the {self.hparams["model"]} backbone built here '
+            f'{"has with another shape" if has_head else "lacks"}, so it is not '
+            'loaded and the projector is fed the backbone output '
+            f'({feature_dim(self.backbones[modality])}-d) instead of the pretrained '
+            "head's. DeCUR's MiT joint files keep such a head (512 -> 2048) that "
+            'feeds the projector; to build and load it set backbone_kwargs: '
+            f'{{num_classes: {size}}}.',
+            UserWarning,
+            stacklevel=2,
         )
 
     def load_joint_state(self, state_dict: Mapping[str, Tensor], source: str) -> None:
