@@ -170,3 +170,24 @@ def test_rda_semantics_of_backbone_files() -> None:
             select_encoder_state_dict(state, 'f', rda_semantics='bogus')  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="got 'bogus'"):
         remap_backbone_state_dict(plain, 'p', 'bogus')  # type: ignore[arg-type]
+
+
+def test_export_writes_the_reference_bn_buffers() -> None:
+    rgb = {'conv1.weight': t(1)}
+    projector = {
+        '0.weight': torch.zeros(16, 8),
+        '1.running_mean': torch.zeros(16),
+        '3.weight': torch.zeros(12, 16),
+    }
+    joint = to_reference_joint({'a': rgb, 'b': rgb}, {'a': projector, 'b': projector})
+    assert torch.equal(joint['module.bn.running_mean'], torch.zeros(12))
+    assert torch.equal(joint['module.bn.running_var'], torch.ones(12))
+    assert joint['module.bn.num_batches_tracked'].dtype == torch.int64
+    assert joint['module.bn.num_batches_tracked'] == 0
+    other = projector | {'3.weight': torch.zeros(10, 16)}
+    with pytest.raises(
+        ValueError, match=r"different output sizes \{'a': 12, 'b': 10\}"
+    ):
+        to_reference_joint({'a': rgb, 'b': rgb}, {'a': projector, 'b': other})
+    # No projectors, no embedding size: no bn buffers.
+    assert not any('.bn.' in k for k in to_reference_joint({'a': rgb}, {}))

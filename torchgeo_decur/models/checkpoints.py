@@ -516,6 +516,27 @@ def load_encoder_state(
     load_exact(module, kept, what, ignore_missing=CLASSIFIER_PREFIXES)
 
 
+def embedding_size(projector: Mapping[str, Tensor]) -> int | None:
+    """Output size K of a projector given as a state dict.
+
+    Args:
+        projector: Keys ``<index>.<name>`` of a Linear / BatchNorm / ReLU stack
+            (:class:`~torchgeo_decur.models.Projector`, the reference projector).
+
+    Returns:
+        The rows of the last Linear weight, or None if there is none.
+    """
+    linear = [
+        k
+        for k, v in projector.items()
+        if k.endswith('.weight') and k.split('.')[0].isdigit() and v.ndim == 2
+    ]
+    if not linear:
+        return None
+    last = max(linear, key=lambda k: int(k.split('.')[0]))
+    return int(projector[last].shape[0])
+
+
 def to_reference_joint(
     backbones: Mapping[str, Mapping[str, Tensor]],
     projectors: Mapping[str, Mapping[str, Tensor]],
@@ -525,8 +546,15 @@ def to_reference_joint(
     The inverse of :func:`split_joint_state_dict` with transfer semantics:
     ``module.backbone_<i>.*``, ``module.projector<i>.*`` and, for RDA encoders,
     ``module.da<i>_l3.*`` / ``module.da<i>_l4.*``, with i = 1, 2 in the order of
-    ``backbones``. The loss's ``bn`` running statistics are not written (nothing
-    reads them).
+    ``backbones``, plus the three buffers of the reference model's
+    ``bn = BatchNorm1d(K, affine=False)`` after the projectors:
+    ``module.bn.running_mean`` (K zeros), ``module.bn.running_var`` (K ones) and
+    ``module.bn.num_batches_tracked`` (0, int64). These are fresh values: this
+    package's loss standardises each batch and keeps no running statistics, and
+    the reference training never reads them either (its bn runs in training
+    mode); they are written so the file has the released key set (e.g. 665
+    keys for ResNet-50, FACTS A §1.1) and loads strictly into the reference
+    model. Without projectors there is no K and no ``bn`` keys.
 
     Args:
         backbones: Encoder state dicts per modality, modality 1 first.
@@ -534,6 +562,9 @@ def to_reference_joint(
 
     Returns:
         The joint state dict.
+
+    Raises:
+        ValueError: If the projectors have different output sizes.
     """
     out: dict[str, Tensor] = {}
     for i, modality in enumerate(backbones, start=1):
@@ -544,6 +575,17 @@ def to_reference_joint(
                 out[f'module.backbone_{i}.{key}'] = value
         for key, value in projectors.get(modality, {}).items():
             out[f'module.projector{i}.{key}'] = value
+    sizes = {m: k for m in backbones if (k := embedding_size(projectors.get(m, {})))}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(
+            f'projectors of different output sizes {sizes}; the DeCUR joint layout '
+            'has one embedding size K'
+        )
+    if sizes:
+        (k,) = set(sizes.values())
+        out['module.bn.running_mean'] = torch.zeros(k)
+        out['module.bn.running_var'] = torch.ones(k)
+        out['module.bn.num_batches_tracked'] = torch.tensor(0, dtype=torch.int64)
     return out
 
 
