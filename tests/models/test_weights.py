@@ -158,6 +158,24 @@ def test_groups_cover_every_member() -> None:
     assert all(len(g) == 3 for g in GROUPS)
 
 
+#: Key totals of the released files (FACTS A §1.1, §1.2): joint files, and
+#: backbone-only files (RDA: 318 ResNet keys + 2 x 14 attention-block keys).
+JOINT_TOTALS = {
+    'resnet50': 665,
+    'resnet50_rda': 721,
+    'vit_small_patch16_224': 329,
+    'mit_b2': 697,
+    'mit_b5': 2137,
+}
+BACKBONE_TOTALS = {
+    'resnet50': 318,
+    'resnet50_rda': 346,
+    'vit_small_patch16_224': 150,
+    'mit_b2': 332,
+    'mit_b5': 1052,
+}
+
+
 @pytest.mark.usefixtures('fast_init')
 @pytest.mark.parametrize('group', GROUPS, ids=lambda g: member_id(g[0]))
 def test_get_model_gives_reference_features(
@@ -166,7 +184,13 @@ def test_get_model_gives_reference_features(
     model = group[0].meta['model']
     kwargs = SMALL_INPUT_KWARGS.get(model, {})
     size = SIZES.get(model, SIZE)
-    for member, position, reference in write_group(group, hub):
+    cases = write_group(group, hub)
+    # The stand-in files have the documented layouts' key totals.
+    for member in group:
+        raw = member.get_raw_state_dict()
+        totals = JOINT_TOTALS if member.is_joint else BACKBONE_TOTALS
+        assert len(raw) == totals[model], member
+    for member, position, reference in cases:
         if model == 'mit_b5' and not member.is_joint:
             # Same code path as MiT-B2's backbone files; spare two big builds and
             # compare the loaded weights exactly instead.
