@@ -137,7 +137,15 @@ def test_ssl4eo_scaling_constants() -> None:
 
 def test_dem_transform_needs_one_channel() -> None:
     member = torchgeo_decur.DeCURResNet50_Weights.DEM_GEONRW_DECUR
-    with pytest.raises(ValueError, match='expected one channel'):
+    # meta['bands'] are the encoder's three channels; the transform makes them
+    # from the raw DEM and says so when given three.
+    assert member.meta['bands'] == ('DEM', 'DEM', 'DEM')
+    assert member.transforms(torch.rand(2, 1, 8, 8) * 100).shape == (2, 3, 8, 8)
+    with pytest.raises(
+        ValueError,
+        match=r'expected one channel, got shape \(3, 8, 8\); pass the single raw '
+        r'DEM channel in metres',
+    ):
         member.transforms(torch.rand(3, 8, 8))
 
 

@@ -56,7 +56,8 @@ class ModalityInput:
 
     Attributes:
         name: Modality name (``s1``, ``s2``, ``rgb``, ``dem``, ``hha``).
-        bands: Channel names in the order the checkpoint expects.
+        bands: Channel names in the order the checkpoint expects (the transform's
+            output; for the DEM its input is the one raw channel).
         transforms: Factory of the input scaling (FACTS A §3.6).
         description: One-line summary of the scaling (documentation).
     """
@@ -212,6 +213,10 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
     names for joint files. ``meta['in_chans']``, ``meta['bands']`` and
     ``transforms`` describe modality 1 (the only one for backbone-only files); use
     :meth:`in_chans_for`, :meth:`bands_for` and :meth:`transforms_for` for others.
+    ``bands`` / ``in_chans`` are the encoder's input, i.e. what the transform
+    returns; the transform takes the same channels, except for the GeoNRW DEM
+    members, whose transform takes the one raw DEM channel (metres) and repeats
+    it into ``('DEM', 'DEM', 'DEM')``.
     """
 
     @property
