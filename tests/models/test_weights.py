@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchgeo.models
+import torchvision.transforms.v2 as T
 from torchgeo.models import get_model, get_model_weights, get_weight, list_models
 from torchgeo.models.api import _model_weights
 
@@ -380,3 +381,32 @@ def test_malformed_member_file_is_a_clear_error_in_torchgeo_builders(
     with pytest.raises(ValueError, match=f'shape mismatches: {stem}: checkpoint '):
         get_model(model, weights=member, num_classes=0)
     assert set(member.expected_shapes()) == set(state)
+
+
+@pytest.mark.usefixtures('fast_init')
+def test_geonrw_vit_members_and_250_px_tiles(hub: Path) -> None:
+    # What the ViT-S/16 enum docstring and the README say about native tiles.
+    member = torchgeo_decur.DeCURViTSmall16_Weights.RGB_GEONRW_DECUR
+    write_backbone(member, hub, reference_encoder(member.meta['model'], 3, 5), 1)
+    tile = member.transforms(torch.rand(1, 3, 250, 250) * 255)
+    assert tile.shape == (1, 3, 250, 250)  # the transform keeps the size
+    encoder = get_model(member.meta['model'], weights=member, num_classes=0).eval()
+    with torch.no_grad():
+        with pytest.raises(
+            AssertionError, match=r"\(250\) doesn't match model \(224\)"
+        ):
+            encoder(tile)
+        assert encoder(T.CenterCrop(224)(tile)).shape == (1, 384)
+        dynamic = get_model(
+            member.meta['model'],
+            weights=member,
+            num_classes=0,
+            dynamic_img_size=True,
+            dynamic_img_pad=True,
+        ).eval()
+        assert dynamic(tile).shape == (1, 384)
+        padless = get_model(
+            member.meta['model'], weights=member, num_classes=0, dynamic_img_size=True
+        ).eval()
+        with pytest.raises(AssertionError, match='divisible by patch size'):
+            padless(tile)
