@@ -107,6 +107,21 @@ def check_written_files(
     assert all(torch.equal(single['extra_' + k], single[k]) for k in keys)
 
 
+def run_cli(
+    weights: str, out: Path, capsys: pytest.CaptureFixture[str]
+) -> dict[str, Path]:
+    """Run ``torchgeo-decur cmx`` on a MiT-B2 file or member; the printed paths."""
+    assert main(['cmx', weights, '--out-dir', str(out)]) == 0
+    paths = {
+        'cmx': out / 'decur_mitb2_rgb_hha_cmx.pth',
+        'rgb': out / 'decur_mitb2_rgb.pth',
+        'hha': out / 'decur_mitb2_hha.pth',
+    }
+    printed = capsys.readouterr().out
+    assert all(f'{role}: {p}' in printed for role, p in paths.items())
+    return paths
+
+
 def test_reference_joint_file_through_cli(
     tmp_path: Path,
     joint: dict[str, Tensor],
@@ -115,15 +130,7 @@ def test_reference_joint_file_through_cli(
 ) -> None:
     path = tmp_path / 'mitb2_sunrgbd_rgb_hha_decur_ep200.pth'
     torch.save({'epoch': 200, 'model': joint, 'optimizer': {}}, path)
-    out = tmp_path / 'cmx'
-    assert main(['cmx', str(path), '--out-dir', str(out)]) == 0
-    paths = {
-        'cmx': out / 'decur_mitb2_rgb_hha_cmx.pth',
-        'rgb': out / 'decur_mitb2_rgb.pth',
-        'hha': out / 'decur_mitb2_hha.pth',
-    }
-    printed = capsys.readouterr().out
-    assert all(f'{role}: {p}' in printed for role, p in paths.items())
+    paths = run_cli(str(path), tmp_path / 'cmx', capsys)
     rgb = {k: joint[f'module.backbone_1.{k}'] for k in smp_mit_b2_keys}
     hha = {k: joint[f'module.backbone_2.{k}'] for k in smp_mit_b2_keys}
     check_written_files(paths, smp_mit_b2_keys, rgb, hha)
@@ -164,15 +171,7 @@ def test_decur_member_through_the_hub_cache(
     encoders = reference_pair(member)
     write_joint(member, hub, encoders)
     assert len(member.get_raw_state_dict()) == 697
-    out = tmp_path / 'cmx'
-    assert main(['cmx', str(member), '--out-dir', str(out)]) == 0
-    paths = {
-        'cmx': out / 'decur_mitb2_rgb_hha_cmx.pth',
-        'rgb': out / 'decur_mitb2_rgb.pth',
-        'hha': out / 'decur_mitb2_hha.pth',
-    }
-    printed = capsys.readouterr().out
-    assert all(f'{role}: {p}' in printed for role, p in paths.items())
+    paths = run_cli(str(member), tmp_path / 'cmx', capsys)
     rgb, hha = (encoder.state_dict() for encoder in encoders)
     check_written_files(paths, smp_mit_b2_keys, rgb, hha)
     # The member itself, as Python does it.

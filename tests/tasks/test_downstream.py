@@ -147,17 +147,25 @@ def test_weights_from_one_backbone_file_per_modality(
         MultimodalClassificationTask(model='resnet18', weights={'rgb': paths['s1']})
 
 
-def test_weights_members_through_the_hub_cache(
+@pytest.fixture
+def member_files(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     states: dict[str, dict[str, torch.Tensor]],
 ) -> None:
-    # Files pre-placed in the torch.hub cache: the real download code finds them.
+    """The FakeWeights files pre-placed in a private torch.hub cache."""
     monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path))
     cache = tmp_path / 'checkpoints'
     cache.mkdir()
     torch.save(reference_joint(states['s1'], states['s2']), cache / 'rn18_joint.pth')
     torch.save(states['s2'], cache / 'rn18_s2.pth')
+
+
+@pytest.mark.usefixtures('member_files')
+def test_weights_members_through_the_hub_cache(
+    states: dict[str, dict[str, torch.Tensor]],
+) -> None:
+    # Files pre-placed in the torch.hub cache: the real download code finds them.
     joint = MultimodalClassificationTask(model='resnet18', weights=FakeWeights.JOINT)
     assert same(joint.encoders['s1'], states['s1'])
     # Modality order comes from meta['modality'], not from the task's order.
@@ -454,16 +462,10 @@ def test_rda_joint_file_fills_both_feature_pyramids(tmp_path: Path) -> None:
             assert torch.allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.usefixtures('member_files')
 def test_member_modalities_of_other_names_are_warned_about(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     states: dict[str, dict[str, torch.Tensor]],
 ) -> None:
-    monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path))
-    cache = tmp_path / 'checkpoints'
-    cache.mkdir()
-    torch.save(reference_joint(states['s1'], states['s2']), cache / 'rn18_joint.pth')
-    torch.save(states['s2'], cache / 'rn18_s2.pth')
     channels = {'sar': 2, 'ms': 13}
     # Renamed on purpose through joint_modalities: loads, and says how.
     with pytest.warns(
