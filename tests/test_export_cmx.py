@@ -9,12 +9,13 @@ import torch
 from torch import Tensor
 from torchvision.models._api import Weights, WeightsEnum
 
-from torchgeo_decur import DeCURTask
+from torchgeo_decur import DeCURMiTB2_Weights, DeCURTask
 from torchgeo_decur.cli import main
 from torchgeo_decur.datamodules import SUNRGBDDataModule
 from torchgeo_decur.export_cmx import cmx_state_dicts, export_cmx, mit_variant
 
 from .conftest import DATA, quiet_trainer
+from .models.released import reference_pair, write_joint
 
 #: Documented key counts: 332 per MiT-B2 encoder (FACTS A §1.1); CMX's dual mit_b2
 #: encoder = these names + their extra_ twins + 156 FRMs.*/FFMs.* fusion keys that
@@ -106,6 +107,21 @@ def check_written_files(
     assert all(torch.equal(single['extra_' + k], single[k]) for k in keys)
 
 
+def run_cli(
+    weights: str, out: Path, capsys: pytest.CaptureFixture[str]
+) -> dict[str, Path]:
+    """Run ``torchgeo-decur cmx`` on a MiT-B2 file or member; the printed paths."""
+    assert main(['cmx', weights, '--out-dir', str(out)]) == 0
+    paths = {
+        'cmx': out / 'decur_mitb2_rgb_hha_cmx.pth',
+        'rgb': out / 'decur_mitb2_rgb.pth',
+        'hha': out / 'decur_mitb2_hha.pth',
+    }
+    printed = capsys.readouterr().out
+    assert all(f'{role}: {p}' in printed for role, p in paths.items())
+    return paths
+
+
 def test_reference_joint_file_through_cli(
     tmp_path: Path,
     joint: dict[str, Tensor],
@@ -114,15 +130,7 @@ def test_reference_joint_file_through_cli(
 ) -> None:
     path = tmp_path / 'mitb2_sunrgbd_rgb_hha_decur_ep200.pth'
     torch.save({'epoch': 200, 'model': joint, 'optimizer': {}}, path)
-    out = tmp_path / 'cmx'
-    assert main(['cmx', str(path), '--out-dir', str(out)]) == 0
-    paths = {
-        'cmx': out / 'decur_mitb2_rgb_hha_cmx.pth',
-        'rgb': out / 'decur_mitb2_rgb.pth',
-        'hha': out / 'decur_mitb2_hha.pth',
-    }
-    printed = capsys.readouterr().out
-    assert all(f'{role}: {p}' in printed for role, p in paths.items())
+    paths = run_cli(str(path), tmp_path / 'cmx', capsys)
     rgb = {k: joint[f'module.backbone_1.{k}'] for k in smp_mit_b2_keys}
     hha = {k: joint[f'module.backbone_2.{k}'] for k in smp_mit_b2_keys}
     check_written_files(paths, smp_mit_b2_keys, rgb, hha)
@@ -148,6 +156,30 @@ def test_weights_member_from_hub_cache(
     rgb = {k: joint[f'module.backbone_1.{k}'] for k in smp_mit_b2_keys}
     hha = {k: joint[f'module.backbone_2.{k}'] for k in smp_mit_b2_keys}
     check_written_files(paths, smp_mit_b2_keys, rgb, hha)
+
+
+@pytest.mark.usefixtures('fast_init')
+def test_decur_member_through_the_hub_cache(
+    hub: Path,
+    tmp_path: Path,
+    smp_mit_b2_keys: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The real member and resolve path (torch.hub cache); a stand-in of the
+    # released file (random weights, released layout and wrapper).
+    member = DeCURMiTB2_Weights.RGB_HHA_SUNRGBD_DECUR
+    encoders = reference_pair(member)
+    write_joint(member, hub, encoders)
+    assert len(member.get_raw_state_dict()) == 697
+    paths = run_cli(str(member), tmp_path / 'cmx', capsys)
+    rgb, hha = (encoder.state_dict() for encoder in encoders)
+    check_written_files(paths, smp_mit_b2_keys, rgb, hha)
+    # The member itself, as Python does it.
+    again = export_cmx(member, tmp_path / 'again', stem='b2')
+    assert torch.equal(
+        torch.load(again['cmx'], weights_only=True)['extra_norm4.weight'],
+        hha['norm4.weight'],
+    )
 
 
 def test_lightning_checkpoint_of_decur_task(

@@ -4,9 +4,12 @@
 :class:`~torchgeo_decur.DeCURTask` (or any task on the shared two-encoder base) into
 
 * ``<name>_joint_decur.pth``: ``{'model': {...}}`` with the reference joint keys
-  ``module.backbone_1/2.*``, ``module.projector1/2.*`` and, for RDA encoders,
-  ``module.da1_*`` / ``module.da2_*`` (the wrapper the authors' GeoNRW and CMX
-  loaders read; every loader of this package accepts it too);
+  ``module.backbone_1/2.*``, ``module.projector1/2.*``, ``module.bn.*`` (fresh
+  running statistics of the reference's parameter-free BatchNorm, which nothing
+  reads) and, for RDA encoders, ``module.da1_*`` / ``module.da2_*``: the released
+  key totals (ResNet-50 665, ResNet-50-RDA 721, ViT-S/16 329, MiT-B2 697 with a
+  3-layer projector) in the wrapper the authors' GeoNRW and CMX loaders read;
+  every loader of this package accepts it too;
 * ``<name>_<modality>_decur.pth`` per modality: the backbone-only layout (timm / smp
   keys; RDA: ``backbone.*`` + ``da<i>_l3/l4.*``; MiT without its DeCUR head).
 

@@ -140,3 +140,54 @@ def test_load_encoder_state_replaces_only_a_different_head() -> None:
     assert torch.equal(model.head.weight, before)
     with pytest.raises(ValueError, match=r'missing keys: body\.bias'):
         load_encoder_state(model, {'body.weight': torch.ones(2, 2)}, 'm')
+
+
+def test_rda_semantics_of_backbone_files() -> None:
+    plain = {'conv1.weight': t(0)}
+    sar = {'backbone.conv1.weight': t(1), 'da1_l3.rpe_table': t(2)}
+    ms = {'backbone.conv1.weight': t(1), 'da2_l3.rpe_table': t(3)}
+    joint = {'backbone_1.conv1.weight': t(1), 'backbone_2.conv1.weight': t(2)}
+    # da1 blocks are what both modalities used in pretraining: both semantics.
+    for semantics in ('transfer', 'pretraining'):
+        assert select_encoder_state_dict(sar, 'sar.pth', rda_semantics=semantics) == {
+            'conv1.weight': t(1),
+            'da_l3.rpe_table': t(2),
+        }
+        assert remap_backbone_state_dict(plain, 'p', semantics) == plain
+    assert select_encoder_state_dict(ms, 'ms.pth')['da_l3.rpe_table'] == 3
+    # Modality 2's own blocks cannot stand in for the pretraining-time da1 blocks.
+    with pytest.raises(
+        ValueError, match=r"ms.pth holds modality 2's own da2_\*.*joint"
+    ):
+        select_encoder_state_dict(ms, 'ms.pth', rda_semantics='pretraining')
+    with pytest.raises(ValueError, match=r'da2_\*.*Load the joint file'):
+        remap_backbone_state_dict(ms, 'ms.pth', 'pretraining')
+    # An invalid value is an error for every layout, not only joint files.
+    for state in (plain, sar, ms, joint):
+        with pytest.raises(
+            ValueError, match="must be 'transfer' or 'pretraining', got 'bogus'"
+        ):
+            select_encoder_state_dict(state, 'f', rda_semantics='bogus')  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="got 'bogus'"):
+        remap_backbone_state_dict(plain, 'p', 'bogus')  # type: ignore[arg-type]
+
+
+def test_export_writes_the_reference_bn_buffers() -> None:
+    rgb = {'conv1.weight': t(1)}
+    projector = {
+        '0.weight': torch.zeros(16, 8),
+        '1.running_mean': torch.zeros(16),
+        '3.weight': torch.zeros(12, 16),
+    }
+    joint = to_reference_joint({'a': rgb, 'b': rgb}, {'a': projector, 'b': projector})
+    assert torch.equal(joint['module.bn.running_mean'], torch.zeros(12))
+    assert torch.equal(joint['module.bn.running_var'], torch.ones(12))
+    assert joint['module.bn.num_batches_tracked'].dtype == torch.int64
+    assert joint['module.bn.num_batches_tracked'] == 0
+    other = projector | {'3.weight': torch.zeros(10, 16)}
+    with pytest.raises(
+        ValueError, match=r"different output sizes \{'a': 12, 'b': 10\}"
+    ):
+        to_reference_joint({'a': rgb, 'b': rgb}, {'a': projector, 'b': other})
+    # No projectors, no embedding size: no bn buffers.
+    assert not any('.bn.' in k for k in to_reference_joint({'a': rgb}, {}))

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchgeo.models
+import torchvision.transforms.v2 as T
 from torchgeo.models import get_model, get_model_weights, get_weight, list_models
 from torchgeo.models.api import _model_weights
 
@@ -137,7 +138,15 @@ def test_ssl4eo_scaling_constants() -> None:
 
 def test_dem_transform_needs_one_channel() -> None:
     member = torchgeo_decur.DeCURResNet50_Weights.DEM_GEONRW_DECUR
-    with pytest.raises(ValueError, match='expected one channel'):
+    # meta['bands'] are the encoder's three channels; the transform makes them
+    # from the raw DEM and says so when given three.
+    assert member.meta['bands'] == ('DEM', 'DEM', 'DEM')
+    assert member.transforms(torch.rand(2, 1, 8, 8) * 100).shape == (2, 3, 8, 8)
+    with pytest.raises(
+        ValueError,
+        match=r'expected one channel, got shape \(3, 8, 8\); pass the single raw '
+        r'DEM channel in metres',
+    ):
         member.transforms(torch.rand(3, 8, 8))
 
 
@@ -158,6 +167,24 @@ def test_groups_cover_every_member() -> None:
     assert all(len(g) == 3 for g in GROUPS)
 
 
+#: Key totals of the released files (FACTS A §1.1, §1.2): joint files, and
+#: backbone-only files (RDA: 318 ResNet keys + 2 x 14 attention-block keys).
+JOINT_TOTALS = {
+    'resnet50': 665,
+    'resnet50_rda': 721,
+    'vit_small_patch16_224': 329,
+    'mit_b2': 697,
+    'mit_b5': 2137,
+}
+BACKBONE_TOTALS = {
+    'resnet50': 318,
+    'resnet50_rda': 346,
+    'vit_small_patch16_224': 150,
+    'mit_b2': 332,
+    'mit_b5': 1052,
+}
+
+
 @pytest.mark.usefixtures('fast_init')
 @pytest.mark.parametrize('group', GROUPS, ids=lambda g: member_id(g[0]))
 def test_get_model_gives_reference_features(
@@ -166,7 +193,13 @@ def test_get_model_gives_reference_features(
     model = group[0].meta['model']
     kwargs = SMALL_INPUT_KWARGS.get(model, {})
     size = SIZES.get(model, SIZE)
-    for member, position, reference in write_group(group, hub):
+    cases = write_group(group, hub)
+    # The stand-in files have the documented layouts' key totals.
+    for member in group:
+        raw = member.get_raw_state_dict()
+        totals = JOINT_TOTALS if member.is_joint else BACKBONE_TOTALS
+        assert len(raw) == totals[model], member
+    for member, position, reference in cases:
         if model == 'mit_b5' and not member.is_joint:
             # Same code path as MiT-B2's backbone files; spare two big builds and
             # compare the loaded weights exactly instead.
@@ -301,3 +334,79 @@ def test_readme_table_documents_every_member() -> None:
         (row,) = [r for r in rows if r.startswith(f'| `{member}`')]
         assert member.meta['file'] in row
         assert member.url in row
+
+
+@pytest.mark.usefixtures('fast_init')
+@pytest.mark.parametrize(
+    ('member', 'drop', 'extra', 'stem'),
+    [
+        (
+            torchgeo_decur.DeCURResNet50_Weights.SENTINEL1_GRD_SSL4EO_DECUR,
+            'layer4.2.bn3.weight',
+            'layer5.0.conv1.weight',
+            'conv1.weight',
+        ),
+        (
+            torchgeo_decur.DeCURViTSmall16_Weights.RGB_GEONRW_DECUR,
+            'blocks.11.mlp.fc2.bias',
+            'blocks.12.norm1.weight',
+            'patch_embed.proj.weight',
+        ),
+    ],
+    ids=['resnet50', 'vit_small_patch16_224'],
+)
+def test_malformed_member_file_is_a_clear_error_in_torchgeo_builders(
+    member: DeCURWeightsEnum, drop: str, extra: str, stem: str, hub: Path
+) -> None:
+    model = member.meta['model']
+    state = reference_encoder(model, member.meta['in_chans'], seed=4).state_dict()
+    path = hub / member.meta['file']
+    torch.save(state, path)
+    # The well-formed file passes the check (and a new classifier head is fine).
+    assert get_model(model, weights=member, num_classes=5) is not None
+    # torchgeo's own builder (get_model(meta['model'])) only asserts, with no
+    # message, on missing or unexpected keys; the member names the problem.
+    broken = {k: v for k, v in state.items() if k != drop}
+    broken[extra] = torch.zeros(4)
+    torch.save(broken, path)
+    with pytest.raises(ValueError, match='missing keys') as error:
+        get_model(model, weights=member, num_classes=0)
+    message = str(error.value)
+    assert f'{model} with {member.meta["in_chans"]} input channels' in message
+    assert member.meta['file'] in message
+    assert f'missing keys: {drop}; unexpected keys: {extra}' in message
+    # A stem for another channel count.
+    broken[stem] = torch.zeros(*state[stem].shape[:1], 5, *state[stem].shape[2:])
+    torch.save(broken, path)
+    with pytest.raises(ValueError, match=f'shape mismatches: {stem}: checkpoint '):
+        get_model(model, weights=member, num_classes=0)
+    assert set(member.expected_shapes()) == set(state)
+
+
+@pytest.mark.usefixtures('fast_init')
+def test_geonrw_vit_members_and_250_px_tiles(hub: Path) -> None:
+    # What the ViT-S/16 enum docstring and the README say about native tiles.
+    member = torchgeo_decur.DeCURViTSmall16_Weights.RGB_GEONRW_DECUR
+    write_backbone(member, hub, reference_encoder(member.meta['model'], 3, 5), 1)
+    tile = member.transforms(torch.rand(1, 3, 250, 250) * 255)
+    assert tile.shape == (1, 3, 250, 250)  # the transform keeps the size
+    encoder = get_model(member.meta['model'], weights=member, num_classes=0).eval()
+    with torch.no_grad():
+        with pytest.raises(
+            AssertionError, match=r"\(250\) doesn't match model \(224\)"
+        ):
+            encoder(tile)
+        assert encoder(T.CenterCrop(224)(tile)).shape == (1, 384)
+        dynamic = get_model(
+            member.meta['model'],
+            weights=member,
+            num_classes=0,
+            dynamic_img_size=True,
+            dynamic_img_pad=True,
+        ).eval()
+        assert dynamic(tile).shape == (1, 384)
+        padless = get_model(
+            member.meta['model'], weights=member, num_classes=0, dynamic_img_size=True
+        ).eval()
+        with pytest.raises(AssertionError, match='divisible by patch size'):
+            padless(tile)

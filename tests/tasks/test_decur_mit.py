@@ -1,5 +1,6 @@
 """MiT-B2/B5 inside DeCURTask and the released SUN RGB-D file layouts (FACTS A §1.2)."""
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,7 @@ import timm
 import torch
 from torch import Tensor
 
-from torchgeo_decur import DeCURTask
+from torchgeo_decur import DeCURTask, MultimodalClassificationTask
 from torchgeo_decur.models import Projector, split_joint_state_dict
 
 # Full-size MiT encoders are only filled with random weights here: skip the slow
@@ -88,6 +89,35 @@ def test_joint_file_loads_encoders_heads_and_projectors(
     assert torch.isfinite(task.training_step({'image_rgb': x, 'image_hha': x}, 0))
 
 
+@pytest.mark.filterwarnings('ignore:projector .* not loaded')
+def test_joint_file_without_head_kwargs_warns_in_pretraining_only(
+    tmp_path: Path, mit_b2_weights: tuple[dict[str, Tensor], dict[str, Tensor]]
+) -> None:
+    path = tmp_path / 'mitb2_sunrgbd_rgb_hha_decur_ep200.pth'
+    torch.save(reference_joint(*mit_b2_weights), path)
+    headless = {k: v for k, v in TASK.items() if k != 'backbone_kwargs'}
+    # The pretrained 512 -> 2048 head feeds the projector: dropping it is a change.
+    with pytest.warns(UserWarning, match='holds an encoder head') as record:
+        task = DeCURTask(weights=str(path), **headless)
+    heads = [str(w.message) for w in record if 'encoder head' in str(w.message)]
+    assert [m.split("'")[1] for m in heads] == ['rgb', 'hha']
+    assert 'head.weight (2048, 512)' in heads[0]
+    assert 'backbone_kwargs: {num_classes: 2048}' in heads[0]
+    assert 'fed the backbone output (512-d)' in heads[0]
+    # What used to be the only sign: the released projectors no longer fit.
+    assert any('(64, 2048) vs (64, 512)' in str(w.message) for w in record)
+    assert 'head.weight' not in task.backbones['rgb'].state_dict()
+    # Downstream use takes the encoder only: no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        downstream = MultimodalClassificationTask(
+            modalities=['rgb', 'hha'], model='mit_b2', weights=str(path)
+        )
+    assert torch.equal(
+        downstream.encoders['hha'].norm4.weight, mit_b2_weights[1]['norm4.weight']
+    )
+
+
 def test_backbone_files_load_into_encoders_and_task(
     tmp_path: Path, mit_b2_weights: tuple[dict[str, Tensor], dict[str, Tensor]]
 ) -> None:
@@ -139,9 +169,16 @@ def test_classifier_keys_follow_the_backbone(tmp_path: Path) -> None:
         'rgb': str(tmp_path / 'with_fc.pth'),
         'hha': str(tmp_path / 'without_fc.pth'),
     }
-    plain = DeCURTask(weights=weights, **small)
+    with pytest.warns(UserWarning, match=r'\(10, 512\)\) .* lacks') as record:
+        plain = DeCURTask(weights=weights, **small)
+    assert len(record) == 1  # the hha file has no head: nothing dropped
+    assert 'backbone_kwargs: {num_classes: 10}' in str(record[0].message)
     assert 'fc.weight' not in plain.backbones['rgb'].state_dict()
-    headed = DeCURTask(weights=weights, backbone_kwargs={'num_classes': 10}, **small)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        headed = DeCURTask(
+            weights=weights, backbone_kwargs={'num_classes': 10}, **small
+        )
     assert torch.equal(headed.backbones['rgb'].fc.weight, with_fc['fc.weight'])
     assert not torch.equal(headed.backbones['hha'].fc.weight, with_fc['fc.weight'])
     assert torch.equal(headed.backbones['hha'].conv1.weight, with_fc['conv1.weight'])

@@ -1,15 +1,18 @@
 """DeCURTask initialised from released DeCUR Weights members."""
 
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from torchgeo.models import get_model
 
 from torchgeo_decur import (
     DeCURMiTB2_Weights,
     DeCURResNet50_Weights,
     DeCURResNet50RDA_Weights,
     DeCURTask,
+    MultimodalSegmentationTask,
 )
 
 from ..models.released import (
@@ -79,12 +82,18 @@ def test_backbone_members_per_modality(hub: Path) -> None:
     ]
     write_backbone(sar, hub, references[0], 1)
     write_backbone(ms, hub, references[1], 2)
-    task = DeCURTask(
-        modalities=('sar', 'ms'),
-        weights={'sar': str(sar), 'ms': ms},
-        augmentations={'sar': 'sar', 'ms': 'optical'},
-        **SMALL,
-    ).eval()
+    # Renamed on purpose: loads by position, with a warning per member.
+    with pytest.warns(UserWarning, match='holds the modalities') as record:
+        task = DeCURTask(
+            modalities=('sar', 'ms'),
+            weights={'sar': str(sar), 'ms': ms},
+            augmentations={'sar': 'sar', 'ms': 'optical'},
+            **SMALL,
+        ).eval()
+    assert sorted(str(w.message).split(': ')[1].split('.')[0] for w in record) == [
+        "encoder 1 (s1) -> task modality 'sar'",
+        "encoder 1 (s2) -> task modality 'ms'",
+    ]
     assert task.hparams['in_channels'] == {'sar': 2, 'ms': 13}
     x = torch.rand(1, 13, SIZE, SIZE)
     with torch.no_grad():
@@ -121,3 +130,82 @@ def test_rda_joint_member_follows_rda_semantics(hub: Path) -> None:
     )
     dem = task.backbones['dem']
     assert torch.equal(dem.da_l4.proj_q.weight, raw['module.da1_l4.proj_q.weight'])
+
+
+def test_rda_semantics_is_checked_for_backbone_members(hub: Path) -> None:
+    ms = DeCURResNet50RDA_Weights.SENTINEL2_L1C_SSL4EO_DECUR
+    sar = DeCURResNet50RDA_Weights.SENTINEL1_GRD_SSL4EO_DECUR
+    # Layout only: the semantics check comes before any shape check.
+    torch.save(
+        {'backbone.conv1.weight': torch.zeros(1), 'da2_l3.rpe_table': torch.zeros(1)},
+        hub / ms.meta['file'],
+    )
+    torch.save(
+        {'backbone.conv1.weight': torch.zeros(1), 'da1_l3.rpe_table': torch.zeros(1)},
+        hub / sar.meta['file'],
+    )
+    with pytest.raises(ValueError, match=r'da2_\*.*Load the joint file'):
+        ms.get_state_dict(rda_semantics='pretraining')
+    # A da1 file serves 'pretraining': the layout passes, the (stand-in) tensors
+    # then fail the architecture check.
+    with pytest.raises(ValueError, match='missing keys'):
+        sar.get_state_dict(rda_semantics='pretraining')
+    with pytest.raises(ValueError, match="got 'bogus'"):
+        sar.get_state_dict(rda_semantics='bogus')  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="got 'bogus'"):
+        get_model('resnet50_rda', weights=None, rda_semantics='bogus')
+    # Tasks: per-modality files get the same check.
+    with pytest.raises(ValueError, match=r'da2_\*.*Load the joint file'):
+        DeCURTask(
+            model='resnet18',
+            weights={'s2': str(hub / ms.meta['file'])},
+            rda_semantics='pretraining',
+            **SMALL,
+        )
+    with pytest.raises(ValueError, match="got 'bogus'"):
+        DeCURTask(rda_semantics='bogus', **SMALL)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r'da2_\*.*Load the joint file'):
+        MultimodalSegmentationTask(
+            modalities=['s2'],
+            model='resnet18',
+            weights={'s2': str(hub / ms.meta['file'])},
+            rda_semantics='pretraining',
+        )
+    with pytest.raises(ValueError, match="got 'bogus'"):
+        MultimodalSegmentationTask(rda_semantics='bogus')  # type: ignore[arg-type]
+
+
+@pytest.mark.filterwarnings('ignore:projector .* not loaded')
+def test_member_modalities_of_other_names_are_warned_about(hub: Path) -> None:
+    joint = DeCURResNet50_Weights.RGB_DEM_GEONRW_DECUR
+    dem = DeCURResNet50_Weights.DEM_GEONRW_DECUR
+    references = reference_pair(joint)
+    write_joint(joint, hub, references)
+    write_backbone(dem, hub, references[1], 2)
+    # GeoNRW RGB + DEM into the default S1 + S2 task: loads by position, but the
+    # SAR / optical presets would augment RGB and DEM.
+    with pytest.warns(UserWarning, match='holds the modalities') as record:
+        task = DeCURTask(weights=joint, **SMALL)
+    (message,) = [
+        str(w.message) for w in record if 'holds the modalities' in str(w.message)
+    ]
+    assert "['rgb', 'dem'] but is loaded into the task modalities ['s1', 's2']" in (
+        message
+    )
+    assert "encoder 1 (rgb) -> task modality 's1'" in message
+    assert "encoder 2 (dem) -> task modality 's2'" in message
+    assert "{'s1': 'sar', 's2': 'optical'}" in message
+    assert "modalities: ['rgb', 'dem']" in message
+    assert task.hparams['in_channels'] == {'s1': 3, 's2': 3}
+    with torch.no_grad():
+        x = torch.rand(1, 3, SIZE, SIZE)
+        assert_features_match(task.backbones['s2'].eval()(x), references[1](x))
+    # A backbone member for a modality of another name.
+    with pytest.warns(UserWarning, match=r"\(dem\) -> task .*\('s1' -> 'dem'\)"):
+        DeCURTask(weights={'s1': dem}, augmentations={'s1': 'elevation'}, **SMALL)
+    # Matching names: no such warning.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        DeCURTask(weights=joint, modalities=('rgb', 'dem'), **SMALL)
+    assert [w for w in caught if 'projector' in str(w.message)]
+    assert not [w for w in caught if 'holds the modalities' in str(w.message)]

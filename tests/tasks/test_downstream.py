@@ -1,4 +1,5 @@
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -146,17 +147,25 @@ def test_weights_from_one_backbone_file_per_modality(
         MultimodalClassificationTask(model='resnet18', weights={'rgb': paths['s1']})
 
 
-def test_weights_members_through_the_hub_cache(
+@pytest.fixture
+def member_files(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     states: dict[str, dict[str, torch.Tensor]],
 ) -> None:
-    # Files pre-placed in the torch.hub cache: the real download code finds them.
+    """The FakeWeights files pre-placed in a private torch.hub cache."""
     monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path))
     cache = tmp_path / 'checkpoints'
     cache.mkdir()
     torch.save(reference_joint(states['s1'], states['s2']), cache / 'rn18_joint.pth')
     torch.save(states['s2'], cache / 'rn18_s2.pth')
+
+
+@pytest.mark.usefixtures('member_files')
+def test_weights_members_through_the_hub_cache(
+    states: dict[str, dict[str, torch.Tensor]],
+) -> None:
+    # Files pre-placed in the torch.hub cache: the real download code finds them.
     joint = MultimodalClassificationTask(model='resnet18', weights=FakeWeights.JOINT)
     assert same(joint.encoders['s1'], states['s1'])
     # Modality order comes from meta['modality'], not from the task's order.
@@ -451,3 +460,40 @@ def test_rda_joint_file_fills_both_feature_pyramids(tmp_path: Path) -> None:
         )
         for got, want in zip(feats, ref, strict=True):
             assert torch.allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.usefixtures('member_files')
+def test_member_modalities_of_other_names_are_warned_about(
+    states: dict[str, dict[str, torch.Tensor]],
+) -> None:
+    channels = {'sar': 2, 'ms': 13}
+    # Renamed on purpose through joint_modalities: loads, and says how.
+    with pytest.warns(
+        UserWarning,
+        match=r"\['s1', 's2'\] but is loaded into the task modalities \['sar', 'ms'\]:"
+        r" encoder 1 \(s1\) -> task modality 'sar', encoder 2 \(s2\) -> task",
+    ):
+        task = MultimodalClassificationTask(
+            modalities=['sar', 'ms'],
+            in_channels=channels,
+            joint_modalities=['sar', 'ms'],
+            model='resnet18',
+            weights=FakeWeights.JOINT,
+        )
+    assert same(task.encoders['ms'], states['s2'])
+    # A backbone member into a modality of another name, alone or per modality.
+    for weights in (FakeWeights.S2, {'ms': FakeWeights.S2}):
+        with pytest.warns(UserWarning, match=r"encoder 1 \(s2\) -> task modality 'ms'"):
+            MultimodalClassificationTask(
+                modalities=['ms'],
+                in_channels={'ms': 13},
+                model='resnet18',
+                weights=weights,
+            )
+    # Names that match the member: quiet.
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        MultimodalClassificationTask(model='resnet18', weights=FakeWeights.JOINT)
+        MultimodalClassificationTask(
+            modalities=['s2'], model='resnet18', weights={'s2': FakeWeights.S2}
+        )

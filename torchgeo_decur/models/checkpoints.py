@@ -81,6 +81,63 @@ def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Ten
     return {k[n:]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
+def check_state_dict(
+    expected: Mapping[str, torch.Size],
+    state_dict: Mapping[str, Tensor],
+    what: str,
+    ignore_missing: Iterable[str] = (),
+    ignore_unexpected: Iterable[str] = (),
+) -> dict[str, Tensor]:
+    """Compare a state dict with the key names and shapes a module expects.
+
+    Args:
+        expected: Key name → shape of the target module's state dict.
+        state_dict: Weights to check.
+        what: Description used in the error (e.g. ``"backbone 's1'"``).
+        ignore_missing: Key prefixes that may be absent from ``state_dict``.
+        ignore_unexpected: Key prefixes of ``state_dict`` that are dropped when
+            ``expected`` has no such key (keys it has are always checked).
+
+    Returns:
+        The entries of ``state_dict`` that the module takes (all but the ignored
+        unexpected ones).
+
+    Raises:
+        ValueError: If keys are missing or unexpected, or shapes differ; the message
+            lists the offending keys.
+    """
+    ignore_missing = tuple(ignore_missing)
+    ignore_unexpected = tuple(ignore_unexpected)
+    given = {
+        k: v
+        for k, v in state_dict.items()
+        if k in expected or not k.startswith(ignore_unexpected)
+    }
+    missing = sorted(
+        k for k in expected if k not in given and not k.startswith(ignore_missing)
+    )
+    unexpected = sorted(k for k in given if k not in expected)
+    wrong_shape = sorted(
+        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k])}'
+        for k, v in given.items()
+        if k in expected and v.shape != expected[k]
+    )
+    if missing or unexpected or wrong_shape:
+        parts = []
+        for label, keys in (
+            ('missing keys', missing),
+            ('unexpected keys', unexpected),
+            ('shape mismatches', wrong_shape),
+        ):
+            if keys:
+                shown = ', '.join(keys[:8]) + (
+                    f', ... ({len(keys)} in all)' if len(keys) > 8 else ''
+                )
+                parts.append(f'{label}: {shown}')
+        raise ValueError(f'cannot load weights into {what}: ' + '; '.join(parts))
+    return given
+
+
 def load_exact(
     module: nn.Module,
     state_dict: Mapping[str, Tensor],
@@ -100,38 +157,12 @@ def load_exact(
 
     Raises:
         ValueError: If keys are missing or unexpected, or shapes differ; the message
-            lists the offending keys.
+            lists the offending keys (see :func:`check_state_dict`).
     """
-    ignore_missing = tuple(ignore_missing)
-    ignore_unexpected = tuple(ignore_unexpected)
-    own = module.state_dict()
-    given = {
-        k: v
-        for k, v in state_dict.items()
-        if k in own or not k.startswith(ignore_unexpected)
-    }
-    missing = sorted(
-        k for k in own if k not in given and not k.startswith(ignore_missing)
+    expected = {k: v.shape for k, v in module.state_dict().items()}
+    given = check_state_dict(
+        expected, state_dict, what, ignore_missing, ignore_unexpected
     )
-    unexpected = sorted(k for k in given if k not in own)
-    wrong_shape = sorted(
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-        for k, v in given.items()
-        if k in own and v.shape != own[k].shape
-    )
-    if missing or unexpected or wrong_shape:
-        parts = []
-        for label, keys in (
-            ('missing keys', missing),
-            ('unexpected keys', unexpected),
-            ('shape mismatches', wrong_shape),
-        ):
-            if keys:
-                shown = ', '.join(keys[:8]) + (
-                    f', ... ({len(keys)} in all)' if len(keys) > 8 else ''
-                )
-                parts.append(f'{label}: {shown}')
-        raise ValueError(f'cannot load weights into {what}: ' + '; '.join(parts))
     module.load_state_dict(given, strict=False)
 
 
@@ -140,6 +171,25 @@ def load_exact(
 #: the authors' downstream code do), ``'pretraining'`` takes ``da1_*`` (what the
 #: reference pretraining forward actually used for both modalities, FACTS A §2.5).
 RDASemantics = Literal['transfer', 'pretraining']
+
+
+def check_rda_semantics(value: object) -> RDASemantics:
+    """Return ``value`` if it is an :data:`RDASemantics` value.
+
+    Args:
+        value: The requested semantics.
+
+    Returns:
+        ``value``, typed.
+
+    Raises:
+        ValueError: If it is neither ``'transfer'`` nor ``'pretraining'``.
+    """
+    if value in ('transfer', 'pretraining'):
+        return value
+    raise ValueError(
+        f"rda_semantics must be 'transfer' or 'pretraining', got {value!r}"
+    )
 
 
 def _reference_prefix(state_dict: Mapping[str, Tensor]) -> str | None:
@@ -181,10 +231,7 @@ def split_joint_state_dict(
         ValueError: If the layout is not recognised, a modality is absent or
             unknown keys are left over.
     """
-    if rda_semantics not in ('transfer', 'pretraining'):
-        raise ValueError(
-            f"rda_semantics must be 'transfer' or 'pretraining', got {rda_semantics!r}"
-        )
+    check_rda_semantics(rda_semantics)
     backbones: dict[str, dict[str, Tensor]] = {}
     projectors: dict[str, dict[str, Tensor]] = {}
     prefix = _reference_prefix(state_dict)
@@ -276,7 +323,9 @@ def is_joint_state_dict(state_dict: Mapping[str, Tensor]) -> bool:
 
 
 def remap_backbone_state_dict(
-    state_dict: Mapping[str, Tensor], source: str = 'checkpoint'
+    state_dict: Mapping[str, Tensor],
+    source: str = 'checkpoint',
+    rda_semantics: RDASemantics = 'transfer',
 ) -> dict[str, Tensor]:
     """Bring a single-encoder checkpoint onto this package's module names.
 
@@ -293,17 +342,28 @@ def remap_backbone_state_dict(
     Classifier keys (``fc.*``, ``head.*``) are kept; loaders decide about them. The
     function is idempotent.
 
+    A file with ``da1_*`` blocks serves both :data:`RDASemantics` (modality 1's
+    blocks are what both modalities used in pretraining). A file with ``da2_*``
+    blocks (the released MS / DEM files) serves only ``'transfer'``: the
+    pretraining-time modality-2 encoder ran through modality 1's ``da1_*`` blocks,
+    which only the joint file (or the SAR / RGB file) holds (FACTS A §2.5).
+
     Args:
         state_dict: Encoder weights as stored in a file (already unwrapped).
         source: Where they came from, for error messages.
+        rda_semantics: Which deformable-attention blocks the caller wants for a
+            modality-2 encoder; see :data:`RDASemantics`.
 
     Returns:
         The state dict with this package's key names.
 
     Raises:
         ValueError: If the dict holds both encoders of a joint checkpoint, both
-            ``da1_*`` and ``da2_*`` blocks, or two keys that map to the same name.
+            ``da1_*`` and ``da2_*`` blocks, two keys that map to the same name, or
+            ``da2_*`` blocks while ``rda_semantics='pretraining'``; or if
+            ``rda_semantics`` is invalid.
     """
+    check_rda_semantics(rda_semantics)
     if is_joint_state_dict(state_dict):
         raise ValueError(
             f'{source} holds both encoders of a joint checkpoint; select one with '
@@ -318,6 +378,15 @@ def remap_backbone_state_dict(
             f'{source} has both da1_* and da2_* deformable-attention blocks; a '
             'single-encoder file holds one set (joint files go through '
             'split_joint_state_dict)'
+        )
+    if blocks == {'2'} and rda_semantics == 'pretraining':
+        raise ValueError(
+            f"{source} holds modality 2's own da2_* deformable-attention blocks; "
+            "rda_semantics='pretraining' needs the da1_* blocks that modality 2 ran "
+            'through in pretraining, which this backbone-only file does not hold. '
+            'Load the joint file instead (e.g. the *_joint_* member with '
+            "modality=2 and rda_semantics='pretraining'), or use "
+            "rda_semantics='transfer' to take the da2_* blocks of this file"
         )
     out: dict[str, Tensor] = {}
     for key, value in items.items():
@@ -350,21 +419,25 @@ def select_encoder_state_dict(
             modality 1) or, for the task layout, the modality name; default 1.
             Must be None or 1 for single-encoder checkpoints.
         rda_semantics: Which deformable-attention blocks modality 2 of an RDA joint
-            checkpoint gets; see :data:`RDASemantics`.
+            checkpoint gets; see :data:`RDASemantics`. Single-encoder files with
+            ``da2_*`` blocks serve only ``'transfer'`` (see
+            :func:`remap_backbone_state_dict`).
 
     Returns:
         The encoder's state dict with this package's key names.
 
     Raises:
-        ValueError: If ``modality`` does not name an encoder of the checkpoint.
+        ValueError: If ``modality`` does not name an encoder of the checkpoint, or
+            ``rda_semantics`` is invalid or cannot be served by the file.
     """
+    check_rda_semantics(rda_semantics)
     if not is_joint_state_dict(state_dict):
         if modality not in (None, 1):
             raise ValueError(
                 f'{source} holds a single encoder; modality={modality!r} is not '
                 'available'
             )
-        return remap_backbone_state_dict(state_dict, source)
+        return remap_backbone_state_dict(state_dict, source, rda_semantics)
     reference = _reference_prefix(state_dict) is not None
     if reference:
         names: tuple[str, ...] = ('1', '2')
@@ -443,6 +516,27 @@ def load_encoder_state(
     load_exact(module, kept, what, ignore_missing=CLASSIFIER_PREFIXES)
 
 
+def embedding_size(projector: Mapping[str, Tensor]) -> int | None:
+    """Output size K of a projector given as a state dict.
+
+    Args:
+        projector: Keys ``<index>.<name>`` of a Linear / BatchNorm / ReLU stack
+            (:class:`~torchgeo_decur.models.Projector`, the reference projector).
+
+    Returns:
+        The rows of the last Linear weight, or None if there is none.
+    """
+    linear = [
+        k
+        for k, v in projector.items()
+        if k.endswith('.weight') and k.split('.')[0].isdigit() and v.ndim == 2
+    ]
+    if not linear:
+        return None
+    last = max(linear, key=lambda k: int(k.split('.')[0]))
+    return int(projector[last].shape[0])
+
+
 def to_reference_joint(
     backbones: Mapping[str, Mapping[str, Tensor]],
     projectors: Mapping[str, Mapping[str, Tensor]],
@@ -452,8 +546,15 @@ def to_reference_joint(
     The inverse of :func:`split_joint_state_dict` with transfer semantics:
     ``module.backbone_<i>.*``, ``module.projector<i>.*`` and, for RDA encoders,
     ``module.da<i>_l3.*`` / ``module.da<i>_l4.*``, with i = 1, 2 in the order of
-    ``backbones``. The loss's ``bn`` running statistics are not written (nothing
-    reads them).
+    ``backbones``, plus the three buffers of the reference model's
+    ``bn = BatchNorm1d(K, affine=False)`` after the projectors:
+    ``module.bn.running_mean`` (K zeros), ``module.bn.running_var`` (K ones) and
+    ``module.bn.num_batches_tracked`` (0, int64). These are fresh values: this
+    package's loss standardises each batch and keeps no running statistics, and
+    the reference training never reads them either (its bn runs in training
+    mode); they are written so the file has the released key set (e.g. 665
+    keys for ResNet-50, FACTS A §1.1) and loads strictly into the reference
+    model. Without projectors there is no K and no ``bn`` keys.
 
     Args:
         backbones: Encoder state dicts per modality, modality 1 first.
@@ -461,6 +562,9 @@ def to_reference_joint(
 
     Returns:
         The joint state dict.
+
+    Raises:
+        ValueError: If the projectors have different output sizes.
     """
     out: dict[str, Tensor] = {}
     for i, modality in enumerate(backbones, start=1):
@@ -471,6 +575,17 @@ def to_reference_joint(
                 out[f'module.backbone_{i}.{key}'] = value
         for key, value in projectors.get(modality, {}).items():
             out[f'module.projector{i}.{key}'] = value
+    sizes = {m: k for m in backbones if (k := embedding_size(projectors.get(m, {})))}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(
+            f'projectors of different output sizes {sizes}; the DeCUR joint layout '
+            'has one embedding size K'
+        )
+    if sizes:
+        (k,) = set(sizes.values())
+        out['module.bn.running_mean'] = torch.zeros(k)
+        out['module.bn.running_var'] = torch.ones(k)
+        out['module.bn.num_batches_tracked'] = torch.tensor(0, dtype=torch.int64)
     return out
 
 

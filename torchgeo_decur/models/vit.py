@@ -7,6 +7,16 @@ class DeCURViTSmall16_Weights(DeCURWeightsEnum):  # noqa: N801
     """DeCUR ViT-S/16 weights (the 150 timm keys without ``head``; 224 px input).
 
     The encoders return the final-LayerNorm CLS token (384-d) with ``num_classes=0``.
+
+    ``vit_small_patch16_224`` has a fixed 14 x 14 (224 px) position embedding. The
+    SSL4EO-S12 transforms crop to 224 px, but the GeoNRW ones keep the input size,
+    as the reference evaluation did, and a native 250 px GeoNRW tile fails in
+    timm's patch embedding (``AssertionError: Input height (250) doesn't match
+    model (224)``). Either crop or resize the tiles to 224 px (e.g.
+    ``torchvision.transforms.v2.CenterCrop(224)`` after the member's transform),
+    or build the encoder with ``dynamic_img_size=True, dynamic_img_pad=True``
+    (250 is not a multiple of 16; timm then pads the input and interpolates the
+    position embedding, which the checkpoint was not trained with).
     """
 
     SENTINEL1_SENTINEL2_SSL4EO_DECUR = decur_weights(

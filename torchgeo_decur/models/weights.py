@@ -10,13 +10,16 @@ torchgeo's own builders and tasks (``torchgeo.models.get_model``,
 encoders) also give the whole file through :meth:`DeCURWeightsEnum.get_raw_state_dict`.
 """
 
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import timm
+import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 from torchvision.models._api import Weights, WeightsEnum
 
 from ..transforms.normalize import SSL4EO_S12_S1_BANDS, SSL4EO_S12_S2_BANDS
@@ -28,7 +31,10 @@ from ..transforms.pretrained import (
     sunrgbd_transforms,
 )
 from .checkpoints import (
+    CLASSIFIER_PREFIXES,
     RDASemantics,
+    check_rda_semantics,
+    check_state_dict,
     infer_in_chans,
     is_joint_state_dict,
     load_encoder_state,
@@ -50,7 +56,8 @@ class ModalityInput:
 
     Attributes:
         name: Modality name (``s1``, ``s2``, ``rgb``, ``dem``, ``hha``).
-        bands: Channel names in the order the checkpoint expects.
+        bands: Channel names in the order the checkpoint expects (the transform's
+            output; for the DEM its input is the one raw channel).
         transforms: Factory of the input scaling (FACTS A §3.6).
         description: One-line summary of the scaling (documentation).
     """
@@ -111,6 +118,45 @@ INPUTS: dict[str, ModalityInput] = {
 }
 
 
+class _LinspaceOnCPU(TorchFunctionMode):
+    """Inside ``torch.device('meta')``: create ``torch.linspace`` on the CPU.
+
+    smp's MiT reads its drop-path rates from a linspace with ``.item()``, which a
+    meta tensor cannot give; everything else stays on the meta device.
+    """
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        kwargs = dict(kwargs or {})
+        if func is torch.linspace and kwargs.get('device') is None:
+            kwargs['device'] = 'cpu'
+        return func(*args, **kwargs)
+
+
+@functools.cache
+def _encoder_shapes(
+    model: str, in_chans: int, kwargs: tuple[tuple[str, Any], ...]
+) -> dict[str, torch.Size]:
+    """Key names and shapes of a timm encoder, built on the meta device (no memory).
+
+    Args:
+        model: timm name.
+        in_chans: Input channels.
+        kwargs: Further ``timm.create_model`` arguments, as sorted pairs.
+
+    Returns:
+        Key name → shape of its state dict.
+    """
+    with torch.device('meta'), _LinspaceOnCPU():
+        encoder = timm.create_model(model, in_chans=in_chans, **dict(kwargs))
+    return {k: v.shape for k, v in encoder.state_dict().items()}
+
+
 def decur_weights(
     file: str,
     model: str,
@@ -167,6 +213,10 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
     names for joint files. ``meta['in_chans']``, ``meta['bands']`` and
     ``transforms`` describe modality 1 (the only one for backbone-only files); use
     :meth:`in_chans_for`, :meth:`bands_for` and :meth:`transforms_for` for others.
+    ``bands`` / ``in_chans`` are the encoder's input, i.e. what the transform
+    returns; the transform takes the same channels, except for the GeoNRW DEM
+    members, whose transform takes the one raw DEM channel (metres) and repeats
+    it into ``('DEM', 'DEM', 'DEM')``.
     """
 
     @property
@@ -222,6 +272,29 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
             return cast(nn.Module, self.transforms)
         return cast(nn.Module, self.meta['transforms_per_modality'][name])
 
+    def expected_shapes(
+        self, modality: str | int | None = None
+    ) -> dict[str, torch.Size]:
+        """Key names and shapes of one encoder of the member's architecture.
+
+        The timm model ``meta['model']`` with the encoder's input channels and
+        ``meta['backbone_kwargs']`` (``num_classes=0`` unless they set it), built
+        on the meta device.
+
+        Args:
+            modality: Which encoder (see :meth:`position`).
+
+        Returns:
+            Key name → ``torch.Size``.
+        """
+        kwargs = {'num_classes': 0} | dict(self.meta['backbone_kwargs'])
+        shapes = _encoder_shapes(
+            self.meta['model'],
+            self.in_chans_for(modality),
+            tuple(sorted(kwargs.items())),
+        )
+        return dict(shapes)
+
     def get_raw_state_dict(
         self, progress: bool = True, check_hash: bool = False
     ) -> dict[str, Tensor]:
@@ -260,7 +333,11 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
 
         This is what torchgeo's builders and tasks call, so they load any released
         layout (joint or not, ``backbone.`` / ``module.backbone_N.`` prefixes,
-        ``da1_*`` / ``da2_*``) without knowing about it.
+        ``da1_*`` / ``da2_*``) without knowing about it. The result is checked
+        against the keys and shapes of the member's architecture
+        (:meth:`expected_shapes`), classifier heads (``fc.*``, ``head.*``) aside,
+        so a malformed file fails here with the offending keys listed rather
+        than in a builder (torchgeo's asserts carry no message).
 
         Args:
             *args: Positional arguments of
@@ -279,8 +356,9 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
             The encoder's state dict.
 
         Raises:
-            ValueError: If ``weights_only=False`` is requested or ``modality`` is
-                not in the file.
+            ValueError: If ``weights_only=False`` is requested, ``modality`` is
+                not in the file, or the file's encoder has missing, unexpected or
+                mis-shaped keys for ``meta['model']``.
         """
         if kwargs.get('weights_only') is False:
             raise ValueError('DeCUR weights are only read with weights_only=True')
@@ -289,12 +367,23 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
         position = self.position(modality)
         obj = WeightsEnum.get_state_dict(self, *args, **kwargs)
         state_dict = unwrap_state_dict(obj, source=str(self))
-        return select_encoder_state_dict(
+        state = select_encoder_state_dict(
             state_dict,
             str(self),
             modality=position if self.is_joint else None,
             rda_semantics=rda_semantics,
         )
+        check_state_dict(
+            self.expected_shapes(position),
+            state,
+            what=(
+                f'{self.meta["model"]} with {self.in_chans_for(position)} input '
+                f'channels (encoder {position} of {self}, file {self.meta["file"]})'
+            ),
+            ignore_missing=CLASSIFIER_PREFIXES,
+            ignore_unexpected=CLASSIFIER_PREFIXES,
+        )
+        return state
 
     def get_joint_state_dicts(
         self, progress: bool = True, rda_semantics: RDASemantics = 'transfer'
@@ -317,6 +406,37 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
         return split_joint_state_dict(
             self.get_raw_state_dict(progress), (m1, m2), str(self), rda_semantics
         )
+
+
+def modality_mapping_note(
+    source: str, file_modalities: Sequence[str], targets: Mapping[int, str]
+) -> str | None:
+    """Describe encoders of a file going to task modalities of other names.
+
+    Tasks map encoders by position, so a file's modality i may land in a task
+    modality of another name (on purpose, or by mistake: e.g. a GeoNRW RGB + DEM
+    member in an ``('s1', 's2')`` task). Callers warn with this text.
+
+    Args:
+        source: The weights' name, for the message.
+        file_modalities: The modality names of the file's encoders, modality 1
+            first (a member's ``meta['modality']``).
+        targets: 1-based position in the file → task modality that gets it.
+
+    Returns:
+        None when every target has the name of its encoder, else a sentence naming
+        both lists and which encoder goes to which task modality.
+    """
+    if all(file_modalities[i - 1] == m for i, m in targets.items()):
+        return None
+    pairs = ', '.join(
+        f'encoder {i} ({file_modalities[i - 1]}) -> task modality {m!r}'
+        for i, m in sorted(targets.items())
+    )
+    return (
+        f'{source} holds the modalities {list(file_modalities)} but is loaded into '
+        f'the task modalities {[targets[i] for i in sorted(targets)]}: {pairs}.'
+    )
 
 
 def as_decur_member(spec: object) -> DeCURWeightsEnum | None:
@@ -366,8 +486,10 @@ def build_encoder(
 
     Raises:
         ValueError: If the weights are for another architecture or channel count,
-            or do not fit the model.
+            or do not fit the model, or ``rda_semantics`` is invalid or cannot be
+            served by the file.
     """
+    check_rda_semantics(rda_semantics)
     if weights is None:
         return timm.create_model(model, **kwargs)
     if isinstance(weights, str | os.PathLike) and os.path.exists(weights):
@@ -458,4 +580,5 @@ __all__ = (
     'build_encoder',
     'decur_weights',
     'make_builder',
+    'modality_mapping_note',
 )

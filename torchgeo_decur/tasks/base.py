@@ -19,7 +19,9 @@ from torchvision.models._api import WeightsEnum
 
 from ..models.backbones import build_backbone, feature_dim
 from ..models.checkpoints import (
+    CLASSIFIER_PREFIXES,
     RDASemantics,
+    check_rda_semantics,
     load_encoder_state,
     load_exact,
     read_checkpoint,
@@ -29,7 +31,11 @@ from ..models.checkpoints import (
 )
 from ..models.heads import Projector
 from ..models.rda import share_deformable_attention
-from ..models.weights import DeCURWeightsEnum, as_decur_member
+from ..models.weights import (
+    DeCURWeightsEnum,
+    as_decur_member,
+    modality_mapping_note,
+)
 from ..transforms.augmentations import ModalityAugmentation, resolve_config
 
 #: Initial weights of one encoder: None/False (random), True (timm ImageNet), a
@@ -252,9 +258,10 @@ class MultimodalSSLTask(BaseTask):
                 modality as ``{modality: spec}``. A DeCUR Weights member (or its
                 name) also sets the architecture: ``model``, the channels and
                 ``backbone_kwargs`` follow its ``meta``, modality i of the task
-                taking modality i of a joint member. Its projectors load when
-                their shapes match ``projector_dims``, else they are skipped with a
-                warning.
+                taking modality i of a joint member whatever the names (a
+                UserWarning names both when they differ: augmentation presets
+                follow the task's names). Its projectors load when their shapes
+                match ``projector_dims``, else they are skipped with a warning.
             backbone_kwargs: Extra arguments for ``timm.create_model``.
             projector_dims: Output sizes of the projector's Linear layers; the last
                 is the embedding size K.
@@ -310,7 +317,10 @@ class MultimodalSSLTask(BaseTask):
                 ranks (no effect on a single process).
             rda_semantics: Which deformable-attention blocks modality 2 of an RDA
                 joint checkpoint gets: ``'transfer'`` (``da2_*``) or
-                ``'pretraining'`` (``da1_*``), FACTS A §2.5.
+                ``'pretraining'`` (``da1_*``), FACTS A §2.5. A backbone-only file
+                with ``da2_*`` blocks (the released MS / DEM files) cannot give
+                ``'pretraining'`` (a ValueError says to load the joint file),
+                unless ``shared_rda`` replaces those blocks anyway.
             channels_last: Keep the encoders' weights and their input images in
                 the channels-last (NHWC) memory format, which tensor-core GPUs
                 run faster (convolutions especially under bf16). Values unchanged.
@@ -336,6 +346,7 @@ class MultimodalSSLTask(BaseTask):
             lr_schedule_interval=lr_schedule_interval,
             lr_schedule_epochs=lr_schedule_epochs,
         )
+        check_rda_semantics(rda_semantics)
         super().__init__()
 
     # ------------------------------------------------------------------ setup
@@ -394,6 +405,7 @@ class MultimodalSSLTask(BaseTask):
             members = {m: (member, i) for i, m in enumerate(self.modalities, start=1)}
         if not members:
             return
+        self._warn_about_modality_names(members)
         models = {member.meta['model'] for member, _ in members.values()}
         if len(models) > 1:
             raise ValueError(
@@ -422,6 +434,46 @@ class MultimodalSSLTask(BaseTask):
             for key, value in member.meta['backbone_kwargs'].items():
                 kwargs.setdefault(key, value)
         self.hparams['backbone_kwargs'] = kwargs
+
+    def _warn_about_modality_names(
+        self, members: Mapping[str, tuple[DeCURWeightsEnum, int]]
+    ) -> None:
+        """Warn when members' encoders go to task modalities of other names.
+
+        Encoders are mapped by position (a joint member's modality i to task
+        modality i), which is right for deliberately renamed modalities but hides
+        mistakes such as a GeoNRW RGB + DEM member in an S1 + S2 task, whose
+        augmentations would then be the SAR / optical presets.
+
+        Args:
+            members: Task modality → (member, 1-based position in its file).
+        """
+        targets: dict[DeCURWeightsEnum, dict[int, str]] = {}
+        for m, (member, position) in members.items():
+            targets.setdefault(member, {})[position] = m
+        specs = dict(self.hparams['augmentations'] or {})
+        for member, mapping in targets.items():
+            note = modality_mapping_note(str(member), member.modalities, mapping)
+            if note is None:
+                continue
+            presets = {}
+            for m in mapping.values():
+                spec = specs.get(m, DEFAULT_AUGMENTATIONS.get(m))
+                presets[m] = spec.get('preset') if isinstance(spec, Mapping) else spec
+            if member.is_joint:
+                rename = f'modalities: {list(member.modalities)}'
+            else:
+                rename = ', '.join(
+                    f'{m!r} -> {member.modalities[0]!r}' for m in mapping.values()
+                )
+            warnings.warn(
+                f'{note} Augmentation presets and other per-modality settings follow '
+                f"the task's modality names ({presets}), not the member's. Name the "
+                f'task modalities after the member ({rename}) unless this pairing is '
+                'intended, or set augmentations explicitly.',
+                UserWarning,
+                stacklevel=3,
+            )
 
     def configure_models(self) -> None:
         """Build the encoders, projectors and augmentations."""
@@ -549,21 +601,75 @@ class MultimodalSSLTask(BaseTask):
     ) -> None:
         """Load a single-encoder state dict into one modality's backbone.
 
-        Classifier keys (``fc.*``, ``head.*``, ...) are dropped when the backbone
-        has no such layer. When it has one (DeCUR's MiT keeps a 512→2048 ``head``
-        inside the backbone), the file's head is loaded if present (joint files)
-        and otherwise left at its initialisation (released backbone-only files
-        carry no head), like the projectors.
+        Classifier keys (``fc.*``, ``head.*``, ...) are dropped, with a
+        UserWarning naming the ``backbone_kwargs`` that would keep them, when the
+        backbone has no such layer (or one of another shape). When it has one
+        (DeCUR's MiT keeps a 512→2048 ``head`` inside the backbone), the file's
+        head is loaded if present (joint files) and otherwise left at its
+        initialisation (released backbone-only files carry no head), like the
+        projectors.
 
         Args:
             modality: Target modality.
             state_dict: Encoder weights.
             source: Where the weights came from, for error messages.
+
+        Raises:
+            ValueError: If the weights do not fit the backbone, or hold ``da2_*``
+                blocks while ``rda_semantics='pretraining'`` (without
+                ``shared_rda``).
         """
+        # With shared_rda, modality 2 runs through modality 1's blocks whatever
+        # this file holds, which is the pretraining semantics already.
+        semantics: RDASemantics = (
+            'transfer' if self.hparams['shared_rda'] else self.hparams['rda_semantics']
+        )
+        remapped = remap_backbone_state_dict(state_dict, source, semantics)
+        self._warn_about_dropped_head(modality, remapped, source)
         load_encoder_state(
             self.backbones[modality],
-            remap_backbone_state_dict(state_dict, source),
+            remapped,
             what=f'backbone {modality!r} ({self.hparams["model"]}) from {source}',
+        )
+
+    def _warn_about_dropped_head(
+        self, modality: str, state_dict: Mapping[str, Tensor], source: str
+    ) -> None:
+        """Warn when a checkpoint's encoder head cannot be loaded into the backbone.
+
+        In pretraining a head inside the encoder (DeCUR's MiT: Linear 512 → 2048)
+        feeds the projector, so dropping it (the backbone was built without one,
+        or with another size) changes what the projector sees.
+
+        Args:
+            modality: Target modality.
+            state_dict: Encoder weights with the backbone's key names.
+            source: Where the weights came from.
+        """
+        own = self.backbones[modality].state_dict()
+        dropped = {
+            k: v
+            for k, v in state_dict.items()
+            if k.startswith(CLASSIFIER_PREFIXES)
+            and (k not in own or own[k].shape != v.shape)
+        }
+        if not dropped:
+            return
+        shapes = ', '.join(f'{k} {tuple(v.shape)}' for k, v in sorted(dropped.items()))
+        out_dims = [int(v.shape[0]) for v in dropped.values() if v.ndim == 2]
+        size = out_dims[0] if out_dims else '<head output size>'
+        has_head = any(k in own for k in dropped)
+        warnings.warn(
+            f'backbone {modality!r}: {source} holds an encoder head ({shapes}) that '
+            f'the {self.hparams["model"]} backbone built here '
+            f'{"has with another shape" if has_head else "lacks"}, so it is not '
+            'loaded and the projector is fed the backbone output '
+            f'({feature_dim(self.backbones[modality])}-d) instead of the pretrained '
+            "head's. DeCUR's MiT joint files keep such a head (512 -> 2048) that "
+            'feeds the projector; to build and load it set backbone_kwargs: '
+            f'{{num_classes: {size}}}.',
+            UserWarning,
+            stacklevel=2,
         )
 
     def load_joint_state(self, state_dict: Mapping[str, Tensor], source: str) -> None:

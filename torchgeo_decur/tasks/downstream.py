@@ -39,11 +39,13 @@ from torchvision.models._api import WeightsEnum
 from ..models.backbones import build_backbone, weights_module
 from ..models.checkpoints import (
     RDASemantics,
+    check_rda_semantics,
     load_encoder_state,
     remap_backbone_state_dict,
     split_joint_state_dict,
 )
 from ..models.fusion import FCNFusionSegmenter, LateFusionClassifier
+from ..models.weights import modality_mapping_note
 from .base import MultimodalSSLTask, WeightSpec, resolve_in_channels
 
 #: How a modality is removed in modality-missing evaluation: ``'zero'`` feeds an
@@ -112,10 +114,16 @@ class MultimodalDownstreamTask(BaseTask):
                 backbone file/member per encoder.
             joint_modalities: Modality order of a joint checkpoint (modality 1
                 first), e.g. ``[s1, s2]``; defaults to the member's
-                ``meta['modality']`` or to ``modalities``.
+                ``meta['modality']`` or to ``modalities``. Names that differ from a
+                member's ``meta['modality']`` (renamed or reordered) give a
+                UserWarning naming which encoder goes where; so does a backbone
+                member given for a modality of another name.
             rda_semantics: Which deformable-attention blocks the modality-2 encoder
                 of an RDA joint checkpoint gets (see
-                :data:`~torchgeo_decur.models.checkpoints.RDASemantics`).
+                :data:`~torchgeo_decur.models.checkpoints.RDASemantics`). A
+                backbone-only file with ``da2_*`` blocks (the released MS / DEM
+                files) cannot give ``'pretraining'``: a ValueError says to load
+                the joint file.
             backbone_kwargs: Extra arguments for ``timm.create_model``.
             freeze_backbone: Train only the head (linear probing).
             frozen_encoder_train_mode: Keep frozen encoders in training mode so
@@ -149,6 +157,7 @@ class MultimodalDownstreamTask(BaseTask):
                 )
         if optimizer not in ('sgd', 'adamw'):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
+        check_rda_semantics(rda_semantics)
         super().__init__()
 
     # ------------------------------------------------------------------ setup
@@ -223,7 +232,7 @@ class MultimodalDownstreamTask(BaseTask):
         for m, (state, source) in states.items():
             load_encoder_state(
                 weights_module(encoders[m]),
-                remap_backbone_state_dict(state, source),
+                remap_backbone_state_dict(state, source, self.hparams['rda_semantics']),
                 what=f'encoder {m!r} ({self.hparams["model"]}) from {source}',
             )
         self.model = self.build_model(encoders)
@@ -258,7 +267,9 @@ class MultimodalDownstreamTask(BaseTask):
             for m, s in spec.items():
                 if s is None or isinstance(s, bool):
                     continue
-                self._check_member(_weights_member(s), str(s))
+                member = _weights_member(s)
+                self._check_member(member, str(s))
+                self._warn_about_modality_names(member, str(s), {1: m})
                 out[m] = (MultimodalSSLTask.resolve_state_dict(s), str(s))
             return out
         if spec is None or isinstance(spec, bool):
@@ -277,6 +288,7 @@ class MultimodalDownstreamTask(BaseTask):
                     f'weights {source} hold one encoder; pass one spec per modality '
                     'as {modality: weights}'
                 )
+            self._warn_about_modality_names(member, source, {1: mods[0]})
             return {mods[0]: (state, source)}
         if joint is None:
             joint = meta_modality if meta_modality is not None else mods
@@ -286,6 +298,11 @@ class MultimodalDownstreamTask(BaseTask):
                 f'joint checkpoint {source} has modalities {list(joint)} (modality 1 '
                 f'first), which do not include {list(mods)}; set joint_modalities'
             )
+        self._warn_about_modality_names(
+            member,
+            source,
+            {i: m for i, m in enumerate(joint, start=1) if m in mods},
+        )
         backbones, _ = split_joint_state_dict(
             state,
             cast(tuple[str, str], joint),
@@ -293,6 +310,31 @@ class MultimodalDownstreamTask(BaseTask):
             rda_semantics=self.hparams['rda_semantics'],
         )
         return {m: (backbones[m], source) for m in mods}
+
+    def _warn_about_modality_names(
+        self, member: WeightsEnum | None, source: str, targets: Mapping[int, str]
+    ) -> None:
+        """Warn when a member's encoders go to task modalities of other names.
+
+        Args:
+            member: The Weights member, or None for files (nothing to compare).
+            source: Its name, for the message.
+            targets: 1-based position in the file → task modality that gets it.
+        """
+        modality = member.meta.get('modality') if member is not None else None
+        if modality is None:
+            return
+        names = (modality,) if isinstance(modality, str) else tuple(modality)
+        note = modality_mapping_note(source, names, targets)
+        if note is not None:
+            warnings.warn(
+                f"{note} The task's channel defaults and batch keys (image_<name>) "
+                "follow its own modality names; name the task's modalities (or "
+                'joint_modalities) after the member unless this pairing is '
+                'intended.',
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _check_member(self, member: WeightsEnum | None, source: str) -> None:
         """Reject a Weights member made for another architecture."""

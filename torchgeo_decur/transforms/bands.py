@@ -129,11 +129,13 @@ class SelectChannels(nn.Module):
 class RepeatChannels(nn.Module):
     """Replicate a single-channel image, like OpenCV's gray-to-RGB in ``ToTensor``."""
 
-    def __init__(self, repeats: int) -> None:
+    def __init__(self, repeats: int, hint: str = '') -> None:
         """Initialize a new RepeatChannels instance.
 
         Args:
             repeats: Output channel count for a one-channel input.
+            hint: Sentence appended to the error for a multi-channel input (what
+                the caller should pass instead).
 
         Raises:
             ValueError: If ``repeats`` is not positive.
@@ -142,6 +144,7 @@ class RepeatChannels(nn.Module):
         if repeats < 1:
             raise ValueError(f'repeats must be positive, got {repeats}')
         self.repeats = repeats
+        self.hint = hint
 
     def forward(self, x: Tensor) -> Tensor:
         """Replicate the channel.
@@ -160,7 +163,7 @@ class RepeatChannels(nn.Module):
         if x.shape[dim] != 1:
             raise ValueError(
                 f'{type(self).__name__}: expected one channel, got shape '
-                f'{tuple(x.shape)}'
+                f'{tuple(x.shape)}' + (f'; {self.hint}' if self.hint else '')
             )
         sizes = [1] * x.ndim
         sizes[dim] = self.repeats

@@ -1,10 +1,14 @@
 """The input scaling each released DeCUR checkpoint was trained with.
 
 One factory per input pipeline of FACTS Part A §3. Every transform takes a tensor
-(C, H, W) or (N, C, H, W) in the units named below, with channels in the order of
-the checkpoint's ``meta['bands']``, and returns a float tensor, as torchgeo 0.10's
-Weights transforms do. They only scale (and, for SSL4EO-S12, resize as the reference
-evaluation did); band selection and reordering are left to the data pipeline.
+(C, H, W) or (N, C, H, W) in the units named below and returns a float tensor, as
+torchgeo 0.10's Weights transforms do. The output channels are the checkpoint's
+``meta['bands']`` (``meta['in_chans']`` of them). So are the input channels, in that
+order, for every transform except the GeoNRW DEM one: it takes the single raw DEM
+channel (metres) and makes the three identical channels of ``meta['bands'] ==
+('DEM', 'DEM', 'DEM')`` itself. The transforms only scale (and, for SSL4EO-S12,
+resize as the reference evaluation did; for the DEM, repeat the channel); band
+selection and reordering are left to the data pipeline.
 """
 
 from typing import Literal
@@ -111,18 +115,26 @@ def geonrw_rgb_transforms() -> nn.Sequential:
 
 
 def geonrw_dem_transforms() -> nn.Sequential:
-    """GeoNRW elevation (metres, one channel) for the DEM encoders.
+    """GeoNRW elevation for the DEM encoders: **one** channel in, three out.
 
-    Clip each image to its own 1st-99th percentile, rescale that range to [0, 1]
-    (``/ (p99 - p1 + 1e-5)``) and repeat it into 3 identical channels:
-    (..., 1, H, W) → (..., 3, H, W) in [0, 1].
+    Input: the raw DEM, (1, H, W) or (N, 1, H, W), in metres. Clip each image to
+    its own 1st-99th percentile, rescale that range to [0, 1]
+    (``/ (p99 - p1 + 1e-5)``) and repeat it into 3 identical channels: output
+    (..., 3, H, W) in [0, 1], the members' ``meta['bands'] == ('DEM', 'DEM',
+    'DEM')``. A 3-channel input (e.g. an already repeated DEM) is an error.
 
     Returns:
         The transform.
     """
     return nn.Sequential(
         PercentileClip(1.0, 99.0, per_channel=True, rescale=True, eps=1e-5),
-        RepeatChannels(3),
+        RepeatChannels(
+            3,
+            hint=(
+                'pass the single raw DEM channel in metres, (N, 1, H, W); the '
+                "transform makes the 3 channels of meta['bands'] itself"
+            ),
+        ),
     )
 
 
