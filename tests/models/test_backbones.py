@@ -44,3 +44,18 @@ def test_bad_backbone_arguments() -> None:
     with pytest.raises(ValueError, match='not a timm model name'):
         build_backbone('resnet5000', 3)
     assert feature_dim(build_backbone('resnet18', 2)) == 512
+
+
+def test_decur_task_passes_fresh_stem_through_backbone_kwargs() -> None:
+    from torchgeo_decur import DeCURTask
+
+    def task(**kwargs: object) -> DeCURTask:
+        torch.manual_seed(0)
+        return DeCURTask(
+            model='resnet18', projector_dims=[16, 16], common_dim=8, **kwargs
+        )
+
+    plain = task().backbones['s1'].state_dict()
+    fresh = task(backbone_kwargs={'fresh_stem': True}).backbones['s1'].state_dict()
+    assert not torch.equal(fresh['conv1.weight'], plain['conv1.weight'])
+    assert all(torch.equal(fresh[k], plain[k]) for k in plain if k != 'conv1.weight')

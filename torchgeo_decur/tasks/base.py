@@ -262,7 +262,10 @@ class MultimodalSSLTask(BaseTask):
                 UserWarning names both when they differ: augmentation presets
                 follow the task's names). Its projectors load when their shapes
                 match ``projector_dims``, else they are skipped with a warning.
-            backbone_kwargs: Extra arguments for ``timm.create_model``.
+            backbone_kwargs: Extra arguments for
+                :func:`~torchgeo_decur.models.build_backbone` (``fresh_stem: true``
+                re-initialises 2- and 13-channel stems after ImageNet loading, as
+                the reference did) and ``timm.create_model``.
             projector_dims: Output sizes of the projector's Linear layers; the last
                 is the embedding size K.
             shared_projector: Use one projector for both modalities, like the
