@@ -18,7 +18,13 @@ from typing import NamedTuple
 
 from torch import Tensor
 
-from .common import PairLoss, check_weights, full_precision, gather_pair
+from .common import (
+    PairLoss,
+    check_non_negative,
+    check_positive,
+    full_precision,
+    gather_pair,
+)
 from .decur import Method, barlow_objective, batch_standardize, correlation_stats
 
 
@@ -63,7 +69,8 @@ def barlow_twins_loss(
         ValueError: For malformed inputs, a global batch below 2, a negative
             ``lambd``, a non-positive ``eps`` or an unknown ``method``.
     """
-    check_weights(lambd=lambd, eps=eps)
+    check_non_negative(lambd=lambd)
+    check_positive(eps=eps)
     if method not in ('auto', 'gram', 'direct'):
         raise ValueError(f"method must be 'auto', 'gram' or 'direct', got {method!r}")
     a, b = gather_pair(z1, z2, gather_distributed, what='the Barlow Twins loss')
@@ -98,7 +105,8 @@ class BarlowTwinsLoss(PairLoss):
             ValueError: If ``lambd`` is negative or ``eps`` is not positive.
         """
         super().__init__()
-        check_weights(lambd=lambd, eps=eps)
+        check_non_negative(lambd=lambd)
+        check_positive(eps=eps)
         self.lambd = lambd
         self.gather_distributed = gather_distributed
         self.eps = eps

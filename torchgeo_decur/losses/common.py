@@ -33,24 +33,39 @@ def check_pair(z_a: Tensor, z_b: Tensor, names: tuple[str, str] = ('z1', 'z2')) 
         )
 
 
-def check_weights(**values: float) -> None:
-    """Raise ``ValueError`` unless every loss weight is finite and >= 0.
+def check_non_negative(**values: float) -> None:
+    """Raise ``ValueError`` unless every value is finite and >= 0.
 
-    A negative weight turns a term into one the optimiser maximises (e.g. a
-    negative VICReg variance weight rewards collapse), and a non-positive ``eps``
-    divides by a zero variance; both are configuration mistakes, not choices.
+    For loss weights (a negative one turns a term into one the optimiser
+    maximises, e.g. a negative VICReg variance weight rewards collapse) and
+    optimiser settings (learning rates, weight decay, warm-up).
 
     Args:
-        **values: Weights by argument name (``eps`` must be > 0).
+        **values: Values by argument name.
 
     Raises:
         ValueError: Naming the first offending argument and its value.
     """
     for name, value in values.items():
-        bad = value <= 0 if name == 'eps' else value < 0
-        if bad or not math.isfinite(value):
-            need = '> 0' if name == 'eps' else '>= 0'
-            raise ValueError(f'{name} must be finite and {need}, got {value}')
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f'{name} must be finite and >= 0, got {value}')
+
+
+def check_positive(**values: float) -> None:
+    """Raise ``ValueError`` unless every value is finite and > 0.
+
+    For variance guards (``eps``): with 0 a constant embedding column divides
+    0 by 0.
+
+    Args:
+        **values: Values by argument name.
+
+    Raises:
+        ValueError: Naming the first offending argument and its value.
+    """
+    for name, value in values.items():
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f'{name} must be finite and > 0, got {value}')
 
 
 def gather_pair(

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .common import check_weights
+from .common import check_non_negative, check_positive
 from .distributed import gather_batch, is_distributed
 
 Weighting = Literal['reference', 'sum']
@@ -247,7 +247,8 @@ def decur_loss(
             unknown.
     """
     _check_inputs(z1_1, z1_2, z2_1, z2_2, common_dim)
-    check_weights(lambd=lambd, eps=eps)
+    check_non_negative(lambd=lambd)
+    check_positive(eps=eps)
     if weighting not in ('reference', 'sum'):
         raise ValueError(f"weighting must be 'reference' or 'sum', got {weighting!r}")
     if method not in ('auto', 'gram', 'direct'):
@@ -374,7 +375,8 @@ class DeCURLoss(nn.Module):
         super().__init__()
         if common_dim < 0:
             raise ValueError(f'common_dim must be >= 0, got {common_dim}')
-        check_weights(lambd=lambd, eps=eps)
+        check_non_negative(lambd=lambd)
+        check_positive(eps=eps)
         self.common_dim = common_dim
         self.lambd = lambd
         self.gather_distributed = gather_distributed

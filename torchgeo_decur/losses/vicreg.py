@@ -25,7 +25,13 @@ from typing import NamedTuple
 from lightly.loss.vicreg_loss import covariance_loss, invariance_loss, variance_loss
 from torch import Tensor
 
-from .common import PairLoss, check_weights, full_precision, gather_pair
+from .common import (
+    PairLoss,
+    check_non_negative,
+    check_positive,
+    full_precision,
+    gather_pair,
+)
 
 
 class VICRegLossOutput(NamedTuple):
@@ -106,9 +112,10 @@ class VICRegLoss(PairLoss):
             ValueError: If a weight is negative or ``eps`` is not positive.
         """
         super().__init__()
-        check_weights(
-            sim_coeff=sim_coeff, std_coeff=std_coeff, cov_coeff=cov_coeff, eps=eps
+        check_non_negative(
+            sim_coeff=sim_coeff, std_coeff=std_coeff, cov_coeff=cov_coeff
         )
+        check_positive(eps=eps)
         self.sim_coeff = sim_coeff
         self.std_coeff = std_coeff
         self.cov_coeff = cov_coeff

@@ -17,6 +17,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchgeo.tasks import BaseTask
 from torchvision.models._api import WeightsEnum
 
+from ..losses.common import check_non_negative
 from ..models.backbones import build_backbone, feature_dim
 from ..models.checkpoints import (
     CLASSIFIER_PREFIXES,
@@ -153,9 +154,7 @@ def check_optimization_args(
     values = {'lr': lr, 'weight_decay': weight_decay, 'warmup_epochs': warmup_epochs}
     if lr_biases is not None:
         values['lr_biases'] = lr_biases
-    for name, value in values.items():
-        if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f'{name} must be finite and >= 0, got {value}')
+    check_non_negative(**values)
     if lr_schedule_interval == 'epoch' and warmup_epochs != int(warmup_epochs):
         raise ValueError(
             "with lr_schedule_interval='epoch' the learning rate changes once per "
@@ -195,6 +194,9 @@ def warmup_cosine(t: int, warmup: int, length: int) -> float:
         ``length``. Without warm-up this is the reference's
         ``0.5 * (1 + cos(pi * epoch / epochs))`` (FACTS B §2.1).
     """
+    # Not lightly's cosine_warmup_schedule: it divides by (max_steps - 1) and so
+    # reaches 0 at the last epoch, while the reference's per-epoch cosine divides
+    # by the epoch count and never does (FACTS B §2.1).
     if t < warmup:
         return (t + 1) / warmup
     progress = min(1.0, (t - warmup) / max(1, length - warmup))

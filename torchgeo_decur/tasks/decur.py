@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from torch import Tensor
 
-from ..losses.common import check_weights
+from ..losses.common import check_non_negative
 from ..losses.decur import DeCURLoss
 from .base import MultimodalSSLTask, check_projector_dims
 
@@ -80,7 +80,7 @@ class DeCURTask(MultimodalSSLTask):
                 ``common_dim`` is outside [0, K], or if ``lambd`` is negative.
         """
         dims = check_projector_dims(kwargs.get('projector_dims', (8192, 8192, 8192)))
-        check_weights(lambd=lambd)
+        check_non_negative(lambd=lambd)
         if not 0 <= common_dim <= int(dims[-1]):
             raise ValueError(
                 f'common_dim must be in [0, K] = [0, {dims[-1]}] for the projector '
