@@ -44,6 +44,8 @@ napoleon_use_ivar = True
 
 autodoc_default_options = {'members': True, 'show-inheritance': True}
 autodoc_member_order = 'bysource'
+# Arguments are documented in __init__ (Google style); show them with the class.
+autoclass_content = 'both'
 # Signatures carry full type hints; repeating them in the text adds nothing.
 autodoc_typehints = 'signature'
 # Our classes subclass torch, Lightning and torchgeo classes whose docstrings are not
