@@ -167,7 +167,7 @@ def test_groups_cover_every_member() -> None:
     assert all(len(g) == 3 for g in GROUPS)
 
 
-#: Key totals of the released files (FACTS A §1.1, §1.2): joint files, and
+#: Key totals of the released files (the reference model's key counts): joint files, and
 #: backbone-only files (RDA: 318 ResNet keys + 2 x 14 attention-block keys).
 JOINT_TOTALS = {
     'resnet50': 665,
