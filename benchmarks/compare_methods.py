@@ -18,7 +18,7 @@
 
 Default run: a few minutes on 2 CPU cores. Example::
 
-    python -m benchmarks.compare_methods --shared-root ../shared/realdata
+    python -m benchmarks.compare_methods --shared-root /path/to/realdata
 """
 
 import argparse
@@ -155,7 +155,7 @@ def load_bigearthnet_scenes(root: str, size: int = 120) -> list[dict[str, Tensor
     Read directly with rasterio (the layout is BigEarthNet v1's, with ``-Example``
     folder names). Each S1 patch's JSON names its S2 partner. S2 is L2A with 12
     bands; B10 is inserted as zeros to match the 13-band L1C encoders, as the DeCUR
-    BigEarthNet code does (FACTS B §6.5). Both use the DeCUR mean ± 2σ scaling.
+    BigEarthNet code does. Both use the DeCUR mean ± 2σ scaling.
 
     Args:
         root: The ``bigearthnet-example`` folder.

@@ -9,9 +9,9 @@ once the first batch has arrived, so worker start-up is not counted; the best of
 workers) are reported too: on a machine shared with other jobs they measure the
 work per sample, which wall-clock rates cannot.
 
-Example (real sample beside the checkout, one worker)::
+Example (a real SSL4EO-S12 sample location in torchgeo's layout, one worker)::
 
-    python -m benchmarks.data_loading --root ../shared/realdata/ssl4eo-s12-sample \
+    python -m benchmarks.data_loading --root /path/to/ssl4eo-s12-sample \
         --num-workers 1 --write-cache raw uint8
 """
 

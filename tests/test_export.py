@@ -26,7 +26,7 @@ from .conftest import DATA, quiet_trainer
 #: A 3-layer projector, like the released 8192-8192-8192 one (13 keys).
 SMALL = {'projector_dims': [32, 32, 32], 'common_dim': 24, 'crop_size': 32}
 
-#: Key totals of the released joint files (FACTS A §1.1): two encoders (RN50 318,
+#: Key totals of the released joint files: two encoders (RN50 318,
 #: ViT-S/16 150, MiT-B2 334 with its head), two 13-key projectors, 3 bn buffers and,
 #: for RDA, four 14-key attention blocks.
 RELEASED_TOTALS = {
@@ -48,7 +48,7 @@ FEATURES = {
 def reference_model(
     model: str, in_chans: Sequence[int], dims: Sequence[int]
 ) -> nn.Module:
-    """The reference ``DeCUR`` module tree wrapped like DDP (FACTS A §1.1).
+    """The reference ``DeCUR`` module tree wrapped like DDP.
 
     Built from torchvision / smp / timm and plain layers, not from this package's
     task: ``module.backbone_1/2`` (torchvision ResNet-50 with ``fc = Identity``,

@@ -17,9 +17,9 @@ from torchgeo_decur.export_cmx import cmx_state_dicts, export_cmx, mit_variant
 from .conftest import DATA, quiet_trainer
 from .models.released import reference_pair, write_joint
 
-#: Documented key counts: 332 per MiT-B2 encoder (FACTS A §1.1); CMX's dual mit_b2
+#: Documented key counts: 332 per MiT-B2 encoder; CMX's dual mit_b2
 #: encoder = these names + their extra_ twins + 156 FRMs.*/FFMs.* fusion keys that
-#: no pretrained file holds (FACTS A §4.3).
+#: no pretrained file holds.
 MIT_B2_ENCODER_KEYS = 332
 
 
@@ -54,7 +54,7 @@ def joint(smp_mit_b2: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def cmx_loader_rule(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """CMX's ``load_dualpath_model`` key handling, as FACTS A §4.3 describes it.
+    """CMX's ``load_dualpath_model`` key handling, as CMX's dual_segformer.py does it.
 
     Every key containing ``patch_embed`` (checked first), else ``block``, else
     ``norm`` is kept and also copied to the name with that word ``extra_``-prefixed;

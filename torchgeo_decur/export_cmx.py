@@ -6,7 +6,7 @@ RGB branch uses the plain SegFormer names (``patch_embedK.*``, ``blockK.i.*``,
 plus fusion modules ``FRMs.*`` / ``FFMs.*`` that no pretrained file holds. Its loader
 (``load_dualpath_model``) reads **one** file, unwraps ``model``, copies every
 ``patch_embed``/``block``/``norm`` key to its ``extra_`` twin and loads non-strictly
-(FACTS A §4.3). Given only a plain encoder file it therefore puts the same weights
+(CMX's ``dual_segformer.py``). Given only a plain encoder file it therefore puts the same weights
 in both branches.
 
 :func:`export_cmx` writes, from a DeCUR checkpoint holding both encoders:
@@ -16,7 +16,7 @@ in both branches.
   CMX's loader also copies each RGB key onto its ``extra_`` name, so the HHA keys
   must come later to overwrite those copies;
 * ``<stem>_<m1>.pth`` and ``<stem>_<m2>.pth``: plain per-modality encoder files,
-  the released backbone layout (FACTS A §1.2 rows 20/21, 23/24).
+  the layout of the released ``mitb*_sunrgbd_backbone_*`` files.
 
 DeCUR's pretraining ``head`` (512→2048) is dropped everywhere. The DeCUR repository
 itself only splits the encoders; the dual-branch merge is this package's.

@@ -1,6 +1,6 @@
 """Independent transcription of the DeCUR loss with explicit K x K matrices.
 
-Written from the paper's / FACTS B §1 definition, deliberately naively: full
+Written from the paper's definition and the reference code's, deliberately naively: full
 correlation matrices, explicit identity targets and off-diagonal masks, float64.
 """
 

@@ -1,6 +1,6 @@
 """Build small stand-ins of the released DeCUR files (random weights, real layouts).
 
-The key names, shapes and wrappers follow FACTS A §1; only the values are random.
+The key names, shapes and wrappers follow the released files; only the values are random.
 Projector matrices of the real 8192-d shape are stored as stride-0 expansions of one
 value, so a joint file stays a few MB while every key has its released shape.
 """
@@ -91,7 +91,7 @@ def reference_encoder(
 
     ResNet-50 is torchvision's with a fresh C-channel stem and ``fc = Identity``
     (as the reference builds it); ViT-S/16 is timm's without head; MiT is smp's
-    encoder (key- and output-identical to SegFormer's, FACTS A §1.3), with DeCUR's
+    encoder (key- and output-identical to SegFormer's), with DeCUR's
     2048-d head when ``head``; ResNet-50-RDA is this package's timm model.
     """
     torch.manual_seed(seed)
@@ -135,7 +135,7 @@ def joint_layout(
     projector: Mapping[str, Tensor],
     prefix: str = 'module.',
 ) -> dict[str, Tensor]:
-    """The reference ``DeCUR`` model's state dict (FACTS A §1.1)."""
+    """The reference ``DeCUR`` model's state dict."""
     out: dict[str, Tensor] = {}
     for i, encoder in enumerate(encoders, start=1):
         for key, value in encoder.state_dict().items():

@@ -15,7 +15,7 @@ def test_keys_equal_smp_and_segformer_counts(variant: str, keys: int) -> None:
     model = timm.create_model(variant, num_classes=0)
     assert isinstance(model, MiTEncoder)
     ours = model.state_dict()
-    assert len(ours) == keys  # FACTS A §1.1: SegFormer encoder without head
+    assert len(ours) == keys  # SegFormer encoder without head
     assert list(ours) == list(smp.encoders.get_encoder(variant).state_dict())
 
 

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from torchgeo_decur.models import LAYER3_SETTINGS, LAYER4_SETTINGS, DeformableAttention
 
-# FACTS A §2.2: every parameter of the released blocks, in order, with its shape.
+# Every parameter of the released blocks, in order, with its shape.
 L3_SHAPES = {
     'rpe_table': (8, 27, 27),
     'conv_offset.0.weight': (256, 1, 5, 5),
@@ -91,7 +91,7 @@ def test_released_parameter_layout(
     assert {k: tuple(v.shape) for k, v in state.items()} == shapes
     assert list(block.buffers()) == []
     assert sum(p.numel() for p in block.parameters()) == count
-    # Initialisation (FACTS A §2.2).
+    # Initialisation as in the reference.
     assert torch.equal(state['conv_offset.1.norm.weight'], torch.ones(256))
     assert torch.equal(state['conv_offset.1.norm.bias'], torch.zeros(256))
     assert block.conv_offset[1].norm.eps == 1e-5
@@ -130,7 +130,7 @@ def test_any_input_size_shapes_and_gradients(
 def test_reference_points_use_hk_minus_one() -> None:
     block = DeformableAttention(**TINY_FLAT)
     _, _, ref = block.forward_with_positions(torch.randn(1, 12, 7, 7))
-    # FACTS A §2.3: for Hk = 7 the points run from -0.8333 to +1.1667.
+    # Reference grid: for Hk = 7 the points run from -0.8333 to +1.1667.
     expected = torch.tensor([2 * (i + 0.5) / 6 - 1 for i in range(7)])
     torch.testing.assert_close(ref[0, 0, :, 0, 0], expected)
     torch.testing.assert_close(ref[0, 0, 0, :, 1], expected)
@@ -186,7 +186,7 @@ def test_input_errors() -> None:
 
 
 # ---------------------------------------------------------------------------
-# An independent transcription of FACTS A §2.3 with explicit loops and dense
+# An independent transcription of the reference forward with explicit loops and dense
 # bilinear interpolation (tent weights), used to check the module exactly.
 
 
@@ -213,7 +213,7 @@ def conv1x1(conv: torch.nn.Conv2d, x: Tensor) -> Tensor:
 
 
 def transcription(block: DeformableAttention, x: Tensor) -> tuple[Tensor, Tensor]:
-    """FACTS A §2.3, written out. Returns the output and positions (B, G, Hk, Wk, 2)."""
+    """The reference forward, written out. Returns the output and positions (B, G, Hk, Wk, 2)."""
     b_, c, h, w = x.shape
     g_, nh = block.num_groups, block.num_heads
     cg, d, hg = c // g_, c // nh, nh // g_

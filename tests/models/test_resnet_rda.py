@@ -15,7 +15,7 @@ from torchgeo_decur.models import (
     share_deformable_attention,
 )
 
-# Names of one block's parameters in the released checkpoints (FACTS A §2.2).
+# Names of one block's parameters in the released checkpoints.
 DA_KEYS = [
     'rpe_table',
     'conv_offset.0.weight',
@@ -65,7 +65,7 @@ def test_state_dict_is_resnet50_plus_two_blocks(model: ResNetRDA) -> None:
         list(plain) + [f'da_l3.{k}' for k in DA_KEYS] + [f'da_l4.{k}' for k in DA_KEYS]
     )
     assert sorted(own) == sorted(expected)
-    assert len(plain) == 318  # FACTS A §1.1: torchvision's 320 minus fc
+    assert len(plain) == 318  # torchvision's 320 minus fc
     for k, v in plain.items():
         assert own[k].shape == v.shape, k
     assert own['da_l3.rpe_table'].shape == (8, 27, 27)
@@ -198,7 +198,7 @@ def test_mismatched_block_width_is_an_error() -> None:
 
 
 def released_backbone_layout(model: nn.Module, da: int) -> dict[str, Tensor]:
-    """An RDA backbone file as released (FACTS A §1.2 #5/#6), from our weights."""
+    """An RDA backbone file as released (rn50_rda_ssl4eo-s12_{sar,ms}), from our weights."""
     out: dict[str, Tensor] = {}
     for k, v in model.state_dict().items():
         if k.startswith('da_l3.'):

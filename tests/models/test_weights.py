@@ -167,7 +167,7 @@ def test_groups_cover_every_member() -> None:
     assert all(len(g) == 3 for g in GROUPS)
 
 
-#: Key totals of the released files (FACTS A §1.1, §1.2): joint files, and
+#: Key totals of the released files (the reference model's key counts): joint files, and
 #: backbone-only files (RDA: 318 ResNet keys + 2 x 14 attention-block keys).
 JOINT_TOTALS = {
     'resnet50': 665,
@@ -324,9 +324,9 @@ def test_local_files_load_without_the_hub(tmp_path: Path) -> None:
         assert_features_match(loaded.eval()(x), encoder(x))
 
 
-def test_readme_table_documents_every_member() -> None:
-    readme = (Path(__file__).parents[2] / 'README.md').read_text()
-    section = readme.split('## Released DeCUR checkpoints as torchgeo weights')[1]
+def test_docs_table_documents_every_member() -> None:
+    page = Path(__file__).parents[2] / 'docs' / 'user_guide' / 'weights.md'
+    section = page.read_text().split('## Input scaling per checkpoint')[1]
     section = section.split('\n## ')[0]
     rows = [line for line in section.splitlines() if line.startswith('| `DeCUR')]
     assert len(rows) == 24

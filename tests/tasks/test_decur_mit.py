@@ -1,4 +1,4 @@
-"""MiT-B2/B5 inside DeCURTask and the released SUN RGB-D file layouts (FACTS A §1.2)."""
+"""MiT-B2/B5 inside DeCURTask and the released SUN RGB-D file layouts."""
 
 import warnings
 from pathlib import Path
@@ -36,7 +36,7 @@ def perturbed(state: dict[str, Tensor], delta: float) -> dict[str, Tensor]:
 
 
 def reference_joint(rgb: dict[str, Tensor], hha: dict[str, Tensor]) -> dict[str, Any]:
-    """The released joint layout: a raw training checkpoint (FACTS A §1.1, row 19)."""
+    """The released joint layout: a raw training checkpoint (mitb2_sunrgbd_rgb_hha_decur_ep200.pth)."""
     projector = Projector(2048, DIMS).state_dict()
     model: dict[str, Tensor] = {}
     for i, backbone in enumerate((rgb, hha), start=1):
@@ -67,7 +67,7 @@ def test_joint_file_loads_encoders_heads_and_projectors(
     tmp_path: Path, mit_b2_weights: tuple[dict[str, Tensor], dict[str, Tensor]]
 ) -> None:
     rgb, hha = mit_b2_weights
-    assert len(rgb) == 334  # 332 MiT keys + head (FACTS A §1.1)
+    assert len(rgb) == 334  # 332 MiT keys + head
     checkpoint = reference_joint(rgb, hha)
     assert len(checkpoint['model']) == 697  # documented MiT-B2 joint total
     path = tmp_path / 'mitb2_sunrgbd_rgb_hha_decur_ep200.pth'
@@ -189,7 +189,7 @@ def test_mit_b5_layouts_match_the_released_counts() -> None:
     torch.manual_seed(0)
     encoder = timm.create_model('mit_b5', num_classes=2048)
     rgb = encoder.state_dict()
-    assert len(rgb) == 1054  # 1052 + head (FACTS A §1.1)
+    assert len(rgb) == 1054  # 1052 + head
     hha = perturbed(rgb, -0.5)
     checkpoint = reference_joint(rgb, hha)
     assert len(checkpoint['model']) == 2137  # documented MiT-B5 joint total

@@ -18,7 +18,7 @@ def test_presets_run_for_any_channel_count(preset: str, channels: int) -> None:
     assert y.max() <= 1 + 1e-6
 
 
-# Every field of every preset, written out from FACTS B §2.2 (the reference
+# Every field of every preset, written out from the DeCUR pretraining scripts (the reference
 # pretraining transforms), so a changed default cannot slip through.
 EXPECTED_PRESETS = {
     'sar': {'grayscale_p': 0.2, 'blur_p': 0.5},

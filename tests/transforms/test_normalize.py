@@ -103,7 +103,7 @@ def test_apply_to_keys() -> None:
 
 
 def test_ssl4eo_s12_constants_are_the_published_ones() -> None:
-    # Literal values of FACTS A §3.2 (S1, VV/VH) and §3.3 (S2 L1C, 13 bands).
+    # Literal values of the DeCUR pretraining code (S1, VV/VH; S2 L1C, 13 bands).
     assert SSL4EO_S12_S1_BANDS == ('VV', 'VH')
     assert SSL4EO_S12_S1_MEAN == (-12.54847273, -20.19237134)
     assert SSL4EO_S12_S1_STD == (5.25697717, 5.91150917)
@@ -120,6 +120,6 @@ def test_ssl4eo_s12_constants_are_the_published_ones() -> None:
         1161.59187054, 1274.39184232, 1248.42891965, 1345.52684884, 577.31607053,
         51.15431158, 1336.09932639, 1136.53823676,
     )  # fmt: skip
-    # The clip windows FACTS quotes (mu - 2 sigma, mu + 2 sigma), S1 in dB.
+    # The clip windows (mu - 2 sigma, mu + 2 sigma), S1 in dB.
     lo = [m - 2 * s for m, s in zip(SSL4EO_S12_S1_MEAN, SSL4EO_S12_S1_STD, strict=True)]
     assert lo == pytest.approx([-23.0624, -32.0154], abs=1e-4)

@@ -20,7 +20,7 @@ from ..transforms.normalize import ApplyToKeys, ClipNormalize, PercentileClip
 from .utils import RenameKeys, sample_fraction
 
 # BigEarthNet statistics the DeCUR BigEarthNet code scaled with (mean ± 2σ → [0, 1],
-# FACTS A §4.1), in the band order of the samples.
+# S1 clipped per image and band to 1-99 % first), in the band order of the samples.
 BIGEARTHNET_S1_MEAN = (-12.59, -19.22)  # VV, VH (dB)
 BIGEARTHNET_S1_STD = (5.04, 5.42)
 BIGEARTHNET_S2_MEAN = (

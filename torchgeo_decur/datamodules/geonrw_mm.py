@@ -24,7 +24,7 @@ def geonrw_normalization(
     dem_scaling: DEMScaling = 'minmax',
     dem_channels: int = 3,
 ) -> ApplyToKeys:
-    """Input scaling of the DeCUR GeoNRW checkpoints (FACTS A §3.4).
+    """Input scaling of the DeCUR GeoNRW checkpoints.
 
     RGB stays in [0, 1] (no mean/std) and is flipped to B, G, R, the order OpenCV
     gave the reference code. The DEM is scaled per image: ``'minmax'`` maps min-max

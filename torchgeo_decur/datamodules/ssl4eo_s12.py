@@ -25,7 +25,7 @@ def ssl4eo_s12_normalization(
     """Per-band mean ± 2σ → [0, 1] scaling of the main DeCUR pipeline.
 
     This is the input the RN50-RDA and ViT-S/16 SSL4EO-S12 checkpoints were trained
-    on (FACTS A §3.2-3.3).
+    on.
 
     Args:
         s2_product: ``'s2c'`` (13 L1C bands) or ``'s2a'`` (12 L2A bands, B10 absent).
@@ -54,7 +54,7 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
     """Lightning data module for :class:`~torchgeo_decur.datasets.SSL4EOS12Pairs`.
 
     Loads raw values in the workers and normalises on the device after the batch
-    transfer (the DeCUR per-band mean ± 2σ window, FACTS A §3). Self-supervised
+    transfer (the DeCUR per-band mean ± 2σ window). Self-supervised
     pretraining has no validation split, so only a training loader is defined.
 
     With ``cache`` the samples come from a cache written by ``torchgeo-decur

@@ -17,7 +17,7 @@ def sunrgbd_normalization() -> ApplyToKeys:
 
     ``x / 255`` followed by ImageNet mean/std, both applied **by channel index**
     to the B, G, R (and HHA) channels as in the reference code, i.e. the "R"
-    statistics land on the blue channel (FACTS A §3.5). CMX normalises its RGB
+    statistics land on the blue channel. CMX normalises its RGB
     and HHA inputs the same way.
 
     Returns:

@@ -13,7 +13,7 @@ def sample_fraction(length: int, fraction: float, seed: int) -> list[int]:
 
     The reference code drew its 1 % subsets with ``numpy.random.choice`` and its
     default ``replace=True``, so a "1 %" subset held duplicates and fewer distinct
-    samples (FACTS B §6.5). Here every index appears at most once.
+    samples. Here every index appears at most once.
 
     Args:
         length: Size N of the full training set.

@@ -5,7 +5,7 @@ layout (``<city>/<E>_<N>_{rgb.jp2, dem.tif, seg.tif}``), readers, city splits an
 download, and returns the DEM as an image (``image_dem``) next to ``image_rgb``, so
 that batch augmentations treat it like the RGB (torchgeo's own key ``dem`` is
 skipped by kornia's dictionary augmentation). The DeCUR code cut every 1000 × 1000
-image into 16 tiles of 250 × 250 px (FACTS A §3.4); ``tile_size`` does the same on
+image into 16 tiles of 250 × 250 px; ``tile_size`` does the same on
 the fly.
 """
 

@@ -37,7 +37,7 @@ class SUNRGBD(NonGeoDataset):
 
     Images are decoded like OpenCV's ``cv2.imread`` in the reference code: EXIF
     orientation applied, 8-bit colour, channels in **B, G, R** order for both the
-    RGB image and the HHA map (FACTS A §3.5). Decoding uses Pillow instead of
+    RGB image and the HHA map. Decoding uses Pillow instead of
     OpenCV (not a dependency here); for PNG the pixels are identical, for JPEG both
     use libjpeg's default (accurate integer IDCT, fancy upsampling).
 

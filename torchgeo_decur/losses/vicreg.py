@@ -17,7 +17,7 @@ its ``gather_distributed`` mode keeps the invariance term per rank (like the ori
 code), so ranks report different loss values, and because the task logs the three
 terms separately. Here N is the GLOBAL batch in every term, fixing the DeCUR
 reference baseline, which divides the covariance of the gathered features by the
-per-GPU batch size (FACTS B §6.3).
+per-GPU batch size.
 """
 
 from typing import NamedTuple

@@ -31,7 +31,7 @@ def build_backbone(
             (PyTorch's default Conv2d init) instead of keeping timm's adaptation of
             the RGB filters: the DeCUR reference replaced the 2- and 13-channel
             stems of its ImageNet-initialised S1/S2 encoders by fresh layers
-            (FACTS A §1.1). 3-channel stems are kept, as in the reference.
+            after loading ImageNet weights. 3-channel stems are kept, as in the reference.
         **kwargs: Extra keyword arguments for ``timm.create_model`` (for example
             ``img_size`` or ``dynamic_img_size`` for ViTs).
 

@@ -169,7 +169,7 @@ def load_exact(
 #: How the modality-2 deformable-attention blocks of an RDA joint checkpoint are
 #: chosen: ``'transfer'`` takes ``da2_*`` (as the released MS/DEM backbone files and
 #: the authors' downstream code do), ``'pretraining'`` takes ``da1_*`` (what the
-#: reference pretraining forward actually used for both modalities, FACTS A §2.5).
+#: reference pretraining forward actually used for both modalities).
 RDASemantics = Literal['transfer', 'pretraining']
 
 
@@ -303,7 +303,7 @@ STEM_KEYS = ('conv1.weight', 'patch_embed.proj.weight', 'patch_embed1.proj.weigh
 DA_PREFIXES = ('da_l3.', 'da_l4.')
 
 # Released RDA backbone files: ``da<N>_l3.`` / ``da<N>_l4.`` with N = 1 (modality 1)
-# or 2 (modality 2), FACTS A §1.2.
+# or 2 (modality 2), as the authors' converter wrote them.
 _RELEASED_DA = re.compile(r'^da([12])_(l[34])\.')
 
 
@@ -346,7 +346,7 @@ def remap_backbone_state_dict(
     blocks are what both modalities used in pretraining). A file with ``da2_*``
     blocks (the released MS / DEM files) serves only ``'transfer'``: the
     pretraining-time modality-2 encoder ran through modality 1's ``da1_*`` blocks,
-    which only the joint file (or the SAR / RGB file) holds (FACTS A §2.5).
+    which only the joint file (or the SAR / RGB file) holds.
 
     Args:
         state_dict: Encoder weights as stored in a file (already unwrapped).
@@ -553,7 +553,7 @@ def to_reference_joint(
     package's loss standardises each batch and keeps no running statistics, and
     the reference training never reads them either (its bn runs in training
     mode); they are written so the file has the released key set (e.g. 665
-    keys for ResNet-50, FACTS A §1.1) and loads strictly into the reference
+    keys for ResNet-50) and loads strictly into the reference
     model. Without projectors there is no K and no ``bn`` keys.
 
     Args:

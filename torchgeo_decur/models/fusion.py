@@ -1,8 +1,8 @@
 """Downstream heads over one encoder per modality (DeCUR's transfer models).
 
 * :class:`LateFusionClassifier`: pooled features of every encoder, concatenated,
-  one linear layer (DeCUR's BigEarthNet-MM model, FACTS A §4.1).
-* :class:`FCNFusionSegmenter`: DeCUR's GeoNRW FCN (FACTS A §4.2): layer2/3/4
+  one linear layer (DeCUR's BigEarthNet-MM model).
+* :class:`FCNFusionSegmenter`: DeCUR's GeoNRW FCN: layer2/3/4
   feature maps of every encoder, concatenated per level, 1×1 reduction to
   128/256/512 channels, 1×1 classifier per level, upsampled to the input size and
   summed.

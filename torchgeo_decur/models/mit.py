@@ -1,8 +1,8 @@
 """Mix Transformer (MiT / SegFormer) encoders usable by name through timm.
 
 The encoder is segmentation_models_pytorch's MiT, whose parameter names are those of
-the SegFormer encoder the DeCUR SUN RGB-D checkpoints were trained with (FACTS A
-§1.3), so released MiT weights load without renaming. Registered with timm as
+the SegFormer encoder the DeCUR SUN RGB-D checkpoints were trained with (same keys
+and shapes), so released MiT weights load without renaming. Registered with timm as
 ``mit_b2`` and ``mit_b5``: ``timm.create_model('mit_b5', num_classes=0)`` returns
 pooled features (mean of the last-stage tokens after ``norm4``, 512-d);
 ``num_classes=2048`` adds the ``head`` Linear(512, 2048) that DeCUR's pretraining

@@ -1,10 +1,10 @@
 """Residual deformable attention (RDA) and the ResNet-50-RDA encoder of DeCUR.
 
 The ECCV version of DeCUR adds DAT-style deformable attention after ResNet-50's
-layer3 and layer4, residually: ``x <- x + DA(x)`` (FACTS A §2.4). Neither timm nor
+layer3 and layer4, residually: ``x <- x + DA(x)``. Neither timm nor
 torchvision ships this block, so :class:`DeformableAttention` implements it from the
-description in FACTS A §2.3; its parameter names and shapes are those of the released
-checkpoints (FACTS A §2.2), so released weights load with a plain prefix rename
+behaviour of the reference's ``DAttentionBaseline``; its parameter names and shapes are those of the released
+checkpoints, so released weights load with a plain prefix rename
 (``backbone.`` -> ``''``, ``da1_l3.`` -> ``da_l3.``, ...).
 
 :class:`ResNetRDA` is timm's ResNet with two blocks ``da_l3`` and ``da_l4``. It is
@@ -36,7 +36,7 @@ from timm.models.resnet import Bottleneck, ResNet
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-#: Block after ResNet-50 layer3 (1024 channels, 14 x 14 at 224 px), FACTS A §2.1.
+#: Block after ResNet-50 layer3 (1024 channels, 14 x 14 at 224 px), as in DeCUR.
 LAYER3_SETTINGS: dict[str, Any] = {
     'channels': 1024,
     'num_heads': 8,
@@ -46,7 +46,7 @@ LAYER3_SETTINGS: dict[str, Any] = {
     'q_size': (14, 14),
 }
 
-#: Block after ResNet-50 layer4 (2048 channels, 7 x 7 at 224 px), FACTS A §2.1.
+#: Block after ResNet-50 layer4 (2048 channels, 7 x 7 at 224 px), as in DeCUR.
 LAYER4_SETTINGS: dict[str, Any] = {
     'channels': 2048,
     'num_heads': 16,
@@ -189,7 +189,7 @@ class DeformableAttention(nn.Module):
             )
         n, c, h, w = x.shape
         if h < 2 or w < 2:
-            # The query grid of the bias divides by H - 1 and W - 1 (FACTS A §2.3).
+            # The query grid of the bias divides by H - 1 and W - 1 (as the reference).
             raise ValueError(
                 f'deformable attention needs feature maps of at least 2 x 2, got '
                 f'{h} x {w}; use larger inputs'
@@ -284,7 +284,7 @@ class ResNetRDA(ResNet):
     """timm ResNet with residual deformable attention after layer3 and layer4.
 
     ``forward`` runs stem, layer1-2, ``x = layer3(x); x = x + da_l3(x)``,
-    ``x = layer4(x); x = x + da_l4(x)``, then timm's pooling head (FACTS A §2.4).
+    ``x = layer4(x); x = x + da_l4(x)``, then timm's pooling head.
     The state dict is the ResNet's plus ``da_l3.*`` and ``da_l4.*``.
     """
 
@@ -457,7 +457,7 @@ def share_deformable_attention(source: nn.Module, target: nn.Module) -> None:
     """Make ``target`` use ``source``'s deformable-attention blocks (same objects).
 
     Reproduces the reference pretraining forward, where modality 2's encoder ran
-    through modality 1's blocks (FACTS A §2.5). ``target``'s own blocks are
+    through modality 1's blocks. ``target``'s own blocks are
     discarded; afterwards both encoders' state dicts hold the same tensors.
 
     Args:

@@ -14,7 +14,7 @@ class DeCURResNet50_Weights(DeCURWeightsEnum):  # noqa: N801
     ImageNet initialisation); see the transforms for their uncertain Sentinel-2
     scaling. torchgeo's ``ResNet50_Weights.SENTINEL1_GRD_DECUR`` /
     ``SENTINEL2_ALL_DECUR`` re-host the two SSL4EO-S12 backbone files with other
-    transforms (FACTS A §3.7).
+    transforms (a z-score for S1, which that checkpoint did not see).
     """
 
     SENTINEL1_SENTINEL2_SSL4EO_DECUR = decur_weights(
@@ -56,7 +56,7 @@ class DeCURResNet50RDA_Weights(DeCURWeightsEnum):  # noqa: N801
     their modality (``da1_*`` for SAR / RGB, ``da2_*`` for MS / DEM). For modality 2
     of the joint files, ``rda_semantics='transfer'`` (default) takes ``da2_*`` like
     those files and the authors' downstream code; ``'pretraining'`` takes ``da1_*``,
-    which the pretraining forward actually used for both modalities (FACTS A §2.5).
+    which the pretraining forward actually used for both modalities.
     """
 
     SENTINEL1_SENTINEL2_SSL4EO_DECUR = decur_weights(

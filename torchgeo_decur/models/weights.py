@@ -58,7 +58,7 @@ class ModalityInput:
         name: Modality name (``s1``, ``s2``, ``rgb``, ``dem``, ``hha``).
         bands: Channel names in the order the checkpoint expects (the transform's
             output; for the DEM its input is the one raw channel).
-        transforms: Factory of the input scaling (FACTS A §3.6).
+        transforms: Factory of the input scaling the checkpoint was trained with.
         description: One-line summary of the scaling (documentation).
     """
 
@@ -347,7 +347,7 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
             rda_semantics: Which deformable-attention blocks modality 2 of an RDA
                 joint file gets: ``'transfer'`` (``da2_*``, as the released MS/DEM
                 backbone files and downstream code) or ``'pretraining'``
-                (``da1_*``, what the pretraining forward used), FACTS A §2.5.
+                (``da1_*``, what the pretraining forward used).
             **kwargs: Keyword arguments of
                 :func:`torch.hub.load_state_dict_from_url`; ``weights_only`` is
                 always True.

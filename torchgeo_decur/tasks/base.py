@@ -192,11 +192,11 @@ def warmup_cosine(t: int, warmup: int, length: int) -> float:
         ``(t + 1) / warmup`` during the warm-up, then
         ``0.5 * (1 + cos(pi * (t - warmup) / (length - warmup)))``, held at 0 past
         ``length``. Without warm-up this is the reference's
-        ``0.5 * (1 + cos(pi * epoch / epochs))`` (FACTS B §2.1).
+        ``0.5 * (1 + cos(pi * epoch / epochs))`` (its ``adjust_learning_rate``).
     """
     # Not lightly's cosine_warmup_schedule: it divides by (max_steps - 1) and so
     # reaches 0 at the last epoch, while the reference's per-epoch cosine divides
-    # by the epoch count and never does (FACTS B §2.1).
+    # by the epoch count and never does.
     if t < warmup:
         return (t + 1) / warmup
     progress = min(1.0, (t - warmup) / max(1, length - warmup))
@@ -271,10 +271,10 @@ class MultimodalSSLTask(BaseTask):
             projector_dims: Output sizes of the projector's Linear layers; the last
                 is the embedding size K.
             shared_projector: Use one projector for both modalities, like the
-                reference code (FACTS B §6.1). Default: one per modality (paper).
+                reference code (it built both from the same layers). Default: one per modality (paper).
             shared_rda: For RDA encoders (``model='resnet50_rda'``): run modality 2
                 through modality 1's deformable-attention blocks (the same module
-                objects), as the reference pretraining forward did (FACTS A §2.5).
+                objects), as the reference pretraining forward did (its ``da2_*`` never trained).
                 Modality 2's own blocks, and any weights loaded into them, are
                 dropped. Default: one pair of blocks per modality (paper).
             optimizer: ``'adamw'`` (decoupled weight decay) or ``'lars'``
@@ -304,13 +304,13 @@ class MultimodalSSLTask(BaseTask):
                 every optimizer step (a smooth cosine that equals the reference's
                 value at each epoch start); ``'epoch'``: once per epoch, exactly
                 the reference's ``lr * 0.5 * (1 + cos(pi * epoch / epochs))``
-                (FACTS B §2.1). See :meth:`configure_optimizers`.
+                (its ``adjust_learning_rate``). See :meth:`configure_optimizers`.
             lr_schedule_epochs: Length of the warm-up + cosine schedule in epochs;
                 ``None`` (default): the whole run (the Trainer's ``max_epochs`` /
                 ``max_steps``). Longer than the run trains only the start of a
                 longer schedule: e.g. ``max_epochs=100`` with
                 ``lr_schedule_epochs=200`` follows epochs 0-99 of a 200-epoch
-                cosine, the path of the released ViT-S/16 file (FACTS B §6.2).
+                cosine, the path of the released ViT-S/16 file (epoch 100 of a 200-epoch run).
             augmentations: Augmentation per modality: a preset name (``sar``,
                 ``optical``, ``elevation``, ``rgb``, ``depth``) or a mapping with
                 ``preset`` and option overrides (see
@@ -322,7 +322,7 @@ class MultimodalSSLTask(BaseTask):
                 ranks (no effect on a single process).
             rda_semantics: Which deformable-attention blocks modality 2 of an RDA
                 joint checkpoint gets: ``'transfer'`` (``da2_*``) or
-                ``'pretraining'`` (``da1_*``), FACTS A §2.5. A backbone-only file
+                ``'pretraining'`` (``da1_*``, what the reference pretraining ran). A backbone-only file
                 with ``da2_*`` blocks (the released MS / DEM files) cannot give
                 ``'pretraining'`` (a ValueError says to load the joint file),
                 unless ``shared_rda`` replaces those blocks anyway.
@@ -871,7 +871,7 @@ class MultimodalSSLTask(BaseTask):
     def parameter_groups(self) -> list[dict[str, Any]]:
         """The optimizer's parameter groups.
 
-        Like the reference, parameters are split by shape (FACTS B §2.1): the
+        Like the reference, parameters are split by shape: the
         weights (2+ dims: convolution and linear kernels, ViT tokens and position
         embeddings) use ``lr`` and ``weight_decay``; the 1-D parameters (biases,
         norm scales and shifts) use ``lr_biases`` and ``weight_decay`` only when
@@ -964,7 +964,7 @@ class MultimodalSSLTask(BaseTask):
         * ``'epoch'``: updated once per epoch, ``0.5 * (1 + cos(pi * e / E))`` for
           epoch e of E (epochs of the run, or ``lr_schedule_epochs``), after a
           warm-up of ``warmup_epochs`` epochs — without warm-up exactly the
-          reference's ``adjust_learning_rate`` with ``--cos`` (FACTS B §2.1),
+          reference's ``adjust_learning_rate`` with ``--cos``,
           which never reaches 0 (its last epoch runs at 0.5 (1 + cos(pi (E-1)/E))).
 
         LARS is lightly's (reused, not copied from the reference), which differs

@@ -9,7 +9,7 @@ there are no intra-modal terms. Use the data module with ``views: 1``; with two 
 views only the first is used.
 
 The published baseline code does not run (missing imports, undefined arguments,
-FACTS B §6.3); these tasks are written from the methods' papers, with the
+4 GPUs hard-coded); these tasks are written from the methods' papers, with the
 distributed fixes of the DeCUR loss (every statistic over the global batch).
 """
 

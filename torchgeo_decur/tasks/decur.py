@@ -18,7 +18,7 @@ class DeCURTask(MultimodalSSLTask):
     gives the cross-modal terms, split into ``common_dim`` common dimensions
     (aligned) and K - ``common_dim`` unique ones (decorrelated).
 
-    Where the defaults come from (FACTS B §1.3, §2.2, §6.1-6.2); they mix scripts,
+    Where the defaults come from (the authors' pretraining scripts); they mix scripts,
     so no single reference run uses all of them:
 
     * S1 + S2, 8192-8192-8192 projector, 7168 common dimensions, lambda 0.0051,
@@ -33,7 +33,7 @@ class DeCURTask(MultimodalSSLTask):
       (``decay_biases`` resolves to True for AdamW): the main-branch RN50-RDA and
       ViT-S/16 scripts. The main-branch plain RN50 script asked for lr 0.05 /
       0.0048 and weight decay 1e-6, which ran as AdamW because of the
-      optimizer-selection bug (FACTS B §6.1.4).
+      reference's optimizer-selection bug (its condition always picks AdamW).
     * No warm-up, cosine schedule: every script; but the default steps the cosine
       after every optimizer step, the scripts once per epoch
       (``lr_schedule_interval='epoch'`` reproduces them exactly).

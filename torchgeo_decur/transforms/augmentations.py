@@ -1,6 +1,6 @@
 """Per-modality two-view augmentations, run on the device with kornia.
 
-Presets follow the DeCUR pretraining scripts (FACTS B §2.2):
+Presets follow the augmentations of the DeCUR pretraining scripts:
 
 ========== ============ ===== ===================== ==== ==== ======== ======
 preset     crop scale   flips brightness/contrast   gray blur solarize use

@@ -4,7 +4,7 @@ Downstream datasets rarely deliver the channels a checkpoint was trained on in t
 same order and number: BigEarthNet has no Sentinel-2 B10 (the 13-band checkpoints
 expect one), GeoNRW's RGB comes as R, G, B while the DeCUR checkpoints were trained
 on OpenCV's B, G, R, and the GeoNRW DEM encoders take the single height channel
-replicated three times (FACTS A §1.3, §3.4, §4.1). These modules fix that on
+replicated three times (OpenCV's gray-to-RGB in the reference loaders). These modules fix that on
 batches of shape (N, C, H, W) or single samples (C, H, W).
 """
 

@@ -31,10 +31,10 @@ SSL4EO_S12_S2_BANDS = (
     'B12',
 )
 # Per-band mean / std (dB) of the uint8 SSL4EO-S12 S1 lmdb used by the main DeCUR
-# pretraining pipeline (FACTS A §3.2).
+# pretraining pipeline (its ``clip((x - (mean - 2 std)) / 4 std)`` window).
 SSL4EO_S12_S1_MEAN = (-12.54847273, -20.19237134)
 SSL4EO_S12_S1_STD = (5.25697717, 5.91150917)
-# Per-band mean / std (DN) of SSL4EO-S12 S2 L1C (FACTS A §3.3).
+# Per-band mean / std (DN) of SSL4EO-S12 S2 L1C, as the DeCUR pretraining code scaled it.
 SSL4EO_S12_S2_MEAN = (
     1605.57504906,
     1390.78157673,

@@ -1,6 +1,6 @@
 """The input scaling each released DeCUR checkpoint was trained with.
 
-One factory per input pipeline of FACTS Part A §3. Every transform takes a tensor
+One factory per input pipeline of the DeCUR pretraining code. Every transform takes a tensor
 (C, H, W) or (N, C, H, W) in the units named below and returns a float tensor, as
 torchgeo 0.10's Weights transforms do. The output channels are the checkpoint's
 ``meta['bands']`` (``meta['in_chans']`` of them). So are the input channels, in that
@@ -27,7 +27,7 @@ from .normalize import (
 )
 
 #: ImageNet statistics that the SUN RGB-D pipeline applies by channel index to
-#: B, G, R (FACTS A §3.5).
+#: B, G, R (the reference reads images with OpenCV, then normalises in RGB order).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -85,7 +85,7 @@ def ssl4eo_s2_transforms(pipeline: Pipeline = 'main') -> nn.Sequential:
     reference trained these files on a uint8 database whose scaling is not in the
     repository. Dividing by 10000 (SSL4EO-S12's own uint8 scheme) is the more likely
     of the two candidates; the other is the per-band μ ± 2σ scaling of ``'main'``
-    (FACTS A §3.3 gives a check on the real file). The reference's uint8 overflow
+    (the first BatchNorm's running means against the expected band means would tell them apart). The reference's uint8 overflow
     above 10000 DN is replaced by clipping.
 
     Both are followed by: resize the short side to 256 px, centre-crop 224 px.
