@@ -21,14 +21,13 @@ from typing import Any, Literal, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
-import rasterio
 import torch
 from matplotlib.figure import Figure
-from rasterio.enums import Resampling
 from torch import Tensor
 from torchgeo.datasets import BigEarthNet, BigEarthNetV2
 from torchgeo.datasets.utils import Path, Sample
 
+from .rasters import read_band
 from .utils import distinct_subset
 
 #: Sentinel-1 band order of the samples (and of the DeCUR checkpoints).
@@ -74,7 +73,8 @@ def read_bands(folder: str, bands: Sequence[str], size: int) -> Tensor:
 
     Raises:
         ValueError: If the folder is missing, a band has no or several files, or a
-            file holds more than one band.
+            file holds more than one band, is corrupt or cannot be read (a
+            :class:`~torchgeo_decur.datasets.rasters.RasterReadError` naming it).
     """
     if not os.path.isdir(folder):
         raise ValueError(f'patch folder {folder!r} does not exist (unpaired sample?)')
@@ -85,19 +85,9 @@ def read_bands(folder: str, bands: Sequence[str], size: int) -> Tensor:
             raise ValueError(
                 f'expected one file *_{band}.tif in {folder!r}, found {len(matches)}'
             )
-        with rasterio.open(matches[0]) as src:
-            if src.count != 1:
-                raise ValueError(
-                    f'{matches[0]!r} holds {src.count} bands, expected one ({band})'
-                )
-            arrays.append(
-                src.read(
-                    1,
-                    out_shape=(size, size),
-                    out_dtype='float32',
-                    resampling=Resampling.bilinear,
-                )
-            )
+        arrays.append(
+            read_band(matches[0], (size, size), where=f'BigEarthNet band {band}')
+        )
     return torch.from_numpy(np.stack(arrays, axis=0))
 
 
