@@ -1,8 +1,10 @@
 """Data module for paired SSL4EO-S12 Sentinel-1/2 pretraining."""
 
+import warnings
 from typing import Literal
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torchgeo.datamodules import NonGeoDataModule
 
 from ..datasets.ssl4eo_s12 import S2_L2A_BANDS, SeasonMode, SSL4EOS12Pairs
@@ -48,6 +50,47 @@ def ssl4eo_s12_normalization(
             'image_s2': ClipNormalize(s2_mean, s2_std, quantize=quantize),
         }
     )
+
+
+class WarnNonFinite:
+    """Pass a tensor on unchanged; warn once if it holds NaN or infinite values.
+
+    Used with ``normalization='none'``: raw Sentinel-1 dB is -inf where the
+    backscatter is zero (the DeCUR scaling clips those to the bottom of its
+    window), and a network fed -inf produces a NaN loss. Only batches until the
+    first warning are checked, so later batches cost nothing.
+    """
+
+    def __init__(self, key: str) -> None:
+        """Initialize a new WarnNonFinite instance.
+
+        Args:
+            key: Batch key, named in the warning.
+        """
+        self.key = key
+        self.warned = False
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Check ``x`` (until the first warning) and return it unchanged.
+
+        Args:
+            x: Batch tensor of any shape.
+
+        Returns:
+            ``x`` itself.
+        """
+        if not self.warned and not bool(torch.isfinite(x).all()):
+            self.warned = True
+            n = int((~torch.isfinite(x)).sum())
+            warnings.warn(
+                f"normalization='none': {self.key} holds {n} NaN or infinite "
+                'values (raw Sentinel-1 dB is -inf where the backscatter is zero); '
+                "a network fed them gives a NaN loss. Use normalization='decur', "
+                'which maps them to the bottom of its window, or clean the data.',
+                UserWarning,
+                stacklevel=2,
+            )
+        return x
 
 
 class SSL4EOS12PairsDataModule(NonGeoDataModule):
@@ -138,7 +181,9 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
         elif normalization == 'decur':
             self.aug = ssl4eo_s12_normalization(s2_product, quantize)
         else:
-            self.aug = ApplyToKeys({})
+            self.aug = ApplyToKeys(
+                {key: WarnNonFinite(key) for key in ('image_s1', 'image_s2')}
+            )
 
     def setup(self, stage: str) -> None:
         """Build the dataset (used for training only).
