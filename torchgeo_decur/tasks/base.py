@@ -38,7 +38,7 @@ from ..models.weights import (
     modality_mapping_note,
 )
 from ..transforms.augmentations import ModalityAugmentation, resolve_config
-from .finite import check_finite_checkpoint, check_finite_outputs
+from .finite import check_batch_size, check_finite_checkpoint, check_finite_outputs
 
 #: Initial weights of one encoder: None/False (random), True (timm ImageNet), a
 #: Weights enum member, its string name, or a path to a checkpoint file.
@@ -731,6 +731,9 @@ class MultimodalSSLTask(BaseTask):
         """
         if self.hparams['channels_last']:
             x = x.contiguous(memory_format=torch.channels_last)
+        # Under precision '*-true' the weights are half precision while the
+        # augmentations run in float32: feed the encoder its own dtype.
+        x = x.to(next(self.backbones[modality].parameters()).dtype)
         h = self.backbones[modality](x)
         return h, self.projectors[modality](h)
 
@@ -836,6 +839,7 @@ class MultimodalSSLTask(BaseTask):
             NonFiniteError: If the loss or a logged term is NaN or infinite.
         """
         views = self.augment(self.split_views(batch))
+        check_batch_size(views[self.modalities[0]][0].shape[0], type(self).__name__)
         embeddings: dict[str, list[Tensor]] = {}
         for m in self.modalities:
             embeddings[m] = [self.embed(m, x)[1] for x in views[m]]

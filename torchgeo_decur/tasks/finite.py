@@ -141,3 +141,26 @@ def check_finite_checkpoint(checkpoint: Mapping[str, Any], step: int) -> None:
         f'tensor(s) are not finite: {shown}{more}. The training diverged in an '
         'optimizer step. ' + ADVICE
     )
+
+
+def check_batch_size(batch_size: int, task: str) -> None:
+    """Refuse training batches of fewer than two samples.
+
+    The projectors' batch normalisation and the batch-statistics losses
+    (cross-correlation, contrastive) need at least two samples per batch and
+    process; with one, PyTorch fails deep inside BatchNorm with "Expected more
+    than 1 value per channel".
+
+    Args:
+        batch_size: Samples in the batch on this process.
+        task: Task class name, for the message.
+
+    Raises:
+        ValueError: If ``batch_size`` < 2, naming the data module argument.
+    """
+    if batch_size < 2:
+        raise ValueError(
+            f'{task} got a training batch of {batch_size} sample(s); its batch '
+            'normalisation and loss need at least 2 per batch and device: set '
+            "the data module's batch_size to 2 or more"
+        )
