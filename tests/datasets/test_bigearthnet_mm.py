@@ -197,7 +197,7 @@ def test_v2_needs_only_what_it_reads(tmp_path: Path) -> None:
     assert str(root / 'BigEarthNet-S1') in str(info.value)
     assert 'Reference_Maps' not in str(info.value)
     (root / 'metadata.parquet').unlink()
-    with pytest.raises(DatasetNotFoundError, match='metadata.parquet'):
+    with pytest.raises(DatasetNotFoundError, match=r'metadata\.parquet'):
         BigEarthNetV2MM(str(root), 'train', modalities=['s2'])
 
 
