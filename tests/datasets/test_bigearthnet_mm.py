@@ -116,17 +116,10 @@ def test_v1_plot() -> None:
     assert len(fig.axes) == 2
 
 
-def test_v2_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The environment has no parquet engine (pyarrow is not a dependency): serve the
-    # fixture's patch table from its CSV copy instead of metadata.parquet.
-    root = tmp_path / 'v2'
-    shutil.copytree(V2, root)
-    (root / 'metadata.parquet').touch()
-    table = pd.read_csv(root / 'metadata.csv')
-    table['labels'] = table['labels'].str.split(';')
-    monkeypatch.setattr(
-        'torchgeo.datasets.bigearthnet.pd.read_parquet', lambda path: table.copy()
-    )
+def test_v2_layout() -> None:
+    # The fixture's real metadata.parquet, read by torchgeo with pyarrow.
+    root = Path(V2)
+    table = pd.read_parquet(root / 'metadata.parquet', engine='pyarrow')
     ds = BigEarthNetV2MM(str(root), 'val', image_size=12)
     assert len(ds) == 1
     sample = ds[0]
@@ -185,3 +178,43 @@ def test_real_bigearthnet_example_pairs(shared_realdata: str, tmp_path: Path) ->
         for i in range(len(ds))
     )
     assert nir_over_blue >= 5
+
+
+def v2_copy(tmp_path: Path, *drop: str) -> Path:
+    """Copy the v2 fixture without the named top-level folders."""
+    root = tmp_path / 'v2'
+    shutil.copytree(V2, root, ignore=shutil.ignore_patterns(*drop))
+    return root
+
+
+def test_v2_needs_only_what_it_reads(tmp_path: Path) -> None:
+    # Classification needs no Reference_Maps; S2 alone needs no S1 folder.
+    root = v2_copy(tmp_path, 'Reference_Maps', 'BigEarthNet-S1')
+    sample = BigEarthNetV2MM(str(root), 'train', modalities=['s2'])[0]
+    assert sample['image_s2'].shape == (12, 120, 120)
+    with pytest.raises(DatasetNotFoundError, match='BigEarthNet-S1') as info:
+        BigEarthNetV2MM(str(root), 'train')
+    assert str(root / 'BigEarthNet-S1') in str(info.value)
+    assert 'Reference_Maps' not in str(info.value)
+    (root / 'metadata.parquet').unlink()
+    with pytest.raises(DatasetNotFoundError, match=r'metadata\.parquet'):
+        BigEarthNetV2MM(str(root), 'train', modalities=['s2'])
+
+
+def test_v2_downloaded_archive_parts_are_extracted(tmp_path: Path) -> None:
+    import tarfile
+
+    root = v2_copy(tmp_path, 'Reference_Maps')
+    archive = tmp_path / 'S2.tar.gz'
+    with tarfile.open(archive, 'w:gz') as tar:
+        tar.add(root / 'BigEarthNet-S2', arcname='BigEarthNet-S2')
+    shutil.rmtree(root / 'BigEarthNet-S2')
+    data = archive.read_bytes()
+    # torchgeo downloads the archive as parts ...gzaa, ...gzab.
+    (root / 'BigEarthNet-S2.tar.gzaa').write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetNotFoundError, match=r'BigEarthNet-S2.tar.gzab'):
+        BigEarthNetV2MM(str(root), 'val', modalities=['s2'])
+    (root / 'BigEarthNet-S2.tar.gzab').write_bytes(data[len(data) // 2 :])
+    ds = BigEarthNetV2MM(str(root), 'val', modalities=['s2'], image_size=12)
+    assert (root / 'BigEarthNet-S2').is_dir()
+    assert ds[0]['image_s2'].shape == (12, 12, 12)

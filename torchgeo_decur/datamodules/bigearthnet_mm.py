@@ -17,7 +17,7 @@ from ..datasets.bigearthnet_mm import (
 )
 from ..transforms.bands import InsertChannel
 from ..transforms.normalize import ApplyToKeys, ClipNormalize, PercentileClip
-from .utils import RenameKeys, sample_fraction
+from .utils import RenameKeys, TrainBatchCheck, sample_fraction, warn_small_fraction
 
 # BigEarthNet statistics the DeCUR BigEarthNet code scaled with (mean ± 2σ → [0, 1],
 # S1 clipped per image and band to 1-99 % first), in the band order of the samples.
@@ -104,7 +104,7 @@ def bigearthnet_normalization(
     return ApplyToKeys(transforms)
 
 
-class BigEarthNetMMDataModule(NonGeoDataModule):
+class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
     """BigEarthNet-MM with the DeCUR evaluation protocol, fixed where it leaked.
 
     * a seeded label fraction of the training split drawn without replacement
@@ -251,6 +251,9 @@ class BigEarthNetMMDataModule(NonGeoDataModule):
                 len(train), self.train_fraction, self.fraction_seed
             )
             self.train_dataset = Subset(train, indices)
+            warn_small_fraction(
+                len(indices), len(train), self.train_fraction, self.batch_size
+            )
         if stage in ('fit', 'validate'):
             self.val_dataset = self.dataset_cls(split='val', **self.kwargs)
         if stage in ('test', 'predict'):

@@ -13,7 +13,7 @@ from torchgeo.datamodules.utils import group_shuffle_split
 from ..datasets.geonrw_mm import GeoNRWMM, GeoNRWModality, check_geonrw_modalities
 from ..transforms.bands import RepeatChannels, SelectChannels
 from ..transforms.normalize import ApplyToKeys, PercentileClip
-from .utils import RenameKeys, sample_fraction
+from .utils import RenameKeys, TrainBatchCheck, sample_fraction, warn_small_fraction
 
 DEMScaling = Literal['minmax', 'percentile', 'none']
 
@@ -68,7 +68,7 @@ def geonrw_normalization(
     return ApplyToKeys(transforms)
 
 
-class GeoNRWMMDataModule(NonGeoDataModule):
+class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
     """GeoNRW RGB + DEM for segmentation (and for DeCUR pretraining).
 
     * Tiles of ``tile_size`` px (250 as in the reference).
@@ -226,6 +226,9 @@ class GeoNRWMMDataModule(NonGeoDataModule):
                 len(train_idx), self.train_fraction, self.fraction_seed
             )
             self.train_dataset = Subset(full, [train_idx[i] for i in chosen])
+            warn_small_fraction(
+                len(chosen), len(train_idx), self.train_fraction, self.batch_size
+            )
         if stage in ('test', 'predict'):
             self.test_dataset = GeoNRWMM(split='test', **self.kwargs)
             self.predict_dataset = self.test_dataset

@@ -1,8 +1,10 @@
 """Data module for paired SSL4EO-S12 Sentinel-1/2 pretraining."""
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torchgeo.datamodules import NonGeoDataModule
 
 from ..datasets.ssl4eo_s12 import S2_L2A_BANDS, SeasonMode, SSL4EOS12Pairs
@@ -17,6 +19,7 @@ from ..transforms.normalize import (
     ClipNormalize,
     Dequantize,
 )
+from .utils import TrainBatchCheck
 
 
 def ssl4eo_s12_normalization(
@@ -50,7 +53,54 @@ def ssl4eo_s12_normalization(
     )
 
 
-class SSL4EOS12PairsDataModule(NonGeoDataModule):
+class WarnNonFinite(nn.Module):
+    """Pass a batch on unchanged; warn once if an image holds NaN or inf values.
+
+    Used with ``normalization='none'``: raw Sentinel-1 dB is -inf where the
+    backscatter is zero (the DeCUR scaling clips those to the bottom of its
+    window), and a network fed -inf produces a NaN loss. Batches are checked
+    only until the first warning, so later batches cost nothing.
+    """
+
+    def __init__(self, keys: tuple[str, ...] = ('image_s1', 'image_s2')) -> None:
+        """Initialize a new WarnNonFinite instance.
+
+        Args:
+            keys: Batch keys to check (those present in a batch).
+        """
+        super().__init__()
+        self.keys = keys
+        self.warned = False
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Check the images (until the first warning) and return the batch.
+
+        Args:
+            batch: Batch dictionary with ``image_*`` tensors of any shape.
+
+        Returns:
+            ``batch`` itself.
+        """
+        for key in self.keys:
+            x = batch.get(key)
+            if self.warned or not isinstance(x, Tensor):
+                continue
+            if not bool(torch.isfinite(x).all()):
+                self.warned = True
+                n = int((~torch.isfinite(x)).sum())
+                warnings.warn(
+                    f"normalization='none': {key} holds {n} NaN or infinite "
+                    'values (raw Sentinel-1 dB is -inf where the backscatter is '
+                    'zero); a network fed them gives a NaN loss. Use '
+                    "normalization='decur', which maps them to the bottom of its "
+                    'window, or clean the data.',
+                    UserWarning,
+                    stacklevel=2,
+                )
+        return batch
+
+
+class SSL4EOS12PairsDataModule(TrainBatchCheck, NonGeoDataModule):
     """Lightning data module for :class:`~torchgeo_decur.datasets.SSL4EOS12Pairs`.
 
     Loads raw values in the workers and normalises on the device after the batch
@@ -138,7 +188,7 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
         elif normalization == 'decur':
             self.aug = ssl4eo_s12_normalization(s2_product, quantize)
         else:
-            self.aug = ApplyToKeys({})
+            self.aug = WarnNonFinite()
 
     def setup(self, stage: str) -> None:
         """Build the dataset (used for training only).

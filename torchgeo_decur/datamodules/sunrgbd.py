@@ -10,6 +10,7 @@ from torchgeo.datamodules import NonGeoDataModule
 
 from ..datasets.sunrgbd import SUNRGBD, SUNRGBDSplit
 from ..transforms.normalize import ApplyToKeys
+from .utils import TrainBatchCheck
 
 
 def sunrgbd_normalization() -> ApplyToKeys:
@@ -34,7 +35,7 @@ def sunrgbd_normalization() -> ApplyToKeys:
     )
 
 
-class SUNRGBDDataModule(NonGeoDataModule):
+class SUNRGBDDataModule(TrainBatchCheck, NonGeoDataModule):
     """Lightning data module for :class:`~torchgeo_decur.datasets.SUNRGBD`.
 
     Decodes and resizes in the workers and normalises on the device after the

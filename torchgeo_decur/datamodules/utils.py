@@ -1,6 +1,7 @@
 """Helpers shared by the downstream data modules."""
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,3 +77,120 @@ class RenameKeys(nn.Module):
                 raise ValueError(f'sample already has a key {new!r}')
             out[new] = out.pop(old)
         return out
+
+
+def world_size(datamodule: Any) -> int:
+    """Number of training processes of the trainer a data module is attached to.
+
+    Args:
+        datamodule: A LightningDataModule (its ``trainer`` may be None).
+
+    Returns:
+        ``trainer.world_size``, or 1 without a trainer.
+    """
+    trainer = getattr(datamodule, 'trainer', None)
+    return int(getattr(trainer, 'world_size', 1) or 1)
+
+
+def check_train_batches(
+    length: int,
+    batch_size: int,
+    what: str,
+    world_size: int = 1,
+    skipped: int = 0,
+    note: str = '',
+) -> None:
+    """Refuse a training set that gives no full batch.
+
+    Training loaders drop the last incomplete batch (torchgeo's data modules
+    set ``drop_last`` for training, which the batch-statistics losses need), so
+    a training set smaller than one batch per process trains for zero steps and
+    Lightning ends "successfully" without ever updating the model.
+
+    Args:
+        length: Number of training samples.
+        batch_size: Samples per batch and process.
+        what: The dataset, for the message.
+        world_size: Number of processes sharing the samples.
+        skipped: Samples left out as invalid (``on_invalid='skip'``), for the
+            message.
+        note: Further explanation appended to the message (e.g. the train
+            fraction).
+
+    Raises:
+        ValueError: If ``batch_size`` is not positive, or ``length`` gives no
+            full batch on some process.
+    """
+    if isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
+    per_process = math.ceil(length / max(1, world_size))
+    if per_process >= batch_size:
+        return
+    parts = [f'{length} training samples in {what}']
+    if skipped:
+        parts.append(f"after on_invalid='skip' removed {skipped} invalid location(s)")
+    if world_size > 1:
+        parts.append(f'{per_process} per process on {world_size} processes')
+    raise ValueError(
+        f'batch_size={batch_size} is larger than the {", ".join(parts)}{note}; the '
+        'training loader drops incomplete batches, so an epoch would have zero '
+        'steps. Lower batch_size or add data.'
+    )
+
+
+def warn_small_fraction(
+    kept: int, total: int, fraction: float, batch_size: int
+) -> None:
+    """Warn when ``train_fraction`` leaves fewer samples than one batch.
+
+    Args:
+        kept: Samples kept by the fraction.
+        total: Samples of the full training split.
+        fraction: The ``train_fraction``.
+        batch_size: Samples per batch.
+    """
+    if kept < batch_size:
+        warnings.warn(
+            f'train_fraction={fraction} keeps {kept} of {total} training samples, '
+            f'fewer than one batch (batch_size={batch_size})',
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+class TrainBatchCheck:
+    """Data module mixin: the training loader must give at least one batch.
+
+    Put it before torchgeo's data module class in the bases. ``train_dataloader``
+    then raises :func:`check_train_batches`' error, naming ``batch_size``, the
+    training set length, the samples ``on_invalid='skip'`` removed and the
+    ``train_fraction``, instead of letting Lightning run zero steps and exit 0.
+    """
+
+    def train_dataloader(self) -> Any:
+        """The parent's training loader, after checking it has a full batch.
+
+        Returns:
+            The DataLoader.
+
+        Raises:
+            ValueError: If the training set is smaller than one batch per process.
+        """
+        loader = super().train_dataloader()  # type: ignore[misc]
+        dataset = loader.dataset
+        inner = getattr(dataset, 'dataset', dataset)  # through a Subset
+        root = getattr(inner, 'root', None)
+        what = type(inner).__name__ + ('' if root is None else f' at {str(root)!r}')
+        note = ''
+        fraction = getattr(self, 'train_fraction', 1.0)
+        if fraction != 1.0:
+            note = f' (train_fraction={fraction} of {len(inner)})'
+        check_train_batches(
+            len(dataset),
+            int(getattr(self, 'batch_size', 1)),
+            what,
+            world_size(self),
+            skipped=len(getattr(inner, 'skipped', ())),
+            note=note,
+        )
+        return loader

@@ -16,19 +16,19 @@ need. Two reader differences, both deliberate:
 import glob
 import json
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
-import rasterio
 import torch
 from matplotlib.figure import Figure
-from rasterio.enums import Resampling
 from torch import Tensor
-from torchgeo.datasets import BigEarthNet, BigEarthNetV2
+from torchgeo.datasets import BigEarthNet, BigEarthNetV2, DatasetNotFoundError
 from torchgeo.datasets.utils import Path, Sample
 
+from .rasters import read_band
 from .utils import distinct_subset
 
 #: Sentinel-1 band order of the samples (and of the DeCUR checkpoints).
@@ -74,7 +74,8 @@ def read_bands(folder: str, bands: Sequence[str], size: int) -> Tensor:
 
     Raises:
         ValueError: If the folder is missing, a band has no or several files, or a
-            file holds more than one band.
+            file holds more than one band, is corrupt or cannot be read (a
+            :class:`~torchgeo_decur.datasets.rasters.RasterReadError` naming it).
     """
     if not os.path.isdir(folder):
         raise ValueError(f'patch folder {folder!r} does not exist (unpaired sample?)')
@@ -85,19 +86,9 @@ def read_bands(folder: str, bands: Sequence[str], size: int) -> Tensor:
             raise ValueError(
                 f'expected one file *_{band}.tif in {folder!r}, found {len(matches)}'
             )
-        with rasterio.open(matches[0]) as src:
-            if src.count != 1:
-                raise ValueError(
-                    f'{matches[0]!r} holds {src.count} bands, expected one ({band})'
-                )
-            arrays.append(
-                src.read(
-                    1,
-                    out_shape=(size, size),
-                    out_dtype='float32',
-                    resampling=Resampling.bilinear,
-                )
-            )
+        arrays.append(
+            read_band(matches[0], (size, size), where=f'BigEarthNet band {band}')
+        )
     return torch.from_numpy(np.stack(arrays, axis=0))
 
 
@@ -338,8 +329,9 @@ class BigEarthNetV2MM(_BigEarthNetPlot, BigEarthNetV2):
 
     Same samples as :class:`BigEarthNetMM` (19 classes): ``image_s1`` (VV, VH) in
     dB, ``image_s2`` (12 L2A bands), ``label``. Layout, splits and downloads are
-    torchgeo's :class:`~torchgeo.datasets.BigEarthNetV2` (reading its
-    ``metadata.parquet`` needs a parquet engine such as ``pyarrow``).
+    torchgeo's :class:`~torchgeo.datasets.BigEarthNetV2` (its ``metadata.parquet``
+    is read with ``pyarrow``), except that only ``metadata.parquet`` and the
+    folders of the requested modalities must exist (see :meth:`_verify`).
     """
 
     def __init__(
@@ -377,6 +369,91 @@ class BigEarthNetV2MM(_BigEarthNetPlot, BigEarthNetV2):
             'all' if len(self.modalities) == 2 else self.modalities[0]
         )
         super().__init__(root, split, bands, transforms, download, checksum)
+
+    def _verify(self) -> None:
+        """Find (or extract, or download) only what the chosen modalities need.
+
+        torchgeo's check wants every part (S1, S2, ``Reference_Maps``, metadata)
+        and, when only archive parts are present, returns without extracting
+        them. Here a root needs ``metadata.parquet`` and the folders of the
+        requested modalities only (no ``Reference_Maps``: the samples carry the
+        multi-label targets, not the maps); a folder whose downloaded archive
+        parts (``BigEarthNet-S2.tar.gzaa``, ...) are all present is extracted;
+        anything still missing is named.
+
+        Raises:
+            DatasetNotFoundError: Naming every missing folder, file or archive
+                part (with ``download=False``).
+        """
+        root = str(self.root)
+        keys = ['metadata', *self.modalities]
+        missing: list[str] = []
+        for key in keys:
+            target = os.path.join(root, self.dir_file_names[key])
+            if os.path.exists(target):
+                continue
+            parts = [os.path.join(root, f) for f in self.metadata_locs[key]['files']]
+            if key != 'metadata' and all(os.path.isfile(p) for p in parts):
+                self._extract_parts(key)
+                continue
+            if self.download:
+                self._download_parts(key)
+                if key != 'metadata':
+                    self._extract_parts(key)
+                continue
+            absent = [p for p in parts if not os.path.isfile(p)]
+            note = (
+                ''
+                if key == 'metadata' or len(absent) == len(parts)
+                else f' (archive parts present, but not {absent})'
+            )
+            missing.append(f'{target!r}{note}')
+        if missing:
+            err = DatasetNotFoundError(self)
+            err.args = (
+                f'{err.args[0]} Missing for modalities {list(self.modalities)}: '
+                + ', '.join(missing)
+                + '.',
+            )
+            raise err
+
+    def _download_parts(self, key: str) -> None:
+        """Download the archive parts (or file) of one entry of torchgeo's table."""
+        from torchgeo.datasets.utils import download_url
+
+        for name, digest in self.metadata_locs[key]['files'].items():
+            if not os.path.isfile(os.path.join(str(self.root), name)):
+                download_url(
+                    self.url.format(name),
+                    str(self.root),
+                    filename=name,
+                    sha256=digest if self.checksum and len(digest) == 64 else None,
+                )
+
+    def _extract_parts(self, key: str) -> None:
+        """Join the downloaded ``<folder>.tar.gz??`` parts and extract them.
+
+        Raises:
+            DatasetNotFoundError: If the archive does not hold the folder.
+        """
+        from torchgeo.datasets.utils import extract_archive
+
+        root = str(self.root)
+        folder = os.path.join(root, self.dir_file_names[key])
+        joined = folder + '.tar.gz'
+        tmp = f'{joined}.tmp-{os.getpid()}'
+        with open(tmp, 'wb') as out:
+            for name in self.metadata_locs[key]['files']:
+                with open(os.path.join(root, name), 'rb') as part:
+                    shutil.copyfileobj(part, out, 2**20)
+        os.replace(tmp, joined)
+        extract_archive(joined, root)
+        if not os.path.isdir(folder):
+            err = DatasetNotFoundError(self)
+            err.args = (
+                f'{err.args[0]} Extracting {joined!r} did not create {folder!r}.',
+            )
+            raise err
 
     def patch_folder(self, index: int, modality: Modality) -> str:
         """Folder of one modality of a sample (v2 layout: tile folder/patch folder).

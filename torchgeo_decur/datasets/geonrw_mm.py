@@ -23,6 +23,7 @@ from torchgeo.datasets import DatasetNotFoundError, GeoNRW
 from torchgeo.datasets.utils import Path, Sample
 from torchvision.transforms.functional import pil_to_tensor
 
+from .rasters import naming_file
 from .utils import distinct_subset
 
 GeoNRWModality = Literal['rgb', 'dem']
@@ -128,11 +129,12 @@ class GeoNRWMM(GeoNRW):
         )
         if not os.path.isfile(path):
             raise ValueError(f'{rgb_path!r} has no {modality} file {path!r}')
-        image = self.readers[modality](path)
-        if modality == 'rgb':
-            rgb: Tensor = pil_to_tensor(image).float() / 255.0
-            return rgb
-        array = np.array(image)
+        with naming_file(path, f'GeoNRW {modality}'):
+            image = self.readers[modality](path)
+            if modality == 'rgb':
+                rgb: Tensor = pil_to_tensor(image).float() / 255.0
+                return rgb
+            array = np.array(image)
         if array.ndim != 2:
             raise ValueError(f'{path!r}: expected one band, got shape {array.shape}')
         return torch.from_numpy(

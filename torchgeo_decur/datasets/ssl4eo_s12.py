@@ -7,14 +7,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-import rasterio
 import torch
-from rasterio.enums import Resampling
 from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from tqdm import tqdm
 
 from ..transforms.normalize import SSL4EO_S12_S1_BANDS, SSL4EO_S12_S2_BANDS
+from .rasters import read_band
 from .ssl4eo_s12_cache import SSL4EOS12Cache
 from .utils import retain_freed_memory_in_worker
 
@@ -93,11 +92,13 @@ class SSL4EOS12Pairs(NonGeoDataset):
             on_invalid: ``'error'`` raises on an unpaired or malformed location;
                 ``'skip'`` drops it with a warning (and implies ``check_files``,
                 so that no malformed location is left to fail mid-epoch).
-            check_files: Also open every band file at construction (with a progress
-                bar) to find missing bands and wrong band counts up front. Without
-                it (and with ``on_invalid='error'``), those are raised, naming the
-                file, when the sample is read. With ``cache``: check every cache
-                file's shape instead.
+            check_files: Also read every band of every timestamp at construction
+                (with a progress bar), as training will, to find missing, corrupt,
+                truncated, multi-band or non-GeoTIFF files and bands on different
+                grids up front. This reads the whole dataset once. Without it (and
+                with ``on_invalid='error'``), those are raised when the sample is
+                read, naming the file and the location. With ``cache``: check
+                every cache file's shape instead.
             transforms: Function applied to each sample dictionary.
             cache: Directory of a cache written for the same ``s2_product`` and
                 ``size``; locations and samples then come from it and ``root`` is
@@ -117,6 +118,10 @@ class SSL4EOS12Pairs(NonGeoDataset):
             raise ValueError(
                 "season_mode must be 'random', 'same', 'paired' or 'fixed', got "
                 f'{season_mode!r}'
+            )
+        if size is not None and (isinstance(size, bool) or size < 1):
+            raise ValueError(
+                f'size must be a positive number of pixels or None, got {size!r}'
             )
         if on_invalid not in ('error', 'skip'):
             raise ValueError(
@@ -230,24 +235,38 @@ class SSL4EOS12Pairs(NonGeoDataset):
         }
 
     def _check_location(self, location: str) -> bool:
-        """Verify every band (or cache) file of a location; False to skip it."""
+        """Read every band (or cache) file of a location; False to skip it.
+
+        Every band of every timestamp is decoded (and resampled to ``size``) like
+        :meth:`__getitem__` does, so a location that passes cannot fail later on
+        a corrupt, truncated or non-GeoTIFF file, a multi-band file or bands on
+        different grids. The cache writer's ``on_invalid='skip'`` relies on the
+        same reads.
+
+        Args:
+            location: Location folder name.
+
+        Returns:
+            True if the location is readable; False if it was skipped (with
+            ``on_invalid='skip'``; with ``'error'`` a ValueError is raised).
+        """
         try:
             if self.cache is not None:
                 self.cache.verify(location)
                 return True
+            # Read every band exactly as training will (same resampling), so a
+            # corrupt file or a grid mismatch is found now, not mid-epoch.
             for product in self.products:
                 for stamp in self._timestamps(product, location):
-                    self._band_paths(product, location, stamp, check_count=True)
-        except ValueError as err:
+                    self._read_timestamp(product, location, stamp)
+        except (ValueError, OSError) as err:
             self._invalid(
                 f'malformed SSL4EO-S12 location {location!r}: {err}', location
             )
             return False
         return True
 
-    def _band_paths(
-        self, product: str, location: str, stamp: str, check_count: bool = False
-    ) -> list[str]:
+    def _band_paths(self, product: str, location: str, stamp: str) -> list[str]:
         """Paths of the band files of one timestamp, in checkpoint band order."""
         directory = os.path.join(self.root, product, location, stamp)
         paths = [os.path.join(directory, f'{band}.tif') for band in self.bands[product]]
@@ -257,35 +276,16 @@ class SSL4EOS12Pairs(NonGeoDataset):
                 f'{directory!r} lacks band file(s) {missing}: {product} needs '
                 f'{len(self.bands[product])} bands {list(self.bands[product])}'
             )
-        if check_count:
-            for path in paths:
-                with rasterio.open(path) as src:
-                    if src.count != 1:
-                        raise ValueError(
-                            f'{path!r} has {src.count} bands; expected a single band'
-                        )
         return paths
 
     def _read_timestamp(self, product: str, location: str, stamp: str) -> Tensor:
         """Read all bands of one timestamp into a (bands, H, W) float32 tensor."""
-        arrays = []
-        for path in self._band_paths(product, location, stamp):
-            with rasterio.open(path) as src:
-                if src.count != 1:
-                    raise ValueError(
-                        f'{path!r} has {src.count} bands; expected a single band'
-                    )
-                if self.size is None:
-                    arrays.append(src.read(1, out_dtype='float32'))
-                else:
-                    arrays.append(
-                        src.read(
-                            1,
-                            out_shape=(self.size, self.size),
-                            resampling=Resampling.bilinear,
-                            out_dtype='float32',
-                        )
-                    )
+        where = f'SSL4EO-S12 location {location!r}, {product}'
+        shape = None if self.size is None else (self.size, self.size)
+        arrays = [
+            read_band(path, shape, where)
+            for path in self._band_paths(product, location, stamp)
+        ]
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
             directory = os.path.join(self.root, product, location, stamp)

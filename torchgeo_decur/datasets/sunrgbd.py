@@ -12,6 +12,8 @@ from PIL import Image, ImageOps
 from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 
+from .rasters import naming_file
+
 SUNRGBDSplit = Literal['train', 'test', 'all']
 
 #: PIL modes decoded like OpenCV's ``IMREAD_COLOR`` (8 bits per channel).
@@ -222,7 +224,7 @@ class SUNRGBD(NonGeoDataset):
     @staticmethod
     def _read_color(path: str) -> Tensor:
         """Decode an 8-bit image like ``cv2.imread(path)``: (3, H, W), B, G, R."""
-        with Image.open(path) as img:
+        with naming_file(path, 'SUN RGB-D'), Image.open(path) as img:
             if img.mode not in _COLOR_MODES:
                 raise ValueError(
                     f'{path!r} has PIL mode {img.mode!r}; expected an 8-bit colour '
@@ -235,7 +237,7 @@ class SUNRGBD(NonGeoDataset):
     @staticmethod
     def _read_mask(path: str) -> Tensor:
         """Read a label image: (H, W) int64 class indices."""
-        with Image.open(path) as img:
+        with naming_file(path, 'SUN RGB-D label'), Image.open(path) as img:
             if img.mode not in _LABEL_MODES:
                 raise ValueError(
                     f'{path!r} has PIL mode {img.mode!r}; a label image must hold '

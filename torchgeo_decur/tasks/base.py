@@ -38,6 +38,7 @@ from ..models.weights import (
     modality_mapping_note,
 )
 from ..transforms.augmentations import ModalityAugmentation, resolve_config
+from .finite import check_batch_size, check_finite_checkpoint, check_finite_outputs
 
 #: Initial weights of one encoder: None/False (random), True (timm ImageNet), a
 #: Weights enum member, its string name, or a path to a checkpoint file.
@@ -730,6 +731,9 @@ class MultimodalSSLTask(BaseTask):
         """
         if self.hparams['channels_last']:
             x = x.contiguous(memory_format=torch.channels_last)
+        # Under precision '*-true' the weights are half precision while the
+        # augmentations run in float32: feed the encoder its own dtype.
+        x = x.to(next(self.backbones[modality].parameters()).dtype)
         h = self.backbones[modality](x)
         return h, self.projectors[modality](h)
 
@@ -830,12 +834,17 @@ class MultimodalSSLTask(BaseTask):
 
         Returns:
             The loss.
+
+        Raises:
+            NonFiniteError: If the loss or a logged term is NaN or infinite.
         """
         views = self.augment(self.split_views(batch))
+        check_batch_size(views[self.modalities[0]][0].shape[0], type(self).__name__)
         embeddings: dict[str, list[Tensor]] = {}
         for m in self.modalities:
             embeddings[m] = [self.embed(m, x)[1] for x in views[m]]
         outputs = self.compute_loss(embeddings)
+        check_finite_outputs(self.global_step, outputs, embeddings, batch)
         batch_size = views[self.modalities[0]][0].shape[0]
         loss = outputs['loss']
         self.log('train_loss', loss, prog_bar=True, batch_size=batch_size)
@@ -847,6 +856,14 @@ class MultimodalSSLTask(BaseTask):
             std = std_of_l2_normalized(embeddings[m][0].detach().float())
             self.log(f'train_std_{m}', std, batch_size=batch_size)
         return loss
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to write non-finite weights (see :mod:`.finite`).
+
+        Args:
+            checkpoint: The dictionary about to be saved.
+        """
+        check_finite_checkpoint(checkpoint, self.global_step)
 
     def predict_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0

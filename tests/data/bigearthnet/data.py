@@ -26,9 +26,8 @@ v2 (torchgeo's ``BigEarthNetV2``, reBEN)::
     v2/Reference_Maps/<S2 tile>/<S2 patch>/<S2 patch>_reference_map.tif  uint16 CLC codes
     v2/metadata.parquet                                                 patch table
 
-The v2 patch table is written as ``metadata.parquet`` when a parquet engine
-(pyarrow) is installed and always as ``metadata.csv`` (labels joined by ``;``),
-which tests read when no engine is available.
+The v2 patch table is written as ``metadata.parquet`` with pyarrow, as the real
+one is (a list of label names per patch).
 
 Run from anywhere: ``python tests/data/bigearthnet/data.py``.
 """
@@ -256,12 +255,8 @@ def write_v2(root: str, rng: np.random.Generator) -> None:
             }
         )
     table = pd.DataFrame(rows)
-    try:
-        table.to_parquet(os.path.join(root, 'metadata.parquet'))
-    except ImportError:
-        pass  # no parquet engine; tests fall back to the CSV copy
-    csv = table.assign(labels=table['labels'].map(';'.join))
-    csv.to_csv(os.path.join(root, 'metadata.csv'), index=False)
+    # The real patch table is parquet; pyarrow is a dependency of the package.
+    table.to_parquet(os.path.join(root, 'metadata.parquet'), engine='pyarrow')
 
 
 def main() -> None:
