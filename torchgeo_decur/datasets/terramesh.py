@@ -43,7 +43,7 @@ import webdataset as wds
 import zarr
 from torch import Tensor
 from torch.utils.data import IterableDataset
-from webdataset.tariterators import group_by_keys, tar_file_expander
+from webdataset.tariterators import base_plus_ext, tar_file_expander
 from zarr.core.buffer import cpu
 from zarr.storage import MemoryStore
 
@@ -228,7 +228,8 @@ def find_shard_groups(
         split: Split folder, e.g. ``'train'`` or ``'val'``.
         specs: Requested modalities from :func:`parse_modalities`.
         shards: Shard file names to use (default: every ``*.tar`` found in the
-            folders). Needed for roots that cannot be listed (``pipe:``).
+            folders). Required for ``pipe:`` roots, which cannot be listed (and
+            so cannot resolve alternatives).
         on_missing: What to do with a shard that some requested modality (none of
             its alternatives) lacks: ``'error'`` or ``'skip'`` it with a warning.
 
@@ -245,7 +246,13 @@ def find_shard_groups(
         present = []
         for version in spec.versions:
             folder = _join(root, split, version)
-            if shards is not None:
+            if root.startswith('pipe:'):
+                # A command cannot be listed: trust the given shard names.
+                if shards is None or len(spec.versions) > 1:
+                    raise ValueError(
+                        f'a pipe: root cannot be listed; pass shards=[...] and no '
+                        f'alternatives (got {"|".join(spec.versions)!r})'
+                    )
                 listing[version] = set(shards)
                 present.append(version)
                 continue
@@ -264,6 +271,13 @@ def find_shard_groups(
         if shards is not None
         else sorted(set().union(*listing.values()))
     )
+    if shards is not None and not root.startswith('pipe:'):
+        unknown = sorted(set(shards) - set().union(*listing.values()))
+        if unknown:
+            raise FileNotFoundError(
+                f'shards {unknown} are in no requested modality folder under '
+                f'{_join(root, split)}'
+            )
     groups: list[ShardGroup] = []
     skipped: list[str] = []
     for shard in names:
@@ -394,13 +408,36 @@ def read_zarr_zip(
 
 
 def _tar_samples(url: str) -> Iterator[dict[str, Any]]:
-    """Samples (``__key__`` plus members) of one tar file, in stored order."""
+    """Samples (``__key__`` plus members) of one tar file, in stored order.
+
+    Like ``webdataset.tariterators.group_by_keys`` (consecutive members with the
+    same key form a sample), but a sample is handed on before a read error of
+    the following header is raised, so a truncated shard yields every sample it
+    holds in full and the error names the last good one.
+    """
     stream = open_url(url)
+    current: dict[str, Any] | None = None
     try:
-        files = tar_file_expander([{'url': url, 'stream': stream}])
-        yield from group_by_keys(files)
+        for member in tar_file_expander(
+            [{'url': url, 'stream': stream}], eof_value=None
+        ):
+            key, suffix = base_plus_ext(member['fname'])
+            if key is None:
+                continue
+            if current is not None and current['__key__'] != key:
+                yield current
+                current = None
+            if current is None:
+                current = {'__key__': key, '__url__': url}
+            current[suffix] = member['data']
+    except Exception:
+        if current is not None:
+            yield current
+        raise
     finally:
         stream.close()
+    if current is not None:
+        yield current
 
 
 class TerraMeshStream(IterableDataset[dict[str, Any]]):
@@ -415,9 +452,11 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
 
     One epoch reads every shard group once: the group list is shuffled with
     ``seed + epoch`` (identically on every rank), ranks take every
-    ``world_size``-th group (``webdataset.split_by_node``) and workers every
-    ``num_workers``-th group of those (``webdataset.split_by_worker``), so no
-    sample reaches two ranks or workers. Samples are shuffled in a buffer of
+    ``world_size``-th group and workers every ``num_workers``-th group of those
+    (``webdataset.split_by_worker``), so no sample reaches two ranks or workers.
+    The rank is read in the main process (from ``torch.distributed`` or the
+    ``RANK``/``WORLD_SIZE`` variables) when the dataset is built and at every
+    :meth:`set_epoch`. Samples are shuffled in a buffer of
     ``shuffle_buffer`` with a seed from (seed, epoch, rank, worker), so an epoch is
     reproducible given its number (:meth:`set_epoch`).
 
@@ -491,6 +530,7 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
         self.seed = seed
         self.samples_per_worker = samples_per_worker
         self.epoch = 0
+        self.node = self._node()
         self.channels: dict[str, int | None] = {}
         for spec in self.specs:
             known = {TERRAMESH_CHANNELS.get(v) for v in spec.versions}
@@ -514,13 +554,26 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
                             self.channels[spec.name] = int(recorded)
         self.groups = find_shard_groups(root, split, self.specs, shards, on_missing)
 
+    @staticmethod
+    def _node() -> tuple[int, int]:
+        """(rank, world size) of this process: torch.distributed, else env vars."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        rank, world, _, _ = wds.utils.pytorch_worker_info()
+        return rank, world
+
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose shuffles the next iteration reproduces.
+
+        Called in the main process before the DataLoader starts its workers; it
+        also records the DDP rank, as the dataset may have been built before the
+        process group started.
 
         Args:
             epoch: Epoch number.
         """
         self.epoch = epoch
+        self.node = self._node()
 
     def _fail(self, message: str, exc: Exception | None = None) -> None:
         if self.on_error == 'error':
@@ -550,7 +603,7 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
             keys = [None if p is None else p['__key__'] for p in parts]
             if len(set(keys)) != 1:
                 listing = ', '.join(
-                    f'{n}: {k if k is not None else "(ended)"}'
+                    f'{group.urls[n]}: {k if k is not None else "(ended)"}'
                     for n, k in zip(names, keys, strict=True)
                 )
                 self._fail(
@@ -614,8 +667,12 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
         groups = list(self.groups)
         if self.shuffle:
             random.Random(f'{self.seed}-{self.epoch}').shuffle(groups)
-        mine = list(wds.split_by_worker(wds.split_by_node(groups)))
-        rank, world, worker, workers = wds.utils.pytorch_worker_info()
+        # The rank comes from the main process (see _node): DataLoader workers
+        # started with 'spawn' or 'forkserver' have no process group, and
+        # webdataset's own split_by_node would then hand every rank all shards.
+        rank, world = self.node
+        mine = list(wds.split_by_worker(islice(groups, rank, None, world)))
+        _, _, worker, workers = wds.utils.pytorch_worker_info()
         rng = random.Random(f'{self.seed}-{self.epoch}-{rank}-{worker}')
         return mine, rng, f'rank {rank}/{world}, worker {worker}/{workers}'
 
