@@ -249,6 +249,7 @@ def write_shards(
             for m, folder in folders.items()
         }
         files: dict[str, Any] = {}
+        writers: dict[str, wds.TarWriter] = {}
         try:
             files = {m: os.fdopen(fd, 'wb') for m, (fd, _) in temps.items()}
             writers = {
@@ -285,7 +286,9 @@ def write_shards(
                 os.chmod(tmp, _file_mode())
                 os.replace(tmp, paths[m])
         except BaseException:
-            for f in files.values():
+            for m, f in files.items():
+                if m in writers and not f.closed:
+                    writers[m].tarstream.close()  # into the discarded temp file
                 f.close()
             for _, tmp in temps.values():
                 # A real crash (kill, power loss) leaves these behind instead; the

@@ -676,12 +676,29 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
         rng = random.Random(f'{self.seed}-{self.epoch}-{rank}-{worker}')
         return mine, rng, f'rank {rank}/{world}, worker {worker}/{workers}'
 
+    def _one_pass(
+        self, groups: list[ShardGroup], rng: random.Random
+    ) -> Iterator[dict[str, Any]]:
+        """Raw samples of one pass over ``groups``, shuffled within the pass."""
+        order = list(groups)
+        if self.shuffle:
+            rng.shuffle(order)
+        raw: Iterator[dict[str, Any]] = (
+            sample for group in order for sample in self._group_samples(group)
+        )
+        if self.shuffle and self.shuffle_buffer > 1:
+            # webdataset's buffer shuffle; fed one pass at a time so that a
+            # nominal epoch never mixes a sample's repeat in before the pass ends.
+            raw = wds.filters._shuffle(
+                raw, bufsize=self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng
+            )
+        return raw
+
     def _raw_stream(
         self, groups: list[ShardGroup], rng: random.Random, who: str
     ) -> Iterator[dict[str, Any]]:
         if self.samples_per_worker is None:
-            for group in groups:
-                yield from self._group_samples(group)
+            yield from self._one_pass(groups, rng)
             return
         if not groups:
             raise ValueError(
@@ -690,13 +707,9 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
             )
         while True:
             produced = False
-            order = list(groups)
-            if self.shuffle:
-                rng.shuffle(order)
-            for group in order:
-                for sample in self._group_samples(group):
-                    produced = True
-                    yield sample
+            for sample in self._one_pass(groups, rng):
+                produced = True
+                yield sample
             if not produced:
                 raise TerraMeshFormatError(f'{who}: its shards hold no readable sample')
 
@@ -707,14 +720,7 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
             Sample dictionaries (see the class docstring).
         """
         groups, rng, who = self._worker_groups()
-        raw: Iterator[dict[str, Any]] = self._raw_stream(groups, rng, who)
-        if self.shuffle and self.shuffle_buffer > 1:
-            raw = wds.filters._shuffle(
-                raw,
-                bufsize=self.shuffle_buffer,
-                initial=self.shuffle_buffer,
-                rng=rng,
-            )
+        raw = self._raw_stream(groups, rng, who)
         decoded = (s for s in map(self.decode, raw) if s is not None)
         if self.samples_per_worker is not None:
             decoded = islice(decoded, self.samples_per_worker)
