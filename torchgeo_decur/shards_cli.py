@@ -1,4 +1,4 @@
-"""The ``torchgeo-decur shards`` subcommand: convert a paired dataset to shards.
+r"""The ``torchgeo-decur shards`` subcommand: convert a paired dataset to shards.
 
 Writes a dataset of this package (or any map-style dataset class yielding
 ``image_<modality>`` tensors) as TerraMesh-layout WebDataset shards that
@@ -78,7 +78,7 @@ def build_dataset(args: argparse.Namespace) -> SizedDataset:
     if args.dataset == 'bigearthnet-mm':
         from .datasets import BigEarthNetMM
 
-        return BigEarthNetMM(root=args.root, split=args.split, **extra)  # type: ignore[return-value]
+        return BigEarthNetMM(root=args.root, split=args.split, **extra)
     if ':' not in args.dataset:
         raise ValueError(
             f'unknown dataset {args.dataset!r}: use ssl4eo-s12, bigearthnet-mm or '

@@ -25,12 +25,15 @@ def test_batches_are_decur_ready_and_scaled_per_version() -> None:
     out = dm.aug(batch)
     for i, version in enumerate(batch['version_s1'].tolist()):
         folder = ('S1GRD', 'S1RTC')[version]
-        assert folder == ('S1RTC' if batch['key'][i].startswith('majortom') else 'S1GRD')
+        assert folder == (
+            'S1RTC' if batch['key'][i].startswith('majortom') else 'S1GRD'
+        )
         want = ClipNormalize(*STATISTICS[folder])(batch['image_s1'][i : i + 1].float())
         torch.testing.assert_close(out['image_s1'][i : i + 1], want)
     want_s2 = ClipNormalize(*STATISTICS['S2L1C'])(batch['image_s2'].float())
     torch.testing.assert_close(out['image_s2'], want_s2)
-    assert 0 <= float(out['image_s2'].min()) and float(out['image_s2'].max()) <= 1
+    assert 0 <= float(out['image_s2'].min())
+    assert float(out['image_s2'].max()) <= 1
     val = list(dm.val_dataloader())
     assert [k for b in val for k in b['key']] == [
         'majortom_val_0000000',
@@ -46,7 +49,8 @@ def test_nominal_epoch_size_and_epoch_from_trainer() -> None:
     loader = dm.train_dataloader()
     assert len(loader) == 4
     keys = [k for b in loader for k in b['key']]
-    assert len(keys) == 8 and len(set(keys)) == 8
+    assert len(keys) == 8
+    assert len(set(keys)) == 8
     assert dm.train_dataset.epoch == 3
     dm.trainer = SimpleNamespace(world_size=4, current_epoch=0)  # type: ignore[assignment]
     with pytest.raises(ValueError, match='less than one batch'):
@@ -61,5 +65,8 @@ def test_normalization_options() -> None:
     want = ClipNormalize(*STATISTICS['s2a'])(x)
     torch.testing.assert_close(scale({'image_s2': x})['image_s2'], want)
     raw = TerraMeshDataModule(ROOT, modalities=['S2L1C', 'DEM'], normalization='none')
-    batch = {'image_s2': torch.ones(1, 13, 2, 2, dtype=torch.int16), 'image_dem': torch.ones(1, 1, 2, 2)}
+    batch = {
+        'image_s2': torch.ones(1, 13, 2, 2, dtype=torch.int16),
+        'image_dem': torch.ones(1, 1, 2, 2),
+    }
     assert raw.aug(batch)['image_s2'].dtype == torch.float32

@@ -1,7 +1,6 @@
 """Data module streaming TerraMesh-layout WebDataset shards to one or many GPUs."""
 
-import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -123,7 +122,11 @@ class VersionedNormalize(nn.Module):
                 versions = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
             y = x.float()
             for i in range(self.counts[name]):
-                scaler = self.scalers[f'{name}_{i}'] if f'{name}_{i}' in self.scalers else None
+                scaler = (
+                    self.scalers[f'{name}_{i}']
+                    if f'{name}_{i}' in self.scalers
+                    else None
+                )
                 if scaler is None:
                     continue
                 mask = versions == i
@@ -204,7 +207,7 @@ class _EpochLoader(DataLoader[dict[str, Any]]):
             raise TypeError('a one-pass TerraMesh stream has no length')
         return self._batches
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Any:
         assert isinstance(self.dataset, TerraMeshStream)
         self.dataset.set_epoch(self._epoch())
         return super().__iter__()
@@ -348,7 +351,10 @@ class TerraMeshDataModule(BaseDataModule):
                 **self.stream_kwargs,
             )
 
-    def _loader(self, dataset: TerraMeshStream) -> DataLoader[dict[str, Any]]:
+    def _loader(self, dataset: object) -> DataLoader[dict[str, Any]]:
+        if not isinstance(dataset, TerraMeshStream):
+            raise ValueError('TerraMeshDataModule.setup has not built this split')
+
         def epoch() -> int:
             return int(self.trainer.current_epoch) if self.trainer is not None else 0
 

@@ -43,9 +43,9 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 class SizedDataset(Protocol):
     """A map-style dataset: ``len`` and integer indexing."""
 
-    def __len__(self) -> int: ...  # noqa: D105
+    def __len__(self) -> int: ...
 
-    def __getitem__(self, index: int) -> dict[str, Any]: ...  # noqa: D105
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
 
 
 def encode_zarr_zip(
@@ -98,7 +98,9 @@ def encode_zarr_zip(
     out = io.BytesIO()
     with zipfile.ZipFile(out, 'w', zipfile.ZIP_STORED) as zf:
         for key in sorted(store):
-            zf.writestr(zipfile.ZipInfo(key, date_time=_FIXED_TIME), store[key].to_bytes())
+            zf.writestr(
+                zipfile.ZipInfo(key, date_time=_FIXED_TIME), store[key].to_bytes()
+            )
     return out.getvalue()
 
 
@@ -218,7 +220,9 @@ def write_shards(
             recorded = json.load(f)
         if recorded != manifest:
             changed = sorted(
-                k for k in set(recorded) | set(manifest) if recorded.get(k) != manifest.get(k)
+                k
+                for k in set(recorded) | set(manifest)
+                if recorded.get(k) != manifest.get(k)
             )
             raise ValueError(
                 f'{manifest_path} records other settings ({", ".join(changed)}); '
@@ -256,7 +260,9 @@ def write_shards(
                 m: wds.TarWriter(f, keep_meta=False, mtime=0.0)
                 for m, f in files.items()
             }
-            for i in range(n * samples_per_shard, min(total, (n + 1) * samples_per_shard)):
+            for i in range(
+                n * samples_per_shard, min(total, (n + 1) * samples_per_shard)
+            ):
                 where = f'sample {i}'
                 images = _modalities_of(first_sample if i == 0 else dataset[i], where)
                 if set(images) != set(layout):
@@ -266,14 +272,20 @@ def write_shards(
                     )
                 key = f'{prefix}_{split}_{i:07d}'
                 for m, array in images.items():
-                    if str(array.dtype) != layout[m]['dtype'] or array.shape[0] != layout[m]['channels']:
+                    if (
+                        str(array.dtype) != layout[m]['dtype']
+                        or array.shape[0] != layout[m]['channels']
+                    ):
                         raise ValueError(
                             f'{where}: image_{m} is {array.dtype} with {array.shape[0]} '
                             f'bands, sample 0 has {layout[m]["dtype"]} with '
                             f'{layout[m]["channels"]}'
                         )
                     writers[m].write(
-                        {'__key__': key, SAMPLE_EXTENSION: encode_zarr_zip(array, compression)}
+                        {
+                            '__key__': key,
+                            SAMPLE_EXTENSION: encode_zarr_zip(array, compression),
+                        }
                     )
             for m, w in writers.items():
                 w.close()  # the tar end marker; the file object stays open

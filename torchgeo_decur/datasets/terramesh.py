@@ -32,7 +32,7 @@ import warnings
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice, zip_longest
+from itertools import islice
 from typing import IO, Any, Literal, cast
 from urllib.parse import urlparse
 
@@ -41,10 +41,9 @@ import numpy as np
 import torch
 import webdataset as wds
 import zarr
-from torch import Tensor
 from torch.utils.data import IterableDataset
 from webdataset.tariterators import base_plus_ext, tar_file_expander
-from zarr.core.buffer import cpu
+from zarr.core.buffer import Buffer, cpu
 from zarr.storage import MemoryStore
 
 #: Modality folders of the published dataset.
@@ -334,9 +333,7 @@ class ZarrSample:
     time: np.ndarray | None
 
 
-def read_zarr_zip(
-    data: bytes, where: str, time_step: int | None = None
-) -> ZarrSample:
+def read_zarr_zip(data: bytes, where: str, time_step: int | None = None) -> ZarrSample:
     """Decode one TerraMesh sample (a zipped, consolidated Zarr v2 group).
 
     Args:
@@ -354,13 +351,13 @@ def read_zarr_zip(
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            members = {n: cpu.Buffer.from_bytes(zf.read(n)) for n in zf.namelist()}
+            members: dict[str, Buffer] = {
+                n: cpu.Buffer.from_bytes(zf.read(n)) for n in zf.namelist()
+            }
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise TerraMeshFormatError(f'{where}: not a readable zip ({exc})') from exc
     try:
-        group = zarr.open_consolidated(
-            MemoryStore(members), mode='r', zarr_format=2
-        )
+        group = zarr.open_consolidated(MemoryStore(members), mode='r', zarr_format=2)
     except Exception as exc:
         raise TerraMeshFormatError(
             f'{where}: no readable Zarr v2 group with consolidated metadata ({exc!r})'
@@ -370,11 +367,11 @@ def read_zarr_zip(
             f'{where}: the Zarr group has no "bands" array (has {sorted(group.keys())})'
         )
     array = group['bands']
-    dims = list(array.attrs.get('_ARRAY_DIMENSIONS', ['time', 'band', 'y', 'x']))
-    try:
-        values = np.asarray(array[...])
-    except Exception as exc:
-        raise TerraMeshFormatError(f'{where}: cannot read "bands" ({exc!r})') from exc
+    raw_dims = array.attrs.get('_ARRAY_DIMENSIONS', ['time', 'band', 'y', 'x'])
+    if not isinstance(raw_dims, list):
+        raise TerraMeshFormatError(f'{where}: malformed _ARRAY_DIMENSIONS {raw_dims!r}')
+    dims = [str(d) for d in raw_dims]
+    values = _read(group, 'bands', where)
     if values.ndim != len(dims) or not {'band', 'y', 'x'} <= set(dims):
         raise TerraMeshFormatError(
             f'{where}: "bands" has shape {values.shape} and dimensions {dims}; '
@@ -398,13 +395,24 @@ def read_zarr_zip(
             values = values[time_step]
     names = None
     if 'band' in group:
-        names = [str(b) for b in np.asarray(group['band'][...]).tolist()]
+        names = [str(b) for b in _read(group, 'band', where).tolist()]
         if len(names) != values.shape[0]:
             raise TerraMeshFormatError(
                 f'{where}: "band" names {names} do not match {values.shape[0]} bands'
             )
-    time = np.asarray(group['time'][...]) if 'time' in group else None
+    time = _read(group, 'time', where) if 'time' in group else None
     return ZarrSample(np.ascontiguousarray(values), names, time)
+
+
+def _read(group: zarr.Group, name: str, where: str) -> np.ndarray:
+    """All values of one array of a sample's group."""
+    node = group[name]
+    if not isinstance(node, zarr.Array):
+        raise TerraMeshFormatError(f'{where}: "{name}" is not an array')
+    try:
+        return np.asarray(node[...])
+    except Exception as exc:
+        raise TerraMeshFormatError(f'{where}: cannot read "{name}" ({exc!r})') from exc
 
 
 def _tar_samples(url: str) -> Iterator[dict[str, Any]]:
@@ -593,8 +601,7 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
                     parts.append(next(it, None))
                 except Exception as exc:
                     self._fail(
-                        f'{group.urls[name]}: unreadable after sample {last} '
-                        f'({exc!r})',
+                        f'{group.urls[name]}: unreadable after sample {last} ({exc!r})',
                         exc,
                     )
                     return
@@ -721,7 +728,9 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
         """
         groups, rng, who = self._worker_groups()
         raw = self._raw_stream(groups, rng, who)
-        decoded = (s for s in map(self.decode, raw) if s is not None)
+        decoded: Iterator[dict[str, Any]] = (
+            s for s in map(self.decode, raw) if s is not None
+        )
         if self.samples_per_worker is not None:
             decoded = islice(decoded, self.samples_per_worker)
         yield from decoded
