@@ -15,9 +15,9 @@ folders by shard file name and sample name. SSL4EO-S12-derived shards
 
 :class:`TerraMeshStream` streams any subset of modalities with the ``webdataset``
 library's building blocks: the shard groups are shuffled with an epoch seed,
-split across DDP ranks (``split_by_node``) and DataLoader workers
-(``split_by_worker``), their samples are shuffled in a buffer and decoded in the
-worker. Shards are opened from local paths, ``file://`` URLs, ``pipe:``
+split across DDP ranks (by the rank read in the main process) and DataLoader
+workers (``split_by_worker``), read with webdataset's tar reader, shuffled in
+webdataset's sample buffer and decoded in the worker. Shards are opened from local paths, ``file://`` URLs, ``pipe:``
 commands (through webdataset) or any fsspec URL (``s3://``, ``gs://``,
 ``https://`` ... with the matching fsspec backend installed).
 
