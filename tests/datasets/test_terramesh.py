@@ -203,6 +203,19 @@ def test_file_urls_and_pipes() -> None:
         TerraMeshStream(ROOT, 'val', shards=['nope.tar'])
 
 
+def test_any_fsspec_url() -> None:
+    fs = fsspec.filesystem('memory')
+    for folder in ('S1GRD', 'S1RTC', 'S2L1C'):
+        for name in os.listdir(os.path.join(ROOT, 'val', folder)):
+            body = Path(ROOT, 'val', folder, name).read_bytes()
+            fs.pipe(f'/tm-test/val/{folder}/{name}', body)
+    try:
+        ds = TerraMeshStream('memory://tm-test', 'val', shuffle=False)
+        assert ds_keys(ds) == ['majortom_val_0000000', 'ssl4eos12_val_0000001']
+    finally:
+        fs.rm('/tm-test', recursive=True)
+
+
 def ds_keys(ds: TerraMeshStream) -> list[str]:
     return [s['key'] for s in ds]
 
