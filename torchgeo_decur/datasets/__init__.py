@@ -5,6 +5,7 @@ from .geonrw_mm import GeoNRWMM
 from .ssl4eo_s12 import SSL4EOS12Pairs
 from .ssl4eo_s12_cache import SSL4EOS12Cache, write_cache
 from .sunrgbd import SUNRGBD
+from .terramesh import TerraMeshFormatError, TerraMeshStream
 
 __all__ = (
     'SUNRGBD',
@@ -13,6 +14,8 @@ __all__ = (
     'GeoNRWMM',
     'SSL4EOS12Cache',
     'SSL4EOS12Pairs',
+    'TerraMeshFormatError',
+    'TerraMeshStream',
     'pairs_from_s1_metadata',
     'write_cache',
 )

@@ -1,0 +1,162 @@
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+from torchgeo_decur.cli import main as cli_main
+from torchgeo_decur.datasets import BigEarthNetMM
+from torchgeo_decur.datasets.shards import write_shards
+from torchgeo_decur.datasets.terramesh import TerraMeshStream
+from torchgeo_decur.shards_cli import SeasonsOf
+
+from .conftest import DATA
+
+
+class Pairs:
+    """Deterministic map-style pairs with awkward values (NaN, -inf, extremes)."""
+
+    def __init__(self, n: int, fail_at: int | None = None) -> None:
+        self.n = n
+        self.fail_at = fail_at
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if i == self.fail_at:
+            raise RuntimeError(f'interrupted at {i}')
+        g = torch.Generator().manual_seed(i)
+        a = torch.randn(2, 5, 6, generator=g) * 20 - 12
+        a[0, 0, 0] = float('nan')
+        a[1, 0, 1] = float('-inf')
+        b = torch.randint(0, 65535, (3, 5, 6), generator=g).to(torch.uint16)
+        return {'image_a': a, 'image_b': b, 'label': torch.tensor(i)}
+
+
+def same_bits(x: Tensor, y: Tensor) -> bool:
+    return (
+        x.dtype == y.dtype
+        and x.shape == y.shape
+        and x.numpy().tobytes() == y.numpy().tobytes()
+    )
+
+
+def read_back(
+    root: str, names: list[str], split: str = 'train'
+) -> list[dict[str, Any]]:
+    return list(TerraMeshStream(root, split, names, shuffle=False))
+
+
+def test_shards_read_back_bit_identical(tmp_path: Path) -> None:
+    report = write_shards(Pairs(7), str(tmp_path), prefix='toy', samples_per_shard=3)
+    assert report.written == [0, 1, 2]
+    assert report.kept == []
+    assert sorted(os.listdir(tmp_path / 'train' / 'a')) == [
+        f'toy_shard_{n:06d}.tar' for n in range(3)
+    ]
+    samples = read_back(str(tmp_path), ['a', 'b'])
+    assert [s['key'] for s in samples] == [f'toy_train_{i:07d}' for i in range(7)]
+    for i, s in enumerate(samples):
+        want = Pairs(7)[i]
+        assert same_bits(s['image_a'], want['image_a'])
+        assert same_bits(s['image_b'], want['image_b'])
+    # Uncompressed chunks read back the same.
+    write_shards(Pairs(2), str(tmp_path / 'raw'), compression='none')
+    assert same_bits(
+        read_back(str(tmp_path / 'raw'), ['b'])[1]['image_b'], Pairs(2)[1]['image_b']
+    )
+
+
+def test_interrupted_write_resumes_and_keeps_complete_shards(tmp_path: Path) -> None:
+    out = str(tmp_path)
+    with pytest.raises(RuntimeError, match='interrupted at 5'):
+        write_shards(Pairs(8, fail_at=5), out, samples_per_shard=2)
+    folder = tmp_path / 'train' / 'a'
+    assert sorted(os.listdir(folder)) == [
+        'shard_shard_000000.tar',
+        'shard_shard_000001.tar',
+    ]
+    # A crash (not an exception) would leave a temporary file behind.
+    (folder / '.shard_shard_000002.tar-crash.tar.tmp').write_bytes(b'partial')
+    before = {p: os.stat(folder / p).st_mtime_ns for p in os.listdir(folder)}
+    report = write_shards(Pairs(8), out, samples_per_shard=2)
+    assert report.kept == [0, 1]
+    assert report.written == [2, 3]
+    assert not [p for p in os.listdir(folder) if p.endswith('.tmp')]
+    for name in ('shard_shard_000000.tar', 'shard_shard_000001.tar'):
+        assert os.stat(folder / name).st_mtime_ns == before[name]
+    samples = read_back(out, ['a', 'b'])
+    assert len(samples) == 8
+    assert all(
+        same_bits(s['image_a'], Pairs(8)[i]['image_a']) for i, s in enumerate(samples)
+    )
+    # A shard present for one modality only is incomplete and written again.
+    os.remove(tmp_path / 'train' / 'b' / 'shard_shard_000003.tar')
+    assert write_shards(Pairs(8), out, samples_per_shard=2).written == [3]
+
+
+def test_other_settings_are_not_silently_overwritten(tmp_path: Path) -> None:
+    write_shards(Pairs(4), str(tmp_path), samples_per_shard=2)
+    with pytest.raises(
+        ValueError, match=r'shards\.json records other settings .*samples_per_shard'
+    ):
+        write_shards(Pairs(4), str(tmp_path), samples_per_shard=3)
+
+
+def test_inconsistent_samples_are_named(tmp_path: Path) -> None:
+    class Odd(Pairs):
+        def __getitem__(self, i: int) -> dict[str, Any]:
+            sample = super().__getitem__(i)
+            if i == 2:
+                sample['image_b'] = sample['image_b'][:2]
+            return sample
+
+    with pytest.raises(
+        ValueError,
+        match=r'sample 2: image_b is uint16 with 2 bands, sample 0 has uint16 with 3',
+    ):
+        write_shards(Odd(3), str(tmp_path))
+    with pytest.raises(ValueError, match='no image_<modality> key'):
+        write_shards([{'x': torch.zeros(1)}], str(tmp_path / 'x'))  # type: ignore[arg-type]
+
+
+def test_cli_converts_ssl4eo_s12_pairs(tmp_path: Path) -> None:
+    root = os.path.join(DATA, 'ssl4eo_s12')
+    args = ['shards', 'ssl4eo-s12', '--root', root, '--out', str(tmp_path)]
+    args += [
+        '--seasons',
+        '0',
+        '1',
+        '--samples-per-shard',
+        '3',
+        '--init-args',
+        '{"size": 12}',
+    ]
+    assert cli_main(args) == 0
+    source = SeasonsOf([0, 1], root=root, size=12)
+    samples = read_back(str(tmp_path), ['s1', 's2'])
+    assert len(samples) == len(source) > 3
+    for i, s in enumerate(samples):
+        assert s['key'] == f'ssl4eos12_train_{i:07d}'
+        assert same_bits(s['image_s1'], source[i]['image_s1'])
+        assert same_bits(s['image_s2'], source[i]['image_s2'])
+    # Rerunning resumes (nothing left to write); other settings are refused.
+    assert cli_main(args) == 0
+    assert cli_main([*args[:-2], '--init-args', '{"size": 10}']) == 1
+
+
+def test_cli_converts_bigearthnet_mm(tmp_path: Path) -> None:
+    root = os.path.join(DATA, 'bigearthnet', 'v1')
+    args = ['shards', 'bigearthnet-mm', '--root', root, '--out', str(tmp_path)]
+    assert cli_main([*args, '--split', 'val', '--init-args', '{"image_size": 12}']) == 0
+    source = BigEarthNetMM(root, 'val', image_size=12)
+    samples = read_back(str(tmp_path), ['s1', 's2'], split='val')
+    assert len(samples) == len(source)
+    for s, i in zip(samples, range(len(source)), strict=True):
+        assert same_bits(s['image_s1'], source[i]['image_s1'])
+        assert same_bits(s['image_s2'], source[i]['image_s2'])
+    assert np.isfinite(samples[0]['image_s1'].numpy()).all()

@@ -1,0 +1,394 @@
+"""Data module streaming TerraMesh-layout WebDataset shards to one or many GPUs."""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from torchgeo.datamodules import BaseDataModule
+
+from ..datasets.ssl4eo_s12 import S2_L2A_BANDS
+from ..datasets.terramesh import Policy, TerraMeshStream, parse_modalities
+from ..transforms.normalize import (
+    SSL4EO_S12_S1_MEAN,
+    SSL4EO_S12_S1_STD,
+    SSL4EO_S12_S2_BANDS,
+    SSL4EO_S12_S2_MEAN,
+    SSL4EO_S12_S2_STD,
+    ClipNormalize,
+)
+
+_L2A = [SSL4EO_S12_S2_BANDS.index(b) for b in S2_L2A_BANDS]
+
+#: Per-band (mean, std) in raw units for the ``'decur'`` scaling. S-1 GRD and S-2
+#: L1C come from SSL4EO-S12 (the scaling the DeCUR checkpoints were trained with);
+#: so do ``s1``/``s2`` folders written from SSL4EO-S12 by ``torchgeo-decur
+#: shards``. The TerraMesh-only products use the statistics published with the
+#: dataset (``terramesh_statistics.yaml``). Land cover is categorical and has none.
+STATISTICS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    'S1GRD': (SSL4EO_S12_S1_MEAN, SSL4EO_S12_S1_STD),
+    's1': (SSL4EO_S12_S1_MEAN, SSL4EO_S12_S1_STD),
+    'S2L1C': (SSL4EO_S12_S2_MEAN, SSL4EO_S12_S2_STD),
+    's2': (SSL4EO_S12_S2_MEAN, SSL4EO_S12_S2_STD),
+    's2a': (
+        tuple(SSL4EO_S12_S2_MEAN[i] for i in _L2A),
+        tuple(SSL4EO_S12_S2_STD[i] for i in _L2A),
+    ),
+    'S1RTC': ((-10.93, -17.329), (4.391, 4.459)),
+    'S2L2A': (
+        (
+            1390.461,
+            1503.332,
+            1718.211,
+            1853.926,
+            2199.116,
+            2779.989,
+            2987.025,
+            3083.248,
+            3132.235,
+            3162.989,
+            2424.902,
+            1857.665,
+        ),
+        (
+            2131.157,
+            2163.666,
+            2059.311,
+            2152.477,
+            2105.179,
+            1912.773,
+            1842.326,
+            1893.568,
+            1775.656,
+            1814.907,
+            1436.282,
+            1336.155,
+        ),
+    ),
+    'S2RGB': ((110.349, 99.507, 75.843), (69.905, 53.708, 53.378)),
+    'NDVI': ((0.327,), (0.322,)),
+    'DEM': ((651.663,), (928.168,)),
+}
+
+
+class VersionedNormalize(nn.Module):
+    """ClipNormalize per modality, chosen per sample by the folder it came from.
+
+    A modality given as alternatives (``'S1GRD|S1RTC'``) mixes samples of both
+    versions in one batch; ``version_<name>`` (N,) says which, and each sample is
+    scaled with its own version's statistics. Works on the batch on the device.
+    """
+
+    def __init__(self, scalers: Mapping[str, Sequence[nn.Module | None]]) -> None:
+        """Initialize a new VersionedNormalize instance.
+
+        Args:
+            scalers: Output name -> one scaler per version (None: leave raw, only
+                cast to float).
+        """
+        super().__init__()
+        self.names = list(scalers)
+        self.scalers = nn.ModuleDict(
+            {
+                f'{name}_{i}': s
+                for name, versions in scalers.items()
+                for i, s in enumerate(versions)
+                if s is not None
+            }
+        )
+        self.counts = {name: len(v) for name, v in scalers.items()}
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Scale every ``image_<name>`` of the batch.
+
+        Args:
+            batch: ``{'image_<name>': (N, C, H, W), 'version_<name>': (N,), ...}``.
+
+        Returns:
+            A new batch with float images.
+
+        Raises:
+            ValueError: If a modality is missing from the batch.
+        """
+        out = dict(batch)
+        for name in self.names:
+            key = f'image_{name}'
+            if key not in batch:
+                raise ValueError(f'batch has no {key!r}; it has {sorted(batch)}')
+            x: Tensor = batch[key]
+            versions = batch.get(f'version_{name}')
+            if versions is None or self.counts[name] == 1:
+                versions = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+            y = x.float()
+            for i in range(self.counts[name]):
+                scaler = (
+                    self.scalers[f'{name}_{i}']
+                    if f'{name}_{i}' in self.scalers
+                    else None
+                )
+                if scaler is None:
+                    continue
+                mask = versions == i
+                if bool(mask.any()):
+                    y = torch.where(mask[:, None, None, None], scaler(x.float()), y)
+            out[key] = y
+        return out
+
+
+def terramesh_normalization(
+    modalities: Sequence[str],
+    names: Mapping[str, str] | None = None,
+    channels: Mapping[str, int] | None = None,
+    statistics: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+) -> VersionedNormalize:
+    """The DeCUR mean ± 2σ → [0, 1] scaling for the requested modalities.
+
+    Args:
+        modalities: As for :class:`~torchgeo_decur.datasets.terramesh.TerraMeshStream`.
+        names: Output names, as there.
+        channels: Band count per output name; a 12-band ``s2`` folder is scaled
+            with the L2A subset of the SSL4EO-S12 statistics.
+        statistics: (mean, std) per folder name, overriding :data:`STATISTICS`.
+
+    Returns:
+        The batch transform.
+
+    Raises:
+        ValueError: If a folder has no statistics (pass ``statistics`` or use
+            ``normalization='none'``).
+    """
+    table = {k: (tuple(m), tuple(s)) for k, (m, s) in STATISTICS.items()}
+    table.update({k: (tuple(m), tuple(s)) for k, (m, s) in (statistics or {}).items()})
+    scalers: dict[str, list[nn.Module | None]] = {}
+    for spec in parse_modalities(modalities, names):
+        row: list[nn.Module | None] = []
+        for version in spec.versions:
+            key = version
+            if version == 's2' and (channels or {}).get(spec.name) == 12:
+                key = 's2a'
+            if version == 'LULC' and key not in (statistics or {}):
+                row.append(None)  # categorical classes: passed on unscaled
+                continue
+            if key not in table:
+                raise ValueError(
+                    f'no statistics for modality folder {version!r}; pass '
+                    "statistics={...: (mean, std)} or normalization='none'"
+                )
+            mean, std = table[key]
+            row.append(ClipNormalize(mean, std))
+        scalers[spec.name] = row
+    return VersionedNormalize(scalers)
+
+
+class _EpochLoader(DataLoader[dict[str, Any]]):
+    """DataLoader that tells its stream the trainer's epoch before each pass.
+
+    Workers get a fresh copy of the dataset at every pass (``persistent_workers``
+    is off), so setting the epoch here reaches them; resuming from a checkpoint
+    restores ``current_epoch`` and with it the shuffles of that epoch.
+    """
+
+    def __init__(
+        self,
+        dataset: TerraMeshStream,
+        epoch: Callable[[], int],
+        batches: int | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(dataset, **kwargs)
+        self._epoch = epoch
+        self._batches = batches
+
+    def __len__(self) -> int:
+        # Known only for a nominal epoch; a one-pass stream has no length (and
+        # len() raises TypeError, which Lightning reads as "unsized").
+        if self._batches is None:
+            raise TypeError('a one-pass TerraMesh stream has no length')
+        return self._batches
+
+    def __iter__(self) -> Any:
+        assert isinstance(self.dataset, TerraMeshStream)
+        self.dataset.set_epoch(self._epoch())
+        return super().__iter__()
+
+
+class TerraMeshDataModule(BaseDataModule):
+    """Stream TerraMesh (or ``torchgeo-decur shards`` output) for pretraining.
+
+    Batches are ``{'image_<name>': (N, C, H, W) float, 'version_<name>': (N,),
+    'key': [str], 'shard': [str]}``, raw values scaled on the device after the
+    batch transfer (``normalization='decur'``: per band mean ± 2σ → [0, 1], see
+    :data:`STATISTICS`). With ``modalities=['S1GRD|S1RTC', 'S2L1C']`` (the
+    default) they are ``image_s1`` and ``image_s2`` as the DeCUR task expects.
+
+    Every rank reads its own shard groups and each DataLoader worker its own
+    share of them (see :class:`~torchgeo_decur.datasets.terramesh.TerraMeshStream`).
+    Without ``samples_per_epoch`` one epoch reads every shard once, which is exact
+    but gives ranks different batch counts when shards differ in size; under DDP
+    set ``samples_per_epoch`` so that every worker of every rank yields
+    ``samples_per_epoch // (world_size · num_workers · batch_size)`` batches.
+    """
+
+    def __init__(
+        self,
+        root: str = 'data',
+        modalities: Sequence[str] = ('S1GRD|S1RTC', 'S2L1C'),
+        names: dict[str, str] | None = None,
+        split: str = 'train',
+        val_split: str | None = None,
+        shards: list[str] | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        samples_per_epoch: int | None = None,
+        shuffle_buffer: int = 1000,
+        seed: int = 0,
+        on_missing: Policy = 'error',
+        on_error: Policy = 'error',
+        channels: dict[str, int] | None = None,
+        time_step: int | None = None,
+        normalization: Literal['decur', 'none'] = 'decur',
+        statistics: dict[str, tuple[list[float], list[float]]] | None = None,
+    ) -> None:
+        """Initialize a new TerraMeshDataModule instance.
+
+        Args:
+            root: Dataset root (local path, ``file://`` or any fsspec URL) holding
+                ``{split}/{MODALITY}/*.tar``.
+            modalities: Modality folders, ``'A|B'`` for alternatives.
+            names: Output name per entry of ``modalities``.
+            split: Training split folder.
+            val_split: Validation split folder (None: no validation).
+            shards: Shard file names to use (default: every tar found).
+            batch_size: Samples per batch (per device).
+            num_workers: DataLoader workers per device.
+            samples_per_epoch: Nominal epoch size over all ranks (None: one pass
+                over every shard).
+            shuffle_buffer: Samples in each worker's shuffle buffer.
+            seed: Base seed of the shard and sample shuffles.
+            on_missing: Shards lacking a requested modality: ``'error'``/``'skip'``.
+            on_error: Unreadable shards or samples: ``'error'``/``'skip'``.
+            channels: Expected bands per output name (default: published counts).
+            time_step: Time index to keep from multi-temporal samples.
+            normalization: ``'decur'`` scaling or ``'none'`` (float cast only).
+            statistics: (mean, std) per folder name overriding the built-in ones.
+
+        Raises:
+            ValueError: If ``normalization`` is unknown or sizes are not positive.
+        """
+        super().__init__(TerraMeshStream, batch_size, num_workers)
+        if normalization not in ('decur', 'none'):
+            raise ValueError(
+                f"normalization must be 'decur' or 'none', got {normalization!r}"
+            )
+        if samples_per_epoch is not None and samples_per_epoch < 1:
+            raise ValueError(
+                f'samples_per_epoch must be positive, got {samples_per_epoch}'
+            )
+        self.stream_kwargs: dict[str, Any] = dict(
+            root=root,
+            modalities=list(modalities),
+            names=names,
+            shards=shards,
+            on_missing=on_missing,
+            on_error=on_error,
+            channels=channels,
+            time_step=time_step,
+            shuffle_buffer=shuffle_buffer,
+            seed=seed,
+        )
+        self.split = split
+        self.val_split = val_split
+        self.samples_per_epoch = samples_per_epoch
+        if normalization == 'decur':
+            self.aug: nn.Module = terramesh_normalization(
+                modalities, names, channels, statistics
+            )
+        else:
+            self.aug = VersionedNormalize(
+                {s.name: [None] for s in parse_modalities(modalities, names)}
+            )
+
+    def _world_size(self) -> int:
+        trainer = self.trainer
+        return int(trainer.world_size) if trainer is not None else 1
+
+    def samples_per_worker(self) -> int | None:
+        """Samples each worker yields per epoch (None: one pass over the shards).
+
+        Returns:
+            A multiple of ``batch_size``, so every worker yields whole batches.
+
+        Raises:
+            ValueError: If ``samples_per_epoch`` is below one batch per worker.
+        """
+        if self.samples_per_epoch is None:
+            return None
+        workers = max(1, self.num_workers) * self._world_size()
+        batches = self.samples_per_epoch // (workers * self.batch_size)
+        if batches < 1:
+            raise ValueError(
+                f'samples_per_epoch={self.samples_per_epoch} is less than one batch '
+                f'of {self.batch_size} for each of {workers} workers over all ranks'
+            )
+        return batches * self.batch_size
+
+    def setup(self, stage: str) -> None:
+        """Find the shard groups of the training (and validation) split.
+
+        Args:
+            stage: Either 'fit', 'validate', 'test', or 'predict'.
+        """
+        if stage in ('fit', 'validate') and self.val_split is not None:
+            self.val_dataset = TerraMeshStream(
+                split=self.val_split, shuffle=False, **self.stream_kwargs
+            )
+        if stage == 'fit':
+            self.train_dataset = TerraMeshStream(
+                split=self.split,
+                shuffle=True,
+                samples_per_worker=self.samples_per_worker(),
+                **self.stream_kwargs,
+            )
+
+    def _loader(self, dataset: object) -> DataLoader[dict[str, Any]]:
+        if not isinstance(dataset, TerraMeshStream):
+            raise ValueError('TerraMeshDataModule.setup has not built this split')
+
+        def epoch() -> int:
+            return int(self.trainer.current_epoch) if self.trainer is not None else 0
+
+        batches = None
+        if dataset.samples_per_worker is not None:
+            batches = (
+                dataset.samples_per_worker // self.batch_size * max(1, self.num_workers)
+            )
+        return _EpochLoader(
+            dataset,
+            epoch,
+            batches,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+        )
+
+    def train_dataloader(self) -> DataLoader[dict[str, Any]]:
+        """The streaming training loader.
+
+        Returns:
+            A DataLoader over this rank's shards.
+        """
+        return self._loader(self.train_dataset)
+
+    def val_dataloader(self) -> DataLoader[dict[str, Any]]:
+        """The streaming validation loader (no shuffling).
+
+        Returns:
+            A DataLoader over this rank's validation shards.
+
+        Raises:
+            ValueError: If no ``val_split`` was given.
+        """
+        if self.val_split is None:
+            raise ValueError('TerraMeshDataModule has no val_split')
+        return self._loader(self.val_dataset)
