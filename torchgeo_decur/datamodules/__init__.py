@@ -2,6 +2,7 @@
 
 from .bigearthnet_mm import BigEarthNetMMDataModule, bigearthnet_normalization
 from .eurosat import EuroSATDeCURDataModule
+from .geo import MultimodalGeoDataModule
 from .geonrw_mm import GeoNRWMMDataModule, geonrw_normalization
 from .ssl4eo_s12 import SSL4EOS12PairsDataModule, ssl4eo_s12_normalization
 from .sunrgbd import SUNRGBDDataModule, sunrgbd_normalization
@@ -11,6 +12,7 @@ __all__ = (
     'BigEarthNetMMDataModule',
     'EuroSATDeCURDataModule',
     'GeoNRWMMDataModule',
+    'MultimodalGeoDataModule',
     'SSL4EOS12PairsDataModule',
     'SUNRGBDDataModule',
     'bigearthnet_normalization',
