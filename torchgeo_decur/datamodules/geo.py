@@ -32,11 +32,15 @@ from torchgeo.datamodules import GeoDataModule
 from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
 from torchgeo.samplers import GeoSampler, RandomPatchSampler
 
-from ..transforms.normalize import ApplyToKeys, ClipNormalize
+from ..transforms.normalize import ApplyToKeys
 from ..transforms.statistics import BandStatistics, valid_mask
-
-#: Statistics of one modality: ``{'mean': [...], 'std': [...]}`` per band, raw units.
-BandStats = dict[str, list[float]]
+from .scaling import (
+    BandStats,
+    check_statistics,
+    clip_normalization,
+    finish_estimate,
+    given_statistics,
+)
 
 
 def describe(dataset: RasterDataset) -> str:
@@ -494,13 +498,7 @@ class MultimodalGeoDataModule(GeoDataModule):
         self, stats_sampler: RandomPatchSampler, nodata: Mapping[str, float | None]
     ) -> None:
         """Estimate missing statistics and build the on-device scaling."""
-        given: dict[str, BandStats] = {
-            m: {
-                'mean': [float(v) for v in s['mean']],
-                'std': [float(v) for v in s['std']],
-            }
-            for m, s in (self.hparams['statistics'] or {}).items()
-        }
+        given = given_statistics(self.hparams['statistics'])
         missing = [m for m in self.modalities if m not in given]
         estimators = {m: BandStatistics(nodata[m]) for m in self.modalities}
         loader: DataLoader[dict[str, Tensor]] = DataLoader(
@@ -519,37 +517,17 @@ class MultimodalGeoDataModule(GeoDataModule):
                 break
         stats = dict(given)
         for m in todo:
-            try:
-                mean, std = estimators[m].compute()
-            except ValueError as err:
-                raise ValueError(
-                    f'modality {m!r} ({describe(self.datasets[m])}): {err}'
-                ) from None
-            # A constant band has std 0; a tiny window keeps the scaling defined
-            # (every value maps to 0 or 1) instead of dividing by zero.
-            std = torch.maximum(std, 1e-6 * mean.abs().clamp(min=1.0))
-            stats[m] = {'mean': mean.tolist(), 'std': std.tolist()}
-        for m, s in stats.items():
-            c = self.channels[m]
-            if len(s['mean']) != c or len(s['std']) != c:
-                raise ValueError(
-                    f'statistics for modality {m!r} have {len(s["mean"])} means and '
-                    f'{len(s["std"])} stds, but {describe(self.datasets[m])} has {c} '
-                    'bands'
-                )
+            stats[m] = finish_estimate(
+                estimators[m], f'modality {m!r} ({describe(self.datasets[m])})'
+            )
+        check_statistics(stats, self.channels, lambda m: describe(self.datasets[m]))
         self._check_task_hparams()
         if self.hparams['normalize']:
             self.hparams['statistics'] = {m: stats[m] for m in self.modalities}
             self._build_aug()
 
     def _build_aug(self) -> None:
-        stats = self.hparams['statistics'] or {}
-        self.aug = ApplyToKeys(
-            {
-                f'image_{m}': ClipNormalize(stats[m]['mean'], stats[m]['std'])
-                for m in self.modalities
-            }
-        )
+        self.aug = clip_normalization(self.hparams['statistics'], self.modalities)
 
     # ------------------------------------------------------- task agreement
     def _task(self) -> Any:

@@ -286,6 +286,8 @@ class PairedChips(NonGeoDataset):
         """Keys present in every folder, sorted; unmatched files are reported."""
         found = {m: self._scan(m) for m in self.folders}
         common = set.intersection(*(set(f) for f in found.values()))
+        parts = []
+        unmatched: list[str] = []
         for m, files in found.items():
             alone = sorted(set(files) - common)
             if not alone:
@@ -293,13 +295,22 @@ class PairedChips(NonGeoDataset):
             lacking = [
                 o for o in self.folders if o != m and not set(alone) <= set(found[o])
             ]
-            self._invalid(
+            parts.append(
                 f'{len(alone)} chip(s) of modality {m!r} in {self.folders[m]!r} have '
                 f'no match in modality {lacking} ('
                 + ', '.join(repr(self.folders[o]) for o in lacking)
-                + f'): {listing([os.path.basename(files[k]) for k in alone])}',
-                alone,
+                + f'): {listing([os.path.basename(files[k]) for k in alone])}'
             )
+            unmatched += alone
+        if parts:
+            message = '; '.join(parts)
+            if not common and all(found.values()):
+                examples = {m: next(iter(sorted(f))) for m, f in found.items()}
+                message += (
+                    f'. No key is shared at all (first keys: {examples}): pass a '
+                    'pattern that extracts the common part of the file names'
+                )
+            self._invalid(message, sorted(set(unmatched)))
         self.files = {m: {k: found[m][k] for k in sorted(common)} for m in found}
         return sorted(common)
 
