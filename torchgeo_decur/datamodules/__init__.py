@@ -1,6 +1,7 @@
 """Lightning data modules."""
 
 from .bigearthnet_mm import BigEarthNetMMDataModule, bigearthnet_normalization
+from .chips import PairedChipsDataModule
 from .eurosat import EuroSATDeCURDataModule
 from .geo import MultimodalGeoDataModule
 from .geonrw_mm import GeoNRWMMDataModule, geonrw_normalization
@@ -13,6 +14,7 @@ __all__ = (
     'EuroSATDeCURDataModule',
     'GeoNRWMMDataModule',
     'MultimodalGeoDataModule',
+    'PairedChipsDataModule',
     'SSL4EOS12PairsDataModule',
     'SUNRGBDDataModule',
     'bigearthnet_normalization',

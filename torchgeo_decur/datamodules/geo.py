@@ -36,7 +36,9 @@ from ..transforms.normalize import ApplyToKeys
 from ..transforms.statistics import BandStatistics, valid_mask
 from .scaling import (
     BandStats,
+    check_channels,
     check_statistics,
+    check_task_modalities,
     clip_normalization,
     finish_estimate,
     given_statistics,
@@ -537,29 +539,15 @@ class MultimodalGeoDataModule(GeoDataModule):
     def _check_task_hparams(self) -> None:
         """Compare modality names and given channel counts with the task's."""
         task = self._task()
-        hparams = getattr(task, 'hparams', None) or {}
-        if 'modalities' in hparams:
-            wanted = list(hparams['modalities'])
-            if sorted(wanted) != sorted(self.modalities):
-                raise ValueError(
-                    f'the task has modalities {wanted}, the data module datasets '
-                    f'{self.modalities} ('
-                    + ', '.join(
-                        f'{m!r}: {describe(d)}' for m, d in self.datasets.items()
-                    )
-                    + '); name the datasets after the task modalities'
-                )
-        given = hparams.get('in_channels') or {}
+        check_task_modalities(task, self.modalities, self._describe, 'datasets')
+        given = (getattr(task, 'hparams', None) or {}).get('in_channels') or {}
         self._check_channels(given, 'the task has in_channels')
 
+    def _describe(self, m: str) -> str:
+        return describe(self.datasets[m])
+
     def _check_channels(self, expected: Mapping[str, int], what: str) -> None:
-        for m, c in expected.items():
-            if m in self.channels and self.channels[m] != int(c):
-                raise ValueError(
-                    f'modality {m!r}: {describe(self.datasets[m])} has '
-                    f'{self.channels[m]} bands but {what} {m!r}: {c}; set in_channels '
-                    "or select the dataset's bands to match"
-                )
+        check_channels(self.channels, expected, what, self._describe)
 
     def on_after_batch_transfer(
         self, batch: dict[str, Any], dataloader_idx: int

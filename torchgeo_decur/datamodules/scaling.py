@@ -104,9 +104,64 @@ def clip_normalization(
     )
 
 
+def check_task_modalities(
+    task: Any, modalities: list[str], describe: Callable[[str], str], noun: str
+) -> None:
+    """Compare the data's modality names with the task's ``modalities``.
+
+    Args:
+        task: The Lightning module being trained, or None.
+        modalities: Modality names of the data module.
+        describe: Names a modality's data for the error message.
+        noun: What the user names after the modalities (e.g. ``'datasets'``).
+
+    Raises:
+        ValueError: If the names differ.
+    """
+    hparams = getattr(task, 'hparams', None) or {}
+    if 'modalities' not in hparams:
+        return
+    wanted = list(hparams['modalities'])
+    if sorted(wanted) != sorted(modalities):
+        raise ValueError(
+            f'the task has modalities {wanted}, the data module {noun} '
+            f'{modalities} ('
+            + ', '.join(f'{m!r}: {describe(m)}' for m in modalities)
+            + f'); name the {noun} after the task modalities'
+        )
+
+
+def check_channels(
+    channels: Mapping[str, int],
+    expected: Mapping[str, Any],
+    what: str,
+    describe: Callable[[str], str],
+) -> None:
+    """Compare the data's band counts with those a task expects.
+
+    Args:
+        channels: Bands per modality of the data (modalities not yet known are
+            not checked).
+        expected: Channels per modality of the task.
+        what: Where ``expected`` comes from, e.g. ``'the task has in_channels'``.
+        describe: Names a modality's data for the error message.
+
+    Raises:
+        ValueError: If a modality's counts differ.
+    """
+    for m, c in expected.items():
+        if m in channels and channels[m] != int(c):
+            raise ValueError(
+                f'modality {m!r}: {describe(m)} has {channels[m]} bands but {what} '
+                f"{m!r}: {c}; set in_channels or select the dataset's bands to match"
+            )
+
+
 __all__ = (
     'BandStats',
+    'check_channels',
     'check_statistics',
+    'check_task_modalities',
     'clip_normalization',
     'finish_estimate',
     'given_statistics',

@@ -192,8 +192,7 @@ class PairedChips(NonGeoDataset):
             ]
             if not self.keys:
                 raise ValueError(
-                    f'every paired chip of {self.folders} is invalid; see the '
-                    'warnings'
+                    f'every paired chip of {self.folders} is invalid; see the warnings'
                 )
 
     # --------------------------------------------------------------- pairing
@@ -240,9 +239,7 @@ class PairedChips(NonGeoDataset):
         folder = self.folders[m]
         if not os.path.isdir(folder):
             err = DatasetNotFoundError(self)
-            err.args = (
-                f'{err.args[0]} Missing folder of modality {m!r}: {folder!r}.',
-            )
+            err.args = (f'{err.args[0]} Missing folder of modality {m!r}: {folder!r}.',)
             raise err
         with os.scandir(folder) as entries:
             names = sorted(
@@ -272,10 +269,12 @@ class PairedChips(NonGeoDataset):
         if clashes:
             self._invalid(
                 f'modality {m!r} ({folder!r}) has several files for key(s) '
-                + ', '.join(
-                    f'{k!r}: {v}' for k, v in list(clashes.items())[:LISTED]
-                )
-                + (f' and {len(clashes) - LISTED} more' if len(clashes) > LISTED else ''),
+                + ', '.join(f'{k!r}: {v}' for k, v in list(clashes.items())[:LISTED])
+                + (
+                    f' and {len(clashes) - LISTED} more'
+                    if len(clashes) > LISTED
+                    else ''
+                ),
                 list(clashes),
             )
         return {
@@ -396,7 +395,9 @@ class PairedChips(NonGeoDataset):
                 'modality must agree'
             )
         if nodata != ref.nodata and not (
-            nodata is not None and ref.nodata is not None and np.isnan([nodata, ref.nodata]).all()
+            nodata is not None
+            and ref.nodata is not None
+            and np.isnan([nodata, ref.nodata]).all()
         ):
             raise ValueError(
                 f'chip {path!r} of modality {m!r} has nodata={nodata}, but the '
