@@ -1,7 +1,9 @@
 """Lightning data modules."""
 
 from .bigearthnet_mm import BigEarthNetMMDataModule, bigearthnet_normalization
+from .chips import PairedChipsDataModule
 from .eurosat import EuroSATDeCURDataModule
+from .geo import MultimodalGeoDataModule
 from .geonrw_mm import GeoNRWMMDataModule, geonrw_normalization
 from .ssl4eo_s12 import SSL4EOS12PairsDataModule, ssl4eo_s12_normalization
 from .sunrgbd import SUNRGBDDataModule, sunrgbd_normalization
@@ -12,6 +14,8 @@ __all__ = (
     'BigEarthNetMMDataModule',
     'EuroSATDeCURDataModule',
     'GeoNRWMMDataModule',
+    'MultimodalGeoDataModule',
+    'PairedChipsDataModule',
     'SSL4EOS12PairsDataModule',
     'SUNRGBDDataModule',
     'TerraMeshDataModule',

@@ -26,6 +26,7 @@ from .pretrained import (
     ssl4eo_s2_transforms,
     sunrgbd_transforms,
 )
+from .statistics import BandStatistics, estimate_band_statistics, valid_mask
 
 __all__ = (
     'PRESETS',
@@ -37,6 +38,7 @@ __all__ = (
     'SSL4EO_S12_S2_STD',
     'ApplyToKeys',
     'AugmentationConfig',
+    'BandStatistics',
     'ClipNormalize',
     'Dequantize',
     'InsertChannel',
@@ -44,10 +46,12 @@ __all__ = (
     'PercentileClip',
     'RepeatChannels',
     'SelectChannels',
+    'estimate_band_statistics',
     'geonrw_dem_transforms',
     'geonrw_rgb_transforms',
     'resolve_config',
     'ssl4eo_s1_transforms',
     'ssl4eo_s2_transforms',
     'sunrgbd_transforms',
+    'valid_mask',
 )

@@ -1,0 +1,654 @@
+"""Pretraining on your own rasters: co-registered patches of any torchgeo RasterDatasets.
+
+:class:`MultimodalGeoDataModule` takes one torchgeo
+:class:`~torchgeo.datasets.RasterDataset` per modality (``Sentinel1``, ``Sentinel2``,
+a plain ``RasterDataset(paths=...)``, a subclass), reprojects them to one CRS and
+resolution with torchgeo's :class:`~torchgeo.datasets.IntersectionDataset`, samples
+patches of the common ground with torchgeo's spatial samplers and returns one view
+per modality, pixel for pixel on the same grid::
+
+    {'image_<modality>': (N, C_m, patch_size, patch_size), 'bounds': (N, 9)}
+
+Raw values are scaled on the device, per band, with the mean ± 2σ → [0, 1] window
+of the DeCUR checkpoints (:class:`~torchgeo_decur.transforms.ClipNormalize`); the
+statistics are estimated from a seeded sample of patches at ``setup`` unless given,
+and stored in the data module's hyperparameters (so in every checkpoint).
+"""
+
+import math
+import zlib
+from collections.abc import Iterator, Mapping
+from typing import Any, cast
+
+import numpy as np
+import rasterio
+import shapely
+import shapely.affinity
+import torch
+from pyproj import CRS
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchgeo.datamodules import GeoDataModule
+from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
+from torchgeo.samplers import GeoSampler, RandomPatchSampler
+
+from ..transforms.normalize import ApplyToKeys
+from ..transforms.statistics import BandStatistics, valid_mask
+from .scaling import (
+    BandStats,
+    check_channels,
+    check_statistics,
+    check_task_modalities,
+    clip_normalization,
+    finish_estimate,
+    given_statistics,
+)
+
+
+def describe(dataset: RasterDataset) -> str:
+    """Name a dataset and where it reads from, for error messages.
+
+    Args:
+        dataset: A torchgeo raster dataset.
+
+    Returns:
+        E.g. ``"Sentinel2(paths='/data/s2')"``.
+    """
+    return f'{type(dataset).__name__}(paths={dataset.paths!r})'
+
+
+def dataset_nodata(dataset: RasterDataset) -> float | None:
+    """The nodata value of a raster dataset.
+
+    The dataset's own ``nodata`` if set, else that of its first file.
+
+    Args:
+        dataset: A torchgeo raster dataset.
+
+    Returns:
+        The nodata value, or None when neither defines one.
+    """
+    if dataset.nodata is not None:
+        return float(dataset.nodata)
+    files = dataset.index['filepath'] if 'filepath' in dataset.index else []
+    for path in files:
+        with rasterio.open(path) as src:
+            return None if src.nodata is None else float(src.nodata)
+    return None
+
+
+def valid_fraction(image: Tensor, nodata: float | None) -> float:
+    """Share of pixels whose bands are all valid (finite and not nodata).
+
+    Args:
+        image: Patch (C, H, W).
+        nodata: Nodata value of the patch's dataset, or None.
+
+    Returns:
+        Fraction in [0, 1].
+    """
+    return float(valid_mask(image, nodata).all(dim=0).float().mean())
+
+
+class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
+    """Read one patch per modality at a location, redrawing mostly-invalid ones.
+
+    Indexed by the ``(x slice, y slice)`` locations of torchgeo's spatial samplers.
+    Each modality's dataset reads the location on the common grid (the
+    intersection's CRS and resolution), so the patches are co-registered pixel for
+    pixel. When a modality has fewer than ``min_valid_fraction`` valid pixels, a new
+    location inside ``region`` is drawn, from a generator seeded by the rejected
+    location, so a given location always leads to the same patch (reproducible
+    validation patches) and different training locations to different ones.
+    """
+
+    def __init__(
+        self,
+        datasets: Mapping[str, RasterDataset],
+        region: shapely.Geometry,
+        patch_size: int,
+        res: tuple[float, float],
+        min_valid_fraction: float,
+        nodata: Mapping[str, float | None],
+        seed: int = 0,
+        max_draws: int = 100,
+    ) -> None:
+        """Initialize a new CoRegisteredPatches instance.
+
+        Args:
+            datasets: Modality name -> dataset, all on the same CRS and resolution.
+            region: Where a redrawn patch's lower left corner may lie (the
+                sampling region shrunk by the patch size), in CRS units.
+            patch_size: Side length of a patch in pixels.
+            res: (x, y) resolution of the common grid, CRS units per pixel.
+            min_valid_fraction: Smallest share of valid pixels accepted for every
+                modality, in [0, 1].
+            nodata: Nodata value per modality (None: only non-finite is invalid).
+            seed: Seed mixed into the redraws.
+            max_draws: Locations tried before giving up.
+        """
+        self.datasets = dict(datasets)
+        self.region = region
+        self.patch_size = patch_size
+        self.res = res
+        self.min_valid_fraction = min_valid_fraction
+        self.nodata = dict(nodata)
+        self.seed = seed
+        self.max_draws = max_draws
+
+    def read(self, x: slice, y: slice) -> dict[str, Tensor]:
+        """Read every modality at one location, without validity checks.
+
+        Args:
+            x: Slice of x coordinates (CRS units).
+            y: Slice of y coordinates (CRS units).
+
+        Returns:
+            ``{'image_<m>': (C_m, H, W) float32, 'bounds': (9,)}``.
+
+        Raises:
+            ValueError: If a dataset returns no ``image`` or not a (C, H, W) patch.
+        """
+        out: dict[str, Tensor] = {}
+        size = (self.patch_size, self.patch_size)
+        for m, ds in self.datasets.items():
+            sample = ds[x, y]
+            image = sample.get('image')
+            if image is None or image.ndim != 3 or tuple(image.shape[-2:]) != size:
+                shape = None if image is None else tuple(image.shape)
+                raise ValueError(
+                    f'modality {m!r} ({describe(ds)}) returned image of shape {shape} '
+                    f'for a {size} patch; expected (C, {size[0]}, {size[1]}) '
+                    '(time_series datasets and mask datasets are not supported)'
+                )
+            out[f'image_{m}'] = image.float()
+            out.setdefault('bounds', sample['bounds'])
+        return out
+
+    def invalid(self, sample: Mapping[str, Tensor]) -> dict[str, float]:
+        """Modalities whose valid share is below the threshold.
+
+        Args:
+            sample: Output of :meth:`read`.
+
+        Returns:
+            ``{modality: valid fraction}`` for every modality below the threshold.
+        """
+        out = {}
+        for m in self.datasets:
+            frac = valid_fraction(sample[f'image_{m}'], self.nodata[m])
+            if frac < self.min_valid_fraction:
+                out[m] = frac
+        return out
+
+    def redraw(self, x: slice, y: slice, attempt: int) -> tuple[slice, slice]:
+        """A new location in ``region``, determined by the rejected one.
+
+        Args:
+            x: Rejected x slice.
+            y: Rejected y slice.
+            attempt: Number of the redraw, from 0.
+
+        Returns:
+            The new ``(x, y)`` slices, snapped to the pixel grid of the old one.
+        """
+        key = f'{self.seed}:{attempt}:{x.start:.6f}:{y.start:.6f}'.encode()
+        rng = np.random.default_rng(zlib.crc32(key))
+        xmin, ymin, xmax, ymax = self.region.bounds
+        width = self.patch_size * self.res[0]
+        height = self.patch_size * self.res[1]
+        for _ in range(1000):
+            px = rng.uniform(xmin, xmax) if xmax > xmin else xmin
+            py = rng.uniform(ymin, ymax) if ymax > ymin else ymin
+            # Keep the original pixel grid: whole-pixel steps from the old corner.
+            px = x.start + round((px - x.start) / self.res[0]) * self.res[0]
+            py = y.start + round((py - y.start) / self.res[1]) * self.res[1]
+            if self.region.covers(shapely.Point(px, py)):
+                break
+        return slice(px, px + width), slice(py, py + height)
+
+    def __getitem__(self, index: tuple[slice, ...]) -> dict[str, Tensor]:
+        """Read a patch at ``index``, redrawing while a modality is mostly invalid.
+
+        Args:
+            index: ``(x slice, y slice)`` (a third, temporal slice is ignored: every
+                dataset mosaics all its dates).
+
+        Returns:
+            ``{'image_<m>': (C_m, H, W), 'bounds': (9,)}`` in raw units.
+
+        Raises:
+            ValueError: If ``max_draws`` locations in a row are mostly invalid.
+        """
+        x, y = index[0], index[1]
+        bad: dict[str, float] = {}
+        for attempt in range(self.max_draws):
+            sample = self.read(x, y)
+            bad = self.invalid(sample)
+            if not bad:
+                return sample
+            x, y = self.redraw(x, y, attempt)
+        names = ', '.join(
+            f'{m!r} ({describe(self.datasets[m])}, nodata={self.nodata[m]}, '
+            f'last valid fraction {frac:.3f})'
+            for m, frac in bad.items()
+        )
+        raise ValueError(
+            f'{self.max_draws} patches in a row had fewer than '
+            f'min_valid_fraction={self.min_valid_fraction} valid (finite, '
+            f'non-nodata) pixels in modality {names}: the sampled region is (almost) '
+            'all nodata there; check the rasters or lower min_valid_fraction'
+        )
+
+
+class MultimodalGeoDataModule(GeoDataModule):
+    """Co-registered multimodal patches from any torchgeo RasterDatasets.
+
+    One dataset per modality; the first dataset's CRS and resolution (or ``crs``
+    and ``res``) define the common grid, to which the others are reprojected on
+    the fly (torchgeo's :class:`~torchgeo.datasets.IntersectionDataset`, spatial
+    only: the dates of different sensors need not match). Training patches are
+    drawn uniformly from the common ground (torchgeo's
+    :class:`~torchgeo.samplers.RandomPatchSampler`, ``length`` per epoch);
+    ``val_fraction`` keeps the eastern strip of that ground for validation, read
+    on a grid of patches that lie entirely in the strip
+    (:class:`ContainedGridSampler`), while training patches lie entirely west of it, so the
+    two never share a pixel.
+
+    A patch in which a modality has fewer than ``min_valid_fraction`` valid pixels
+    (finite, not the dataset's nodata; a pixel counts when all its bands are valid)
+    is replaced by another one. Set the nodata value on the files (or the
+    dataset class's ``nodata``) so that the fill outside a reprojected scene is
+    recognised; without one, only NaN/inf count as invalid.
+
+    Batches hold ``image_<modality>`` (N, C_m, patch_size, patch_size), one view
+    per modality (the task draws the augmented views), and ``bounds``. On the
+    device each band is scaled with mean ± 2σ → [0, 1]
+    (:class:`~torchgeo_decur.transforms.ClipNormalize`, as the DeCUR checkpoints);
+    the statistics are given or estimated at ``setup`` from
+    ``statistics_patches`` patches drawn with ``seed`` (nodata and non-finite values
+    left out) and saved in ``hparams['statistics']``, which Lightning writes into
+    every checkpoint (``datamodule_hyper_parameters``).
+    """
+
+    def __init__(
+        self,
+        datasets: dict[str, RasterDataset],
+        patch_size: int = 256,
+        length: int = 10000,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        crs: str | None = None,
+        res: float | None = None,
+        val_fraction: float = 0.0,
+        min_valid_fraction: float = 0.9,
+        statistics: dict[str, BandStats] | None = None,
+        statistics_patches: int = 256,
+        normalize: bool = True,
+        seed: int = 0,
+    ) -> None:
+        """Initialize a new MultimodalGeoDataModule instance.
+
+        Args:
+            datasets: Modality name -> torchgeo RasterDataset, modality 1 first;
+                the names must be the task's ``modalities``.
+            patch_size: Side length of the patches in pixels of the common grid.
+            length: Random training patches per epoch.
+            batch_size: Patches per batch (per device).
+            num_workers: Data loading worker processes.
+            crs: CRS of the common grid (e.g. ``'EPSG:32632'``); default: the
+                first dataset's.
+            res: Resolution of the common grid in CRS units per pixel; default:
+                the first dataset's.
+            val_fraction: Share of the common ground's width (its eastern strip)
+                kept for validation, in [0, 1); 0: no validation.
+            min_valid_fraction: Smallest share of valid pixels every modality
+                must have in a patch, in [0, 1].
+            statistics: Per-modality band statistics in raw units,
+                ``{m: {'mean': [...], 'std': [...]}}``; modalities left out are
+                estimated.
+            statistics_patches: Patches drawn to estimate missing statistics.
+            normalize: Scale on the device (False: pass raw values on).
+            seed: Seed of the statistics sample, the training sampler and redraws.
+
+        Raises:
+            ValueError: For no datasets, a value that is not a RasterDataset, or
+                invalid sizes and fractions.
+        """
+        super().__init__(
+            RasterDataset,
+            batch_size=batch_size,
+            patch_size=patch_size,
+            length=length,
+            num_workers=num_workers,
+        )
+        if not datasets:
+            raise ValueError('datasets must name at least one modality')
+        for m, ds in datasets.items():
+            if not isinstance(ds, RasterDataset):
+                raise ValueError(
+                    f'datasets[{m!r}] must be a torchgeo RasterDataset, got '
+                    f'{type(ds).__name__}'
+                )
+            if ds.time_series:
+                raise ValueError(
+                    f'datasets[{m!r}] ({describe(ds)}) has time_series=True; '
+                    'MultimodalGeoDataModule needs one (C, H, W) mosaic per modality'
+                )
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int):
+            raise ValueError(f'patch_size must be an int (pixels), got {patch_size!r}')
+        if patch_size < 1 or length < 1 or batch_size < 1 or statistics_patches < 1:
+            raise ValueError(
+                'patch_size, length, batch_size and statistics_patches must be >= 1, '
+                f'got {patch_size}, {length}, {batch_size}, {statistics_patches}'
+            )
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f'val_fraction must be in [0, 1), got {val_fraction}')
+        if not 0 <= min_valid_fraction <= 1:
+            raise ValueError(
+                f'min_valid_fraction must be in [0, 1], got {min_valid_fraction}'
+            )
+        unknown = sorted(set(statistics or {}) - set(datasets))
+        if unknown:
+            raise ValueError(
+                f'statistics names modalities {unknown} that are not in datasets '
+                f'{list(datasets)}'
+            )
+        self.datasets = dict(datasets)
+        self.save_hyperparameters(ignore=['datasets'])
+        self.aug = ApplyToKeys({})
+        self.channels: dict[str, int] = {}
+        self._checked_task = False
+
+    @property
+    def modalities(self) -> list[str]:
+        """Modality names, in the order of ``datasets``."""
+        return list(self.datasets)
+
+    # ------------------------------------------------------------------ grid
+    def build_intersection(self) -> GeoDataset:
+        """Put every dataset on the common grid and intersect their footprints.
+
+        Returns:
+            The (nested) IntersectionDataset, or the single dataset.
+
+        Raises:
+            ValueError: If a dataset does not overlap the others, naming it.
+        """
+        first_name, first = next(iter(self.datasets.items()))
+        if self.hparams['crs'] is not None:
+            first.crs = CRS.from_user_input(self.hparams['crs'])
+        if self.hparams['res'] is not None:
+            first.res = float(self.hparams['res'])
+        joint: GeoDataset = first
+        names = [first_name]
+        for m, ds in list(self.datasets.items())[1:]:
+            try:
+                joint = IntersectionDataset(joint, ds, spatial_only=True)
+            except RuntimeError as err:
+                raise ValueError(
+                    f'modality {m!r} ({describe(ds)}) does not overlap modalities '
+                    f'{names} ('
+                    + ', '.join(describe(self.datasets[n]) for n in names)
+                    + f') on the ground: {err}'
+                ) from None
+            names.append(m)
+        return joint
+
+    def _regions(
+        self, joint: GeoDataset
+    ) -> tuple[shapely.Geometry, shapely.Geometry | None]:
+        """Training and validation ground (the validation strip is the east)."""
+        ground = joint.index.geometry.union_all()
+        fraction = float(self.hparams['val_fraction'])
+        if fraction == 0:
+            return ground, None
+        xmin, ymin, xmax, ymax = ground.bounds
+        cut = xmin + (1 - fraction) * (xmax - xmin)
+        train = ground & shapely.box(xmin, ymin, cut, ymax)
+        val = ground & shapely.box(cut, ymin, xmax, ymax)
+        return train, val
+
+    def _too_small(self, where: str, joint: GeoDataset) -> ValueError:
+        """Error for a patch that does not fit the sampling ground."""
+        xmin, ymin, xmax, ymax = joint.index.geometry.union_all().bounds
+        res = joint.res
+        size = self.hparams['patch_size']
+        return ValueError(
+            f'patch_size={size} px ({size * res[0]:g} x {size * res[1]:g} CRS '
+            f'units) does not fit the {where} of modalities {self.modalities} '
+            f'({", ".join(describe(d) for d in self.datasets.values())}): the '
+            f'common ground is {(xmax - xmin) / res[0]:.0f} x '
+            f'{(ymax - ymin) / res[1]:.0f} px; random patches need it about '
+            f'{math.sqrt(2):.2f} x patch_size wide and high. Use a smaller '
+            'patch_size or val_fraction, or a coarser res'
+        )
+
+    def _nodata(self) -> dict[str, float | None]:
+        return {m: dataset_nodata(ds) for m, ds in self.datasets.items()}
+
+    # ----------------------------------------------------------------- setup
+    def setup(self, stage: str) -> None:
+        """Build the common grid, samplers, statistics and the scaling.
+
+        Args:
+            stage: Either 'fit', 'validate', 'test', or 'predict'.
+
+        Raises:
+            ValueError: For datasets that do not overlap, patches that do not fit,
+                all-nodata ground, statistics of the wrong length, or dataset
+                names / band counts that disagree with the task's.
+        """
+        self._check_task_hparams()
+        joint = self.build_intersection()
+        train_region, val_region = self._regions(joint)
+        size = int(self.hparams['patch_size'])
+        seed = int(self.hparams['seed'])
+        nodata = self._nodata()
+        min_valid = float(self.hparams['min_valid_fraction'])
+
+        def sampler(region: shapely.Geometry, length: int) -> RandomPatchSampler:
+            s = RandomPatchSampler(
+                joint, size=size, length=length, roi=region, generator=seed
+            )
+            if s.series.iloc[0].is_empty:
+                raise self._too_small(
+                    'training ground' if val_region is not None else 'intersection',
+                    joint,
+                )
+            return s
+
+        self.train_sampler = sampler(train_region, int(self.hparams['length']))
+        # Redrawn lower-left corners lie where a whole patch fits in the region.
+        corner = shapely.affinity.translate(
+            self.train_sampler.series.iloc[0],
+            -size * joint.res[0] / 2,
+            -size * joint.res[1] / 2,
+        )
+        self.train_dataset = cast(
+            Any,
+            CoRegisteredPatches(
+                self.datasets, corner, size, joint.res, min_valid, nodata, seed
+            ),
+        )
+        if val_region is not None:
+            self.val_sampler = ContainedGridSampler(joint, size, val_region)
+            if len(self.val_sampler) == 0:
+                raise self._too_small('validation strip', joint)
+            val_corner = shapely.affinity.translate(
+                shapely.buffer(val_region, -size * max(joint.res) * math.sqrt(2) / 2),
+                -size * joint.res[0] / 2,
+                -size * joint.res[1] / 2,
+            )
+            self.val_dataset = cast(
+                Any,
+                CoRegisteredPatches(
+                    self.datasets,
+                    val_corner if not val_corner.is_empty else val_region,
+                    size,
+                    joint.res,
+                    min_valid,
+                    nodata,
+                    seed + 1,
+                ),
+            )
+        self._setup_scaling(
+            sampler(train_region, int(self.hparams['statistics_patches'])), nodata
+        )
+
+    def _setup_scaling(
+        self, stats_sampler: RandomPatchSampler, nodata: Mapping[str, float | None]
+    ) -> None:
+        """Estimate missing statistics and build the on-device scaling."""
+        given = given_statistics(self.hparams['statistics'])
+        missing = [m for m in self.modalities if m not in given]
+        estimators = {m: BandStatistics(nodata[m]) for m in self.modalities}
+        loader: DataLoader[dict[str, Tensor]] = DataLoader(
+            cast(Dataset[dict[str, Tensor]], self.train_dataset),
+            sampler=stats_sampler,
+            batch_size=None,
+            num_workers=int(self.hparams['num_workers']),
+        )
+        todo = missing if self.hparams['normalize'] else []
+        for i, sample in enumerate(loader):
+            for m in self.modalities:
+                self.channels[m] = int(sample[f'image_{m}'].shape[0])
+            for m in todo:
+                estimators[m].update(sample[f'image_{m}'])
+            if not todo and i == 0:
+                break
+        stats = dict(given)
+        for m in todo:
+            stats[m] = finish_estimate(
+                estimators[m], f'modality {m!r} ({describe(self.datasets[m])})'
+            )
+        check_statistics(stats, self.channels, lambda m: describe(self.datasets[m]))
+        self._check_task_hparams()
+        if self.hparams['normalize']:
+            self.hparams['statistics'] = {m: stats[m] for m in self.modalities}
+            self._build_aug()
+
+    def _build_aug(self) -> None:
+        self.aug = clip_normalization(self.hparams['statistics'], self.modalities)
+
+    # ------------------------------------------------------- task agreement
+    def _task(self) -> Any:
+        trainer = getattr(self, 'trainer', None)
+        return None if trainer is None else trainer.lightning_module
+
+    def _check_task_hparams(self) -> None:
+        """Compare modality names and given channel counts with the task's."""
+        task = self._task()
+        check_task_modalities(task, self.modalities, self._describe, 'datasets')
+        given = (getattr(task, 'hparams', None) or {}).get('in_channels') or {}
+        self._check_channels(given, 'the task has in_channels')
+
+    def _describe(self, m: str) -> str:
+        return describe(self.datasets[m])
+
+    def _check_channels(self, expected: Mapping[str, int], what: str) -> None:
+        check_channels(self.channels, expected, what, self._describe)
+
+    def on_after_batch_transfer(
+        self, batch: dict[str, Any], dataloader_idx: int
+    ) -> dict[str, Any]:
+        """Check the first batch against the task, then scale on the device.
+
+        Args:
+            batch: Batch dictionary on the device.
+            dataloader_idx: Index of the loader.
+
+        Returns:
+            The batch with every ``image_<m>`` scaled to [0, 1].
+        """
+        if not self._checked_task:
+            task = self._task()
+            channels = getattr(task, 'in_channels', None)
+            if isinstance(channels, Mapping):
+                self._check_channels(channels, 'the task expects in_channels')
+            self._checked_task = True
+        key = f'image_{self.modalities[0]}'
+        if key in batch and isinstance(self.aug, torch.nn.Module):
+            self.aug.to(batch[key].device)
+        return cast(
+            dict[str, Any], super().on_after_batch_transfer(batch, dataloader_idx)
+        )
+
+    # --------------------------------------------------- checkpointed state
+    def state_dict(self) -> dict[str, Any]:
+        """The band statistics in use (also in the hyperparameters).
+
+        Returns:
+            ``{'statistics': {m: {'mean': [...], 'std': [...]}}}`` or ``{}``.
+        """
+        stats = self.hparams.get('statistics')
+        return {'statistics': stats} if stats else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the statistics of a checkpoint (resumed runs scale the same).
+
+        Args:
+            state_dict: Output of :meth:`state_dict`.
+        """
+        if state_dict.get('statistics') and self.hparams['normalize']:
+            self.hparams['statistics'] = state_dict['statistics']
+            self._build_aug()
+
+
+class ContainedGridSampler(GeoSampler):
+    """Non-overlapping grid patches lying entirely inside a region.
+
+    Written instead of using torchgeo's
+    :class:`~torchgeo.samplers.GriddedPatchSampler` because that one also yields
+    patches that only partly overlap the region (and centres the grid on it), which
+    would let validation patches reach into the training ground. Here the grid
+    starts at the region's south-west corner, snapped inwards to the dataset's
+    pixel grid, and a patch is kept only when the region covers it.
+    """
+
+    def __init__(
+        self, dataset: GeoDataset, size: int, region: shapely.Geometry
+    ) -> None:
+        """Initialize a new ContainedGridSampler instance.
+
+        Args:
+            dataset: Dataset whose pixel grid (bounds and resolution) is used.
+            size: Patch side length in pixels (also the stride).
+            region: Where patches may lie, in the dataset's CRS.
+        """
+        xres, yres = dataset.res
+        x_origin, y_origin = dataset.bounds[0].start, dataset.bounds[1].start
+        width, height = size * xres, size * yres
+        rx0, ry0, rx1, ry1 = region.bounds
+        # Tolerance for coordinates that are a whole number of pixels apart but
+        # not exactly representable in floating point.
+        tol = 1e-6
+        first_col = math.ceil((rx0 - x_origin) / xres - tol)
+        first_row = math.ceil((ry0 - y_origin) / yres - tol)
+        cover = region.buffer(tol * max(xres, yres))
+        self.locations: list[tuple[slice, slice]] = []
+        y = y_origin + first_row * yres
+        while y + height <= ry1 + tol * yres:
+            x = x_origin + first_col * xres
+            while x + width <= rx1 + tol * xres:
+                if cover.covers(shapely.box(x, y, x + width, y + height)):
+                    self.locations.append((slice(x, x + width), slice(y, y + height)))
+                x += width
+            y += height
+        self._length = len(self.locations)
+
+    def __iter__(self) -> Iterator[tuple[slice, slice]]:
+        """Yield the kept patch locations, south to north, west to east.
+
+        Yields:
+            ``(x slice, y slice)`` in CRS units.
+        """
+        yield from self.locations
+
+
+__all__ = (
+    'CoRegisteredPatches',
+    'ContainedGridSampler',
+    'MultimodalGeoDataModule',
+    'dataset_nodata',
+)

@@ -1,0 +1,168 @@
+"""Band statistics and on-device scaling shared by the data modules of own data.
+
+:class:`~torchgeo_decur.datamodules.MultimodalGeoDataModule` (own rasters) and
+:class:`~torchgeo_decur.datamodules.PairedChipsDataModule` (own chip folders) both
+estimate per-band statistics at ``setup`` unless given, keep them in their
+hyperparameters and scale every band on the device with the DeCUR mean ± 2σ →
+[0, 1] window. These helpers keep the two doing exactly the same.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from ..transforms.normalize import ApplyToKeys, ClipNormalize
+from ..transforms.statistics import BandStatistics
+
+#: Statistics of one modality: ``{'mean': [...], 'std': [...]}`` per band, raw units.
+BandStats = dict[str, list[float]]
+
+
+def given_statistics(statistics: Mapping[str, Any] | None) -> dict[str, BandStats]:
+    """Statistics as plain float lists (e.g. from a YAML file or checkpoint).
+
+    Args:
+        statistics: ``{m: {'mean': [...], 'std': [...]}}`` or None.
+
+    Returns:
+        The same, with float lists.
+    """
+    return {
+        m: {
+            'mean': [float(v) for v in s['mean']],
+            'std': [float(v) for v in s['std']],
+        }
+        for m, s in (statistics or {}).items()
+    }
+
+
+def finish_estimate(estimator: BandStatistics, where: str) -> BandStats:
+    """Mean and std of an estimator, with a floor for constant bands.
+
+    Args:
+        estimator: Filled with the sampled patches or chips.
+        where: Names the modality and its data, for the error message.
+
+    Returns:
+        ``{'mean': [...], 'std': [...]}`` in raw units.
+
+    Raises:
+        ValueError: If nothing was sampled or a band has no valid value.
+    """
+    try:
+        mean, std = estimator.compute()
+    except ValueError as err:
+        raise ValueError(f'{where}: {err}') from None
+    # A constant band has std 0; a tiny window keeps the scaling defined
+    # (every value maps to 0 or 1) instead of dividing by zero.
+    std = torch.maximum(std, 1e-6 * mean.abs().clamp(min=1.0))
+    return {'mean': mean.tolist(), 'std': std.tolist()}
+
+
+def check_statistics(
+    stats: Mapping[str, BandStats],
+    channels: Mapping[str, int],
+    describe: Callable[[str], str],
+) -> None:
+    """Check that every modality's statistics have one entry per band.
+
+    Args:
+        stats: Statistics per modality.
+        channels: Bands per modality of the data.
+        describe: Names a modality's data for the error message.
+
+    Raises:
+        ValueError: If a modality's statistics have the wrong length.
+    """
+    for m, s in stats.items():
+        c = channels[m]
+        if len(s['mean']) != c or len(s['std']) != c:
+            raise ValueError(
+                f'statistics for modality {m!r} have {len(s["mean"])} means and '
+                f'{len(s["std"])} stds, but {describe(m)} has {c} bands'
+            )
+
+
+def clip_normalization(
+    stats: Mapping[str, BandStats], modalities: list[str]
+) -> ApplyToKeys:
+    """The mean ± 2σ → [0, 1] scaling of every ``image_<m>``.
+
+    Args:
+        stats: Statistics per modality, raw units.
+        modalities: Modalities to scale.
+
+    Returns:
+        A transform of batch dictionaries.
+    """
+    return ApplyToKeys(
+        {
+            f'image_{m}': ClipNormalize(stats[m]['mean'], stats[m]['std'])
+            for m in modalities
+        }
+    )
+
+
+def check_task_modalities(
+    task: Any, modalities: list[str], describe: Callable[[str], str], noun: str
+) -> None:
+    """Compare the data's modality names with the task's ``modalities``.
+
+    Args:
+        task: The Lightning module being trained, or None.
+        modalities: Modality names of the data module.
+        describe: Names a modality's data for the error message.
+        noun: What the user names after the modalities (e.g. ``'datasets'``).
+
+    Raises:
+        ValueError: If the names differ.
+    """
+    hparams = getattr(task, 'hparams', None) or {}
+    if 'modalities' not in hparams:
+        return
+    wanted = list(hparams['modalities'])
+    if sorted(wanted) != sorted(modalities):
+        raise ValueError(
+            f'the task has modalities {wanted}, the data module {noun} '
+            f'{modalities} ('
+            + ', '.join(f'{m!r}: {describe(m)}' for m in modalities)
+            + f'); name the {noun} after the task modalities'
+        )
+
+
+def check_channels(
+    channels: Mapping[str, int],
+    expected: Mapping[str, Any],
+    what: str,
+    describe: Callable[[str], str],
+) -> None:
+    """Compare the data's band counts with those a task expects.
+
+    Args:
+        channels: Bands per modality of the data (modalities not yet known are
+            not checked).
+        expected: Channels per modality of the task.
+        what: Where ``expected`` comes from, e.g. ``'the task has in_channels'``.
+        describe: Names a modality's data for the error message.
+
+    Raises:
+        ValueError: If a modality's counts differ.
+    """
+    for m, c in expected.items():
+        if m in channels and channels[m] != int(c):
+            raise ValueError(
+                f'modality {m!r}: {describe(m)} has {channels[m]} bands but {what} '
+                f"{m!r}: {c}; set in_channels or select the dataset's bands to match"
+            )
+
+
+__all__ = (
+    'BandStats',
+    'check_channels',
+    'check_statistics',
+    'check_task_modalities',
+    'clip_normalization',
+    'finish_estimate',
+    'given_statistics',
+)
