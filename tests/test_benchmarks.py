@@ -114,3 +114,39 @@ def test_decur_loss_benchmark() -> None:
         check = row['check'][method]
         assert check['values_equal'], (method, check)
         assert check['grads_equal'], (method, check)
+
+
+def test_step_breakdown_benchmark(tmp_path: Any) -> None:
+    output = tmp_path / 'breakdown.json'
+    # fmt: off
+    result = run(
+        'benchmarks.step_breakdown', '--device', 'cpu', '--model', 'resnet18',
+        '--batch-size', '2', '--crop', '32', '--input-size', '40',
+        '--projector-dims', '32', '32', '--warmup', '1', '--steps', '2',
+        '--data', 'ssl4eo', '--root', os.path.join(DATA, 'ssl4eo_s12'),
+        '--output', str(output),
+    )
+    # fmt: on
+    assert result['benchmark'] == 'step_breakdown'
+    assert json.loads(output.read_text()) == result
+    phases = result['phases']
+    expected = {
+        'data_wait', 'h2d', 'normalize', 'augment_s1', 'augment_s2',
+        'augment_other', 'forward', 'loss', 'backward', 'optimizer',
+        'unaccounted', 'total',
+    }  # fmt: skip
+    assert set(phases) == expected
+    total = phases['total']['mean_ms']
+    timed = [k for k in expected if k not in ('total', 'unaccounted')]
+    assert abs(sum(phases[k]['mean_ms'] for k in timed) - total) <= 0.05 * total
+    for name in ('data_wait', 'augment_s1', 'augment_s2', 'forward', 'backward'):
+        assert phases[name]['mean_ms'] > 0, name
+    # Every operation of both pipelines is timed: crop, flips, photometric ops.
+    ops = result['augment_ops_mean_ms']
+    assert {'s1/RandomResizedCrop', 's2/RandomSolarize', 's1/RandomGaussianBlur'} <= (
+        set(ops)
+    )
+    s2_ops = sum(v for k, v in ops.items() if k.startswith('s2/'))
+    assert abs(s2_ops - phases['augment_s2']['mean_ms']) < 1e-6
+    assert 0 < result['augment_share_of_step'] < 1
+    assert result['in_channels'] == {'s1': 2, 's2': 13}
