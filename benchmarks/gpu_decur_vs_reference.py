@@ -187,7 +187,9 @@ class Trainer:
             drop_last=True,
         )
 
-    def device_batch(self, args: argparse.Namespace, batch_size: int) -> dict[str, Tensor]:
+    def device_batch(
+        self, args: argparse.Namespace, batch_size: int
+    ) -> dict[str, Tensor]:
         """A batch made on the device, in the form this variant's step takes."""
         size = args.input_size if self.ours else args.crop
         dtype = torch.uint8 if self.ours else torch.float32
@@ -330,7 +332,9 @@ def max_batch(trainer: Trainer, args: argparse.Namespace) -> dict[str, Any]:
         trainer.optimizer.zero_grad(set_to_none=True)
         del batch
         free_memory(device)
-        print(f'  {trainer.variant} batch {n}: {"fits" if ok else "OOM"}', file=sys.stderr)
+        print(
+            f'  {trainer.variant} batch {n}: {"fits" if ok else "OOM"}', file=sys.stderr
+        )
         return ok
 
     return largest_fitting(
@@ -367,6 +371,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument('--lr', type=float, default=1e-4)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument(
+        '--threads', type=int, default=None, help='torch CPU threads (default: torch)'
+    )
     p.add_argument('--tiny', action='store_true', help='seconds-long check (CPU)')
     p.add_argument('--output', help='write the JSON document to this file too')
     p.add_argument('--overwrite', action='store_true', help='replace --output')
@@ -375,7 +382,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.model, args.batch_size, args.crop, args.input_size = 'resnet18', 2, 32, 40
         args.projector_dims = [32, 32]
         args.warmup, args.steps = 1, 2
-        args.max_batch, args.granularity, args.search_budget = 4, 1, 60.0
+        args.max_batch, args.granularity, args.search_budget = 4, 1, 600.0
     if args.num_workers is None:
         cpus = len(os.sched_getaffinity(0))
         args.num_workers = 1 if args.tiny else max(1, min(cpus - 2, 14))
@@ -384,6 +391,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = False  # probes of many sizes

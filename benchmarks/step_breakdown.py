@@ -57,8 +57,8 @@ Example (CPU, the quickstart's model at the paper's crop)::
 """
 
 import argparse
-import sys
 import contextlib
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -239,11 +239,12 @@ def build_data(
             **kwargs,
         )
         dm.setup('fit')
+        if dm.dataset is None:
+            raise ValueError(f'no SSL4EO-S12 dataset under {args.root!r}')
         dataset = dm.dataset
         collate = dm.collate_fn
-        aug = dm.aug.to(device)
-        normalize = aug
-        channels = {'s1': 2, 's2': dm.dataset[0]['image_s2'].shape[0] // 2}
+        normalize = dm.aug.to(device)
+        channels = {'s1': 2, 's2': dataset[0]['image_s2'].shape[0] // 2}
     sampler = RandomSampler(dataset, replacement=True, num_samples=n * batches)  # type: ignore[arg-type]
     loader = DataLoader(
         dataset,
@@ -430,6 +431,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument('--steps', type=int, default=5)
     p.add_argument('--lr', type=float, default=1e-4)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument(
+        '--threads', type=int, default=None, help='torch CPU threads (default: torch)'
+    )
     p.add_argument('--output', help='also write the JSON document to this file')
     p.add_argument('--overwrite', action='store_true', help='replace --output')
     args = p.parse_args(argv)
@@ -437,6 +441,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.common_dim = args.projector_dims[-1] * 7 // 8
     if args.steps < 1:
         p.error('--steps must be at least 1')
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     device = pick_device(args.device)
     rss_before = current_rss_mib()

@@ -124,7 +124,7 @@ def test_step_breakdown_benchmark(tmp_path: Any) -> None:
         '--batch-size', '2', '--crop', '32', '--input-size', '40',
         '--projector-dims', '32', '32', '--warmup', '1', '--steps', '2',
         '--data', 'ssl4eo', '--root', os.path.join(DATA, 'ssl4eo_s12'),
-        '--output', str(output),
+        '--output', str(output), '--threads', '1',
     )
     # fmt: on
     assert result['benchmark'] == 'step_breakdown'
@@ -150,3 +150,56 @@ def test_step_breakdown_benchmark(tmp_path: Any) -> None:
     assert abs(s2_ops - phases['augment_s2']['mean_ms']) < 1e-6
     assert 0 < result['augment_share_of_step'] < 1
     assert result['in_channels'] == {'s1': 2, 's2': 13}
+
+
+def test_gpu_decur_vs_reference_tiny(tmp_path: Any) -> None:
+    output = tmp_path / 'gpu.json'
+    result = run(
+        'benchmarks.gpu_decur_vs_reference',
+        '--device',
+        'cpu',
+        '--tiny',
+        '--threads',
+        '1',
+        '--output',
+        str(output),
+    )
+    assert json.loads(output.read_text()) == result
+    assert result['config']['model'] == 'resnet18'
+    for variant in ('ours', 'reference'):
+        measured = result['variants'][variant]
+        assert measured['throughput']['samples_per_second'] > 0
+        assert 0 <= measured['throughput']['data_wait_share'] <= 1
+        # A CPU raises no out-of-memory error: the search stops at the cap.
+        search = measured['max_batch']
+        assert search['largest_fitting'] == result['config']['max_batch']
+        assert search['reached_cap'] is True
+    assert result['speedup_ours_vs_reference'] > 0
+
+
+def test_largest_fitting_search() -> None:
+    from benchmarks.gpu_decur_vs_reference import largest_fitting
+
+    tried: list[int] = []
+
+    def fits(n: int) -> bool:
+        tried.append(n)
+        return n <= 300
+
+    found = largest_fitting(fits, 64, 4096, 32, budget_s=1e9)
+    assert tried[:4] == [64, 128, 256, 512]  # doubling up to the first failure
+    assert 300 - 32 < found['largest_fitting'] <= 300
+    assert 300 < found['smallest_failing'] <= found['largest_fitting'] + 32
+    assert found['reached_cap'] is False
+    assert found['probes']['512'] is False
+    # Nothing fits; everything fits up to the cap.
+    assert largest_fitting(lambda n: False, 8, 64, 1, 1e9)['largest_fitting'] == 0
+    capped = largest_fitting(lambda n: True, 8, 100, 1, 1e9)
+    assert capped['largest_fitting'] == 100
+    assert capped['reached_cap'] is True
+    assert capped['smallest_failing'] is None
+    # Out of time after the first probe: the bracket found so far.
+    ticks = iter(range(100))
+    timed = largest_fitting(lambda n: True, 8, 1024, 1, 0.5, clock=lambda: next(ticks))
+    assert timed['out_of_budget'] is True
+    assert timed['largest_fitting'] == 8
