@@ -19,7 +19,8 @@
 # 3. Train step, DeCUR ResNet-18, same comparison.
 # 4. benchmarks/rda.py (residual deformable attention), if it exists.
 # 5. Step breakdown, DeCUR ResNet-50 at 224 px, batch 64, batch already on the
-#    GPU: fp32 and bf16 + channels_last (augmentation's share of the step).
+#    GPU: fp32 and bf16 + channels_last (augmentation's share of the step), and
+#    bf16 + channels_last with kornia's batched crop (--crop-mode resample).
 # (The ours-vs-reference comparison, benchmarks/gpu_decur_vs_reference.py, takes
 # several minutes and runs on its own.)
 set -u
@@ -75,5 +76,9 @@ run step_breakdown_rn50_fp32 60 -m benchmarks.step_breakdown --device "$DEVICE" 
 
 run step_breakdown_rn50_bf16_cl 60 -m benchmarks.step_breakdown --device "$DEVICE" \
     --model resnet50 --data device --precision bf16 --channels-last "${BREAK[@]}"
+
+run step_breakdown_rn50_bf16_cl_resample 60 -m benchmarks.step_breakdown \
+    --device "$DEVICE" --model resnet50 --data device --precision bf16 \
+    --channels-last --crop-mode resample "${BREAK[@]}"
 
 echo "results in $OUT/" | tee -a "$SUMMARY"

@@ -65,6 +65,7 @@ from collections.abc import Callable, Iterator, Mapping
 from statistics import mean, median
 from typing import Any
 
+import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
@@ -164,6 +165,22 @@ def time_augmentation_ops(task: DeCURTask, timer: PhaseTimer) -> list[Any]:
             handles.append(op.register_forward_pre_hook(pre))
             handles.append(op.register_forward_hook(post))
     return handles
+
+
+def set_crop_mode(task: DeCURTask, mode: str) -> None:
+    """Switch every RandomResizedCrop of the task to kornia's ``cropping_mode``.
+
+    ``'slice'`` (kornia's default, what the task builds) resizes each sample's
+    crop with its own ``interpolate`` call; ``'resample'`` warps all samples in
+    one ``grid_sample`` with the same boxes (pixels equal up to float rounding).
+    The flags are set as kornia's constructor sets them, so the module behaves
+    as one built with ``cropping_mode=mode``.
+    """
+    for m in task.modalities:
+        for op in task.augmentation(m).geometric:
+            if isinstance(op, K.RandomResizedCrop):
+                op.flags['cropping_mode'] = mode
+                op._compute_matrix_lazily = mode == 'slice'
 
 
 class PreloadedSamples(Dataset[dict[str, Tensor]]):
@@ -427,6 +444,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument('--cache', help='cache directory (ssl4eo-cache)')
     p.add_argument('--num-workers', type=int, default=0)
     p.add_argument('--pin-memory', action='store_true', help='pin batches (CUDA)')
+    p.add_argument(
+        '--crop-mode',
+        choices=['slice', 'resample'],
+        default='slice',
+        help="kornia RandomResizedCrop cropping_mode ('slice': the task's default)",
+    )
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--steps', type=int, default=5)
     p.add_argument('--lr', type=float, default=1e-4)
@@ -450,6 +473,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     task = build_task(args, channels).to(device)
     if args.channels_last:
         task.backbones.to(memory_format=torch.channels_last)
+    set_crop_mode(task, args.crop_mode)
     task.train()
     optimizer = torch.optim.AdamW(task.parameters(), lr=args.lr)
     timer = PhaseTimer(device)

@@ -203,3 +203,25 @@ def test_largest_fitting_search() -> None:
     timed = largest_fitting(lambda n: True, 8, 1024, 1, 0.5, clock=lambda: next(ticks))
     assert timed['out_of_budget'] is True
     assert timed['largest_fitting'] == 8
+
+
+def test_step_breakdown_crop_mode_keeps_the_crops() -> None:
+    """Kornia's batched crop mode draws the same boxes; pixels differ by rounding."""
+    import torch
+
+    from benchmarks.step_breakdown import set_crop_mode
+    from torchgeo_decur import DeCURTask
+
+    task = DeCURTask(model='resnet18', projector_dims=[8], common_dim=4, crop_size=16)
+    crop = task.augmentation('s2').geometric[0]
+    x = torch.rand(6, 13, 24, 24)
+    torch.manual_seed(0)
+    sliced = crop(x)
+    boxes = crop._params['src'].clone()
+    set_crop_mode(task, 'resample')
+    assert crop.flags['cropping_mode'] == 'resample'
+    torch.manual_seed(0)
+    resampled = crop(x)
+    assert torch.equal(crop._params['src'], boxes)
+    assert resampled.shape == sliced.shape == (6, 13, 16, 16)
+    torch.testing.assert_close(resampled, sliced, rtol=0, atol=1e-4)
