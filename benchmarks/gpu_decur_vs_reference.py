@@ -311,6 +311,18 @@ def free_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+def out_of_memory(error: RuntimeError) -> bool:
+    """Whether ``error`` reports an exhausted device memory.
+
+    Besides :class:`torch.cuda.OutOfMemoryError`, cuBLAS and cuDNN can report a
+    failed allocation as a plain RuntimeError.
+    """
+    text = str(error)
+    return isinstance(error, torch.cuda.OutOfMemoryError) or any(
+        s in text for s in ('out of memory', 'ALLOC_FAILED')
+    )
+
+
 def max_batch(trainer: Trainer, args: argparse.Namespace) -> dict[str, Any]:
     """Largest batch per GPU of one variant (two steps per probe)."""
     device = trainer.device
@@ -323,7 +335,9 @@ def max_batch(trainer: Trainer, args: argparse.Namespace) -> dict[str, Any]:
                 trainer.step(batch)
             synchronize(device)
             ok = True
-        except torch.cuda.OutOfMemoryError:
+        except RuntimeError as error:  # OutOfMemoryError is a RuntimeError
+            if not out_of_memory(error):
+                raise
             ok = False
             if trainer.scaler is not None:
                 # A step cut short can leave the scaler mid-step (already

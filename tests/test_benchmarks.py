@@ -178,7 +178,13 @@ def test_gpu_decur_vs_reference_tiny(tmp_path: Any) -> None:
 
 
 def test_largest_fitting_search() -> None:
-    from benchmarks.gpu_decur_vs_reference import largest_fitting
+    import torch
+
+    from benchmarks.gpu_decur_vs_reference import largest_fitting, out_of_memory
+
+    assert out_of_memory(torch.cuda.OutOfMemoryError('CUDA out of memory'))
+    assert out_of_memory(RuntimeError('CUBLAS_STATUS_ALLOC_FAILED when calling'))
+    assert not out_of_memory(RuntimeError('mat1 and mat2 shapes cannot be multiplied'))
 
     tried: list[int] = []
 
