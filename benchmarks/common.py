@@ -5,6 +5,7 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -74,3 +75,37 @@ def environment(device: torch.device) -> dict[str, Any]:
 def emit(result: dict[str, Any]) -> None:
     """Print one JSON document on stdout."""
     print(json.dumps(result, indent=2, sort_keys=True))
+
+
+def write_json(path: str, result: dict[str, Any], overwrite: bool = False) -> None:
+    """Write ``result`` as JSON to ``path`` atomically (temporary file + rename).
+
+    Args:
+        path: Target file; its directory is created if needed.
+        result: JSON-serialisable document.
+        overwrite: Replace an existing file instead of refusing to.
+
+    Raises:
+        FileExistsError: If ``path`` exists and ``overwrite`` is False.
+    """
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(
+            f'{path} already exists; pick another --output or pass --overwrite'
+        )
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.json', dir=directory)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(result, f, indent=2, sort_keys=True)
+            f.write('\n')
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            # A hard link fails if the target appeared meanwhile: never clobbers.
+            os.link(tmp, path)
+            os.unlink(tmp)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

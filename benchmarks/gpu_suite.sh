@@ -7,7 +7,7 @@
 #
 # Writes one JSON file per benchmark (and a .log with its stderr) into "$OUT/",
 # plus nvidia-smi.txt and summary.txt. Every step has its own time limit, so the
-# whole suite stays under about five minutes; a step that fails or times out is
+# whole suite stays under about seven minutes; a step that fails or times out is
 # reported in summary.txt and the suite goes on. Set PYTHON to pick the
 # interpreter (default: python). SMOKE=1 DEVICE=cpu runs the same steps with tiny
 # sizes, to check the script itself without a GPU.
@@ -18,6 +18,11 @@
 #    (the README's GPU loss table).
 # 3. Train step, DeCUR ResNet-18, same comparison.
 # 4. benchmarks/rda.py (residual deformable attention), if it exists.
+# 5. Step breakdown, DeCUR ResNet-50 at 224 px, batch 64, batch already on the
+#    GPU: fp32 and bf16 + channels_last (augmentation's share of the step), and
+#    bf16 + channels_last with kornia's batched crop (--crop-mode resample).
+# (The ours-vs-reference comparison, benchmarks/gpu_decur_vs_reference.py, takes
+# several minutes and runs on its own.)
 set -u
 
 OUT="${OUT:-gpu_results}"
@@ -27,9 +32,12 @@ if [ "${SMOKE:-0}" = 1 ]; then
     STEP=(--batch-size 4 --size 32 --input-size 40 --projector-dims 64 64
           --warmup 1 --steps 1 --verify-steps 2)
     LOSS=(--k 64 --n 16 --repeats 1)
+    BREAK=(--batch-size 4 --crop 32 --input-size 40 --projector-dims 64 64
+           --warmup 1 --steps 1)
 else
     STEP=(--batch-size 64 --size 224 --warmup 3 --steps 10 --verify-steps 5)
     LOSS=(--k 8192 --n 256 1024 --repeats 5)
+    BREAK=(--batch-size 64 --crop 224 --warmup 3 --steps 10)
 fi
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -62,5 +70,15 @@ if [ -f benchmarks/rda.py ]; then
 else
     echo 'rda: skipped (benchmarks/rda.py not in this checkout)' | tee -a "$SUMMARY"
 fi
+
+run step_breakdown_rn50_fp32 60 -m benchmarks.step_breakdown --device "$DEVICE" \
+    --model resnet50 --data device "${BREAK[@]}"
+
+run step_breakdown_rn50_bf16_cl 60 -m benchmarks.step_breakdown --device "$DEVICE" \
+    --model resnet50 --data device --precision bf16 --channels-last "${BREAK[@]}"
+
+run step_breakdown_rn50_bf16_cl_resample 60 -m benchmarks.step_breakdown \
+    --device "$DEVICE" --model resnet50 --data device --precision bf16 \
+    --channels-last --crop-mode resample "${BREAK[@]}"
 
 echo "results in $OUT/" | tee -a "$SUMMARY"

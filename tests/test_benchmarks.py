@@ -114,3 +114,120 @@ def test_decur_loss_benchmark() -> None:
         check = row['check'][method]
         assert check['values_equal'], (method, check)
         assert check['grads_equal'], (method, check)
+
+
+def test_step_breakdown_benchmark(tmp_path: Any) -> None:
+    output = tmp_path / 'breakdown.json'
+    # fmt: off
+    result = run(
+        'benchmarks.step_breakdown', '--device', 'cpu', '--model', 'resnet18',
+        '--batch-size', '2', '--crop', '32', '--input-size', '40',
+        '--projector-dims', '32', '32', '--warmup', '1', '--steps', '2',
+        '--data', 'ssl4eo', '--root', os.path.join(DATA, 'ssl4eo_s12'),
+        '--output', str(output), '--threads', '1',
+    )
+    # fmt: on
+    assert result['benchmark'] == 'step_breakdown'
+    assert json.loads(output.read_text()) == result
+    phases = result['phases']
+    expected = {
+        'data_wait', 'h2d', 'normalize', 'augment_s1', 'augment_s2',
+        'augment_other', 'forward', 'loss', 'backward', 'optimizer',
+        'unaccounted', 'total',
+    }  # fmt: skip
+    assert set(phases) == expected
+    total = phases['total']['mean_ms']
+    timed = [k for k in expected if k not in ('total', 'unaccounted')]
+    assert abs(sum(phases[k]['mean_ms'] for k in timed) - total) <= 0.05 * total
+    for name in ('data_wait', 'augment_s1', 'augment_s2', 'forward', 'backward'):
+        assert phases[name]['mean_ms'] > 0, name
+    # Every operation of both pipelines is timed: crop, flips, photometric ops.
+    ops = result['augment_ops_mean_ms']
+    assert {'s1/RandomResizedCrop', 's2/RandomSolarize', 's1/RandomGaussianBlur'} <= (
+        set(ops)
+    )
+    s2_ops = sum(v for k, v in ops.items() if k.startswith('s2/'))
+    assert abs(s2_ops - phases['augment_s2']['mean_ms']) < 1e-6
+    assert 0 < result['augment_share_of_step'] < 1
+    assert result['in_channels'] == {'s1': 2, 's2': 13}
+
+
+def test_gpu_decur_vs_reference_tiny(tmp_path: Any) -> None:
+    output = tmp_path / 'gpu.json'
+    result = run(
+        'benchmarks.gpu_decur_vs_reference',
+        '--device',
+        'cpu',
+        '--tiny',
+        '--threads',
+        '1',
+        '--output',
+        str(output),
+    )
+    assert json.loads(output.read_text()) == result
+    assert result['config']['model'] == 'resnet18'
+    for variant in ('ours', 'reference'):
+        measured = result['variants'][variant]
+        assert measured['throughput']['samples_per_second'] > 0
+        assert 0 <= measured['throughput']['data_wait_share'] <= 1
+        # A CPU raises no out-of-memory error: the search stops at the cap.
+        search = measured['max_batch']
+        assert search['largest_fitting'] == result['config']['max_batch']
+        assert search['reached_cap'] is True
+    assert result['speedup_ours_vs_reference'] > 0
+
+
+def test_largest_fitting_search() -> None:
+    import torch
+
+    from benchmarks.gpu_decur_vs_reference import largest_fitting, out_of_memory
+
+    assert out_of_memory(torch.cuda.OutOfMemoryError('CUDA out of memory'))
+    assert out_of_memory(RuntimeError('CUBLAS_STATUS_ALLOC_FAILED when calling'))
+    assert not out_of_memory(RuntimeError('mat1 and mat2 shapes cannot be multiplied'))
+
+    tried: list[int] = []
+
+    def fits(n: int) -> bool:
+        tried.append(n)
+        return n <= 300
+
+    found = largest_fitting(fits, 64, 4096, 32, budget_s=1e9)
+    assert tried[:4] == [64, 128, 256, 512]  # doubling up to the first failure
+    assert 300 - 32 < found['largest_fitting'] <= 300
+    assert 300 < found['smallest_failing'] <= found['largest_fitting'] + 32
+    assert found['reached_cap'] is False
+    assert found['probes']['512'] is False
+    # Nothing fits; everything fits up to the cap.
+    assert largest_fitting(lambda n: False, 8, 64, 1, 1e9)['largest_fitting'] == 0
+    capped = largest_fitting(lambda n: True, 8, 100, 1, 1e9)
+    assert capped['largest_fitting'] == 100
+    assert capped['reached_cap'] is True
+    assert capped['smallest_failing'] is None
+    # Out of time after the first probe: the bracket found so far.
+    ticks = iter(range(100))
+    timed = largest_fitting(lambda n: True, 8, 1024, 1, 0.5, clock=lambda: next(ticks))
+    assert timed['out_of_budget'] is True
+    assert timed['largest_fitting'] == 8
+
+
+def test_step_breakdown_crop_mode_keeps_the_crops() -> None:
+    """Kornia's batched crop mode draws the same boxes; pixels differ by rounding."""
+    import torch
+
+    from benchmarks.step_breakdown import set_crop_mode
+    from torchgeo_decur import DeCURTask
+
+    task = DeCURTask(model='resnet18', projector_dims=[8], common_dim=4, crop_size=16)
+    crop = task.augmentation('s2').geometric[0]
+    x = torch.rand(6, 13, 24, 24)
+    torch.manual_seed(0)
+    sliced = crop(x)
+    boxes = crop._params['src'].clone()
+    set_crop_mode(task, 'resample')
+    assert crop.flags['cropping_mode'] == 'resample'
+    torch.manual_seed(0)
+    resampled = crop(x)
+    assert torch.equal(crop._params['src'], boxes)
+    assert resampled.shape == sliced.shape == (6, 13, 16, 16)
+    torch.testing.assert_close(resampled, sliced, rtol=0, atol=1e-4)
