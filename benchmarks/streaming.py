@@ -14,7 +14,7 @@ give the read bandwidth a GPU needs at a given rate.
 
 Example (real sample beside the checkout, one worker)::
 
-    python -m benchmarks.streaming --root ../shared/realdata/ssl4eo-s12-sample \
+    python -m benchmarks.streaming --root /path/to/ssl4eo-s12-sample \
         --num-workers 1
 """
 
