@@ -13,8 +13,8 @@ from torchgeo_decur.datamodules import (
     SSL4EOS12PairsDataModule,
     ssl4eo_s12_normalization,
 )
-from torchgeo_decur.datasets import SSL4EOS12Cache, SSL4EOS12Pairs, write_cache
-from torchgeo_decur.datasets.ssl4eo_s12_cache import _encode
+from torchgeo_decur.cli.cache_ssl4eo_s12 import _encode, write_cache
+from torchgeo_decur.datasets import SSL4EOS12Cache, SSL4EOS12Pairs
 from torchgeo_decur.transforms import ApplyToKeys, Dequantize
 
 from ..conftest import DATA

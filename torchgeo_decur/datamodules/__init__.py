@@ -1,10 +1,15 @@
-"""Lightning data modules."""
+"""Lightning data modules.
+
+``ssl4eo_s12_normalization`` and ``sunrgbd_normalization`` live in
+:mod:`torchgeo_decur.transforms` and are re-exported here for existing imports.
+"""
 
 from .bigearthnet_mm import BigEarthNetMMDataModule, bigearthnet_normalization
 from .eurosat import EuroSATDeCURDataModule
 from .geonrw_mm import GeoNRWMMDataModule, geonrw_normalization
-from .ssl4eo_s12 import SSL4EOS12PairsDataModule, ssl4eo_s12_normalization
-from .sunrgbd import SUNRGBDDataModule, sunrgbd_normalization
+from ..transforms.pretrained import ssl4eo_s12_normalization, sunrgbd_normalization
+from .ssl4eo_s12 import SSL4EOS12PairsDataModule
+from .sunrgbd import SUNRGBDDataModule
 from .utils import sample_fraction
 
 __all__ = (

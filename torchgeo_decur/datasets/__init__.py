@@ -3,7 +3,7 @@
 from .bigearthnet_mm import BigEarthNetMM, BigEarthNetV2MM, pairs_from_s1_metadata
 from .geonrw_mm import GeoNRWMM
 from .ssl4eo_s12 import SSL4EOS12Pairs
-from .ssl4eo_s12_cache import SSL4EOS12Cache, write_cache
+from .ssl4eo_s12_cache import SSL4EOS12Cache
 from .sunrgbd import SUNRGBD
 
 __all__ = (
@@ -14,5 +14,4 @@ __all__ = (
     'SSL4EOS12Cache',
     'SSL4EOS12Pairs',
     'pairs_from_s1_metadata',
-    'write_cache',
 )
