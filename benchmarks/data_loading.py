@@ -28,7 +28,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from torchgeo_decur.cli.cache_ssl4eo_s12 import write_cache
-from torchgeo_decur.datamodules.utils import retain_freed_memory_in_worker
+from torchgeo_decur.datamodules.utils import tune_worker_memory
 from torchgeo_decur.datasets import SSL4EOS12Pairs
 
 from .common import emit, environment, pick_device
@@ -73,7 +73,7 @@ def load_once(
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
-        worker_init_fn=retain_freed_memory_in_worker,
+        worker_init_fn=tune_worker_memory,
     )
     cpu_start = _cpu_seconds()
     batches = iter(loader)

@@ -117,7 +117,7 @@ def export_checkpoint(
     out = prepare_output_dir(output_dir)
     prefix = name or Path(source).stem
     files = {'joint': out / f'{prefix}_joint_decur.pth'}
-    contents: dict[Path, Any] = {files['joint']: {'model': joint}}
+    contents: dict[str | os.PathLike[str], Any] = {files['joint']: {'model': joint}}
     for position, modality in enumerate(modalities, start=1):
         files[modality] = out / f'{prefix}_{modality}_decur.pth'
         contents[files[modality]] = to_reference_backbone(backbones[modality], position)

@@ -181,7 +181,9 @@ def export_cmx(
     out = prepare_output_dir(out_dir)
     m1, m2 = modalities
     paths = {'cmx': out / f'{stem}_{m1}_{m2}_cmx.pth'}
-    contents = {paths['cmx']: {k: v.detach().contiguous() for k, v in dual.items()}}
+    contents: dict[str | os.PathLike[str], dict[str, Tensor]] = {
+        paths['cmx']: {k: v.detach().contiguous() for k, v in dual.items()}
+    }
     for m in (m1, m2):
         paths[m] = out / f'{stem}_{m}.pth'
         contents[paths[m]] = {k: v.detach().contiguous() for k, v in plain[m].items()}

@@ -19,13 +19,21 @@ def cache_args(root: str, out: Path, *extra: str) -> list[str]:
     return ['cache-ssl4eo-s12', '--root', root, '--output', str(out), *extra]
 
 
-@pytest.fixture
-def cache(tmp_path: Path) -> Path:
-    """A complete raw 24 px cache of the fixture."""
-    out = tmp_path / 'cache'
+@pytest.fixture(scope='module')
+def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete raw 24 px cache of the fixture, written once by the command."""
+    out = tmp_path_factory.mktemp('written') / 'cache'
     result = run_cli(*cache_args(ROOT, out, '--size', '24'))
     assert result.returncode == 0, result.stderr
     assert 'wrote 4 locations' in result.stdout
+    return out
+
+
+@pytest.fixture
+def cache(written: Path, tmp_path: Path) -> Path:
+    """A private copy of that cache (same settings, so the command resumes it)."""
+    out = tmp_path / 'cache'
+    shutil.copytree(written, out)
     return out
 
 
@@ -91,10 +99,9 @@ def test_same_settings_resume_and_clean_temporaries(cache: Path) -> None:
 
 
 def test_interrupted_first_run_resumes_but_refuses_other_settings(
-    tmp_path: Path,
+    cache: Path,
 ) -> None:
-    out = tmp_path / 'cache'
-    assert run_cli(*cache_args(ROOT, out, '--size', '24')).returncode == 0
+    out = cache
     # Make it look like the first run died before its manifest was written.
     manifest = json.loads((out / 'manifest.json').read_text())
     os.remove(out / 'manifest.json')

@@ -6,7 +6,10 @@ import sys
 import pytest
 
 from torchgeo_decur.datamodules import SSL4EOS12PairsDataModule
-from torchgeo_decur.datamodules.utils import retain_freed_memory_in_worker
+from torchgeo_decur.datamodules.utils import (
+    retain_freed_memory_in_worker,
+    tune_worker_memory,
+)
 
 from ..conftest import DATA, ROOT
 
@@ -55,7 +58,7 @@ def test_data_module_loaders_tune_their_workers() -> None:
         root=os.path.join(DATA, 'ssl4eo_s12'), size=24, batch_size=2
     )
     dm.setup('fit')
-    assert dm.train_dataloader().worker_init_fn is retain_freed_memory_in_worker
+    assert dm.train_dataloader().worker_init_fn is tune_worker_memory
 
 
 @pytest.mark.skipif(not GLIBC, reason='mallopt thresholds exist only in glibc')

@@ -4,10 +4,10 @@
 :mod:`torchgeo_decur.transforms` and are re-exported here for existing imports.
 """
 
+from ..transforms.pretrained import ssl4eo_s12_normalization, sunrgbd_normalization
 from .bigearthnet_mm import BigEarthNetMMDataModule, bigearthnet_normalization
 from .eurosat import EuroSATDeCURDataModule
 from .geonrw_mm import GeoNRWMMDataModule, geonrw_normalization
-from ..transforms.pretrained import ssl4eo_s12_normalization, sunrgbd_normalization
 from .ssl4eo_s12 import SSL4EOS12PairsDataModule
 from .sunrgbd import SUNRGBDDataModule
 from .utils import sample_fraction

@@ -10,7 +10,7 @@ from ..datasets.ssl4eo_s12 import SeasonMode, SSL4EOS12Pairs
 from ..datasets.ssl4eo_s12_cache import read_manifest
 from ..transforms.normalize import ApplyToKeys, Dequantize
 from ..transforms.pretrained import ssl4eo_s12_normalization
-from .utils import retain_freed_memory_in_worker
+from .utils import tune_worker_memory
 
 
 class SSL4EOS12PairsDataModule(NonGeoDataModule):
@@ -21,7 +21,7 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
     pretraining has no validation split, so only a training loader is defined.
 
     Its DataLoader workers raise glibc's malloc thresholds when they start
-    (:func:`~torchgeo_decur.datamodules.utils.retain_freed_memory_in_worker` as
+    (:func:`~torchgeo_decur.datamodules.utils.tune_worker_memory` as
     ``worker_init_fn``), so freed sample buffers are reused rather than faulted
     in again for every sample.
 
@@ -117,7 +117,7 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
         self.dataset = SSL4EOS12Pairs(**self.kwargs)
 
     def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Tensor]]:
-        """Torchgeo's loader, with the worker memory tuning as ``worker_init_fn``.
+        """The torchgeo loader, with the worker memory tuning as ``worker_init_fn``.
 
         Args:
             split: Either 'train', 'val', 'test', or 'predict'.
@@ -128,5 +128,5 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
         loader: DataLoader[dict[str, Tensor]] = super()._dataloader_factory(split)
         # Not a constructor argument of torchgeo's factory; DataLoader allows
         # setting it before the first iteration starts the workers.
-        loader.worker_init_fn = retain_freed_memory_in_worker
+        loader.worker_init_fn = tune_worker_memory
         return loader

@@ -95,8 +95,8 @@ class RenameKeys(nn.Module):
 def retain_freed_memory_in_worker(worker_id: int | None = None) -> bool:
     """Let a DataLoader worker reuse freed sample buffers instead of refaulting them.
 
-    A ``worker_init_fn``: the SSL4EO-S12 data module passes it to its loaders,
-    so only processes that exist to load data are tuned, once when they start.
+    The SSL4EO-S12 data module runs it in each DataLoader worker when the worker
+    starts (:func:`tune_worker_memory` is its ``worker_init_fn``).
 
     Why this exists: a paired sample is a few MiB of fresh arrays. glibc serves
     such sizes with ``mmap`` (or trims its heap once the batch is freed), so every
@@ -136,3 +136,12 @@ def retain_freed_memory_in_worker(worker_id: int | None = None) -> bool:
         return False
     _tuned_pid = pid
     return True
+
+
+def tune_worker_memory(worker_id: int) -> None:
+    """``worker_init_fn`` that applies :func:`retain_freed_memory_in_worker`.
+
+    Args:
+        worker_id: Index of the worker (unused).
+    """
+    retain_freed_memory_in_worker(worker_id)
