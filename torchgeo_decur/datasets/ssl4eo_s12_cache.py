@@ -153,7 +153,7 @@ def read_manifest(path: str) -> dict[str, Any]:
 
 
 class SSL4EOS12Cache:
-    """Reader of a cache written by :func:`write_cache`.
+    """Reader of a cache written by :func:`torchgeo_decur.cli.cache_ssl4eo_s12.write_cache`.
 
     Used by :class:`~torchgeo_decur.datasets.SSL4EOS12Pairs` when given ``cache``.
     """
