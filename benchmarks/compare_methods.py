@@ -42,10 +42,10 @@ from torchgeo.datasets import EuroSAT, NonGeoClassificationDataset
 from torchgeo.datasets.utils import rasterio_loader
 
 import torchgeo_decur
-from torchgeo_decur.datamodules.ssl4eo_s12 import ssl4eo_s12_normalization
 from torchgeo_decur.datasets import SSL4EOS12Pairs
 from torchgeo_decur.models import build_backbone
 from torchgeo_decur.tasks import MultimodalSSLTask
+from torchgeo_decur.transforms import ssl4eo_s12_normalization
 from torchgeo_decur.transforms.normalize import (
     SSL4EO_S12_S1_BANDS,
     SSL4EO_S12_S2_BANDS,

@@ -27,7 +27,9 @@ from typing import Any, cast
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from torchgeo_decur.datasets import SSL4EOS12Pairs, write_cache
+from torchgeo_decur.cli.cache_ssl4eo_s12 import write_cache
+from torchgeo_decur.datamodules.utils import tune_worker_memory
+from torchgeo_decur.datasets import SSL4EOS12Pairs
 
 from .common import emit, environment, pick_device
 
@@ -65,8 +67,13 @@ def load_once(
     # One extra batch: it is loaded first and not timed.
     total = samples + batch_size
     sampler = RandomSampler(cast(Sized, dataset), replacement=True, num_samples=total)
+    # The data module's worker hook, so the numbers match training.
     loader = DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        worker_init_fn=tune_worker_memory,
     )
     cpu_start = _cpu_seconds()
     batches = iter(loader)

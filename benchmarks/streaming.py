@@ -28,10 +28,10 @@ from typing import Any
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler
 
+from torchgeo_decur.cli.shards import SeasonsOf
 from torchgeo_decur.datasets import SSL4EOS12Pairs, write_cache
 from torchgeo_decur.datasets.shards import write_shards
 from torchgeo_decur.datasets.terramesh import TerraMeshStream
-from torchgeo_decur.shards_cli import SeasonsOf
 
 from .common import emit, environment, pick_device
 from .data_loading import _cpu_seconds

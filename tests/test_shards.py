@@ -8,10 +8,10 @@ import torch
 from torch import Tensor
 
 from torchgeo_decur.cli import main as cli_main
+from torchgeo_decur.cli.shards import SeasonsOf
 from torchgeo_decur.datasets import BigEarthNetMM
 from torchgeo_decur.datasets.shards import write_shards
 from torchgeo_decur.datasets.terramesh import TerraMeshStream
-from torchgeo_decur.shards_cli import SeasonsOf
 
 from .conftest import DATA
 

@@ -1,6 +1,6 @@
 """Export a trained two-encoder task to the layouts of the released DeCUR files.
 
-``torchgeo-decur export CHECKPOINT`` turns a Lightning checkpoint of a
+:func:`export_checkpoint` turns a Lightning checkpoint of a
 :class:`~torchgeo_decur.DeCURTask` (or any task on the shared two-encoder base) into
 
 * ``<name>_joint_decur.pth``: ``{'model': {...}}`` with the reference joint keys
@@ -16,27 +16,64 @@
 Each file loads back with ``torchgeo.models.get_model('decur_<model>', weights=path)``
 (``modality=2`` picks the second encoder of the joint file), with
 ``DeCURTask(weights=path)`` or with the authors' code.
+
+The files are written atomically (see
+:func:`~torchgeo_decur.models.checkpoints.save_atomically`): an interrupted export
+leaves the previous files as they were, and existing files are only replaced with
+``overwrite=True``. The command line is ``torchgeo-decur export``
+(:mod:`torchgeo_decur.cli.export`).
 """
 
-import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .models.checkpoints import (
+    check_finite,
+    load_checkpoint_file,
+    save_atomically,
     split_joint_state_dict,
     to_reference_backbone,
     to_reference_joint,
 )
 
 
+def prepare_output_dir(output_dir: str | os.PathLike[str]) -> Path:
+    """Create the output folder (with parents) or check that it is a folder.
+
+    Args:
+        output_dir: Folder for exported files.
+
+    Returns:
+        It, as a Path.
+
+    Raises:
+        NotADirectoryError: If it (or a parent) exists as a file.
+        OSError: If it cannot be created (the message names it).
+    """
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(
+            f'output directory {os.fspath(out)!r} exists and is not a directory'
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a parent is a file
+        raise NotADirectoryError(
+            f'cannot create output directory {os.fspath(out)!r}: a parent is a file'
+        ) from None
+    except OSError as err:
+        raise OSError(
+            f'cannot create output directory {os.fspath(out)!r}: {err.strerror}'
+        ) from None
+    return out
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
     name: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the joint and backbone-only files of a trained task.
 
@@ -44,6 +81,7 @@ def export_checkpoint(
         checkpoint: Lightning checkpoint (``.ckpt``) of a two-encoder task.
         output_dir: Directory for the exported files (created if needed).
         name: File name prefix (default: the checkpoint's stem).
+        overwrite: Replace files that already exist.
 
     Returns:
         A summary: ``model``, ``modalities``, ``in_channels`` and ``files``
@@ -51,12 +89,13 @@ def export_checkpoint(
 
     Raises:
         FileNotFoundError: If ``checkpoint`` does not exist.
-        ValueError: If it is not a Lightning checkpoint of a two-encoder task.
+        FileExistsError: If an output exists and ``overwrite`` is False.
+        ValueError: If it is not a Lightning checkpoint of a two-encoder task,
+            cannot be read, or holds NaN / infinite weights.
+        OSError: If the output folder cannot be created or written.
     """
     source = os.fspath(checkpoint)
-    if not os.path.isfile(source):
-        raise FileNotFoundError(f'checkpoint file {source!r} does not exist')
-    ckpt = torch.load(source, map_location='cpu', weights_only=True)
+    ckpt = load_checkpoint_file(source)
     if not isinstance(ckpt, dict) or not {'state_dict', 'hyper_parameters'} <= set(
         ckpt
     ):
@@ -73,16 +112,16 @@ def export_checkpoint(
         )
     m1, m2 = modalities
     backbones, projectors = split_joint_state_dict(ckpt['state_dict'], (m1, m2), source)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    joint = to_reference_joint(backbones, projectors)
+    check_finite(joint, source)
+    out = prepare_output_dir(output_dir)
     prefix = name or Path(source).stem
     files = {'joint': out / f'{prefix}_joint_decur.pth'}
-    torch.save({'model': to_reference_joint(backbones, projectors)}, files['joint'])
+    contents: dict[str | os.PathLike[str], Any] = {files['joint']: {'model': joint}}
     for position, modality in enumerate(modalities, start=1):
         files[modality] = out / f'{prefix}_{modality}_decur.pth'
-        torch.save(
-            to_reference_backbone(backbones[modality], position), files[modality]
-        )
+        contents[files[modality]] = to_reference_backbone(backbones[modality], position)
+    save_atomically(contents, overwrite=overwrite)
     return {
         'model': hparams.get('model'),
         'modalities': list(modalities),
@@ -91,41 +130,4 @@ def export_checkpoint(
     }
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``export`` subcommand.
-
-    Args:
-        subparsers: The top-level parser's sub-parser collection.
-    """
-    parser = subparsers.add_parser(
-        'export',
-        help='write a trained task checkpoint in the released DeCUR layouts',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument('checkpoint', help='Lightning checkpoint (.ckpt)')
-    parser.add_argument(
-        '--output-dir', default='.', help='directory for the exported files'
-    )
-    parser.add_argument(
-        '--name', default=None, help='file name prefix (default: checkpoint stem)'
-    )
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``export`` and print a JSON summary.
-
-    Args:
-        args: Parsed arguments.
-
-    Returns:
-        Exit status 0.
-    """
-    summary = export_checkpoint(args.checkpoint, args.output_dir, args.name)
-    summary['files'] = {k: os.fspath(v) for k, v in summary['files'].items()}
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-__all__ = ('export_checkpoint', 'register', 'run')
+__all__ = ('export_checkpoint', 'prepare_output_dir')

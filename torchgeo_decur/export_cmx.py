@@ -20,21 +20,23 @@ in both branches.
 
 DeCUR's pretraining ``head`` (512→2048) is dropped everywhere. The DeCUR repository
 itself only splits the encoders; the dual-branch merge is this package's.
+
+The files are written atomically and existing ones are only replaced with
+``overwrite=True``. The command line is ``torchgeo-decur cmx``
+(:mod:`torchgeo_decur.cli.cmx`).
 """
 
-import argparse
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import torch
 from segmentation_models_pytorch.encoders import encoders as smp_encoders
 from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
-from .models.checkpoints import split_joint_state_dict
+from .export import prepare_output_dir
+from .models.checkpoints import check_finite, save_atomically, split_joint_state_dict
 from .tasks.base import MultimodalSSLTask
 
 #: Prefix of CMX's X-branch (depth/HHA) encoder parameter names.
@@ -149,6 +151,7 @@ def export_cmx(
     out_dir: str | os.PathLike[str],
     modalities: Sequence[str] = ('rgb', 'hha'),
     stem: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
     """Write the CMX dual-branch file and the two plain encoder files.
 
@@ -159,68 +162,38 @@ def export_cmx(
         modalities: Modality names, RGB first (for task checkpoints these are the
             task's ``modalities``; for reference files they only name the outputs).
         stem: File name stem; default ``decur_<variant>``, e.g. ``decur_mitb2``.
+        overwrite: Replace files that already exist.
 
     Returns:
         Paths by role: ``'cmx'`` and one per modality.
+
+    Raises:
+        FileExistsError: If an output exists and ``overwrite`` is False.
+        ValueError: If the weights cannot be read or are not two matching
+            3-channel MiT encoders, or hold NaN / infinite values.
+        OSError: If the output folder cannot be created or written.
     """
     spec = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
     state = MultimodalSSLTask.resolve_state_dict(spec)
     dual, plain, variant = cmx_state_dicts(state, modalities, source=str(spec))
+    check_finite(dual, str(spec))
     stem = stem or f'decur_{variant.replace("_", "")}'
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(out_dir)
     m1, m2 = modalities
     paths = {'cmx': out / f'{stem}_{m1}_{m2}_cmx.pth'}
-    torch.save({k: v.detach().contiguous() for k, v in dual.items()}, paths['cmx'])
+    contents: dict[str | os.PathLike[str], dict[str, Tensor]] = {
+        paths['cmx']: {k: v.detach().contiguous() for k, v in dual.items()}
+    }
     for m in (m1, m2):
         paths[m] = out / f'{stem}_{m}.pth'
-        torch.save({k: v.detach().contiguous() for k, v in plain[m].items()}, paths[m])
+        contents[paths[m]] = {k: v.detach().contiguous() for k, v in plain[m].items()}
+    save_atomically(contents, overwrite=overwrite)
     return paths
 
 
-def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') -> None:
-    """Add the ``cmx`` subcommand.
-
-    Args:
-        subparsers: The top-level parser's subparsers.
-    """
-    parser = subparsers.add_parser(
-        'cmx',
-        help='write CMX weight files from a DeCUR MiT checkpoint',
-        description=(
-            'Write the dual-branch file CMX loads (RGB encoder keys, then HHA '
-            'encoder keys with the extra_ prefix) and the two plain encoder files '
-            'from a DeCUR joint checkpoint (released file or member name, or a '
-            'DeCURTask checkpoint).'
-        ),
-    )
-    parser.add_argument('weights', help='joint checkpoint path or Weights member name')
-    parser.add_argument('--out-dir', default='.', help='output folder (default: .)')
-    parser.add_argument(
-        '--modalities',
-        nargs=2,
-        default=['rgb', 'hha'],
-        metavar=('RGB', 'X'),
-        help='modality names, RGB first (default: rgb hha)',
-    )
-    parser.add_argument('--stem', default=None, help='file name stem')
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``torchgeo-decur cmx``.
-
-    Args:
-        args: Parsed arguments.
-
-    Returns:
-        0 on success, 1 if the checkpoint cannot be exported (message on stderr).
-    """
-    try:
-        paths = export_cmx(args.weights, args.out_dir, args.modalities, args.stem)
-    except (ValueError, FileNotFoundError) as err:
-        print(f'torchgeo-decur cmx: error: {err}', file=sys.stderr)
-        return 1
-    for role, path in paths.items():
-        print(f'{role}: {path}')
-    return 0
+__all__ = (
+    'CMX_EXTRA_PREFIX',
+    'cmx_state_dicts',
+    'export_cmx',
+    'mit_variant',
+)

@@ -1,11 +1,14 @@
 import os
 import random
+import re
 
 import pytest
+import rasterio
 import torch
 from torchgeo.datasets import DatasetNotFoundError
 
 from torchgeo_decur.datasets import SSL4EOS12Pairs
+from torchgeo_decur.datasets.ssl4eo_s12 import acquisition_order
 
 from ..conftest import DATA
 
@@ -157,3 +160,51 @@ def test_real_sample_loads(shared_realdata: str) -> None:
     s1 = sample['image_s1'][torch.isfinite(sample['image_s1'])]
     assert -60 < s1.median() < 10  # dB
     assert 100 < sample['image_s2'].median() < 10000  # DN
+
+
+def band(path: str) -> torch.Tensor:
+    """One band as read from disk (the fixture's bands are already 24 px)."""
+    with rasterio.open(path) as src:
+        return torch.from_numpy(src.read(1, out_dtype='float32'))
+
+
+def test_seasons_follow_acquisition_date_not_folder_name() -> None:
+    location = '0000000'
+    names = sorted(os.listdir(os.path.join(ROOT, 's1', location)))
+    dates = [re.search(r'_(\d{8})T', name).group(1) for name in names]  # type: ignore[union-attr]
+    # The fixture mixes S1A and S1B products: name order is not date order.
+    assert {name[:3] for name in names} == {'S1A', 'S1B'}
+    assert dates != sorted(dates)
+    s2_names = sorted(os.listdir(os.path.join(ROOT, 's2c', location)))
+    for season, date in enumerate(sorted(dates)):
+        ds = SSL4EOS12Pairs(ROOT, size=24, views=1, season_mode='fixed', season=season)
+        sample = ds[0]
+        (s1,) = [n for n in names if f'_{date}T' in n]
+        (s2,) = [n for n in s2_names if n.startswith(date)]
+        want_vv = band(os.path.join(ROOT, 's1', location, s1, 'VV.tif'))
+        want_b2 = band(os.path.join(ROOT, 's2c', location, s2, 'B2.tif'))
+        # Season k is the k-th acquisition of both products: same date here.
+        assert torch.equal(sample['image_s1'][0].nan_to_num(), want_vv.nan_to_num())
+        assert torch.equal(sample['image_s2'][1], want_b2)
+
+
+def test_acquisition_order_of_real_product_names(tmp_path: str) -> None:
+    s1 = [
+        'S1B_IW_GRDH_1SDV_20201210T053214_20201210T053239_024631_02EE3F_1F4A',
+        'S1A_IW_GRDH_1SDV_20200321T053211_20200321T053236_031758_03A9E1_6C3F',
+        'S1A_IW_GRDH_1SDV_20200913T053218_20200913T053243_034308_03FD8A_9E0E',
+        'S1B_IW_GRDH_1SDV_20200614T053210_20200614T053235_022006_029C35_51A1',
+    ]
+    assert [n[17:25] for n in acquisition_order(s1)] == [
+        '20200321',
+        '20200614',
+        '20200913',
+        '20201210',
+    ]
+    s2 = [
+        '20200813T054639_20200813T054952_T43RCP',
+        '20200604T054639_20200604T054831_T43RCP',
+    ]
+    assert acquisition_order(s2) == s2[::-1]
+    with pytest.raises(ValueError, match=r"'/x/scene_1'.*no acquisition time"):
+        acquisition_order(['scene_1'], '/x')

@@ -1,6 +1,7 @@
 import json
 import os
 import random
+import re
 import shutil
 
 import numpy as np
@@ -9,12 +10,12 @@ import torch
 from torch import Tensor
 
 from torchgeo_decur.cli import main
+from torchgeo_decur.cli.cache_ssl4eo_s12 import _encode, write_cache
 from torchgeo_decur.datamodules import (
     SSL4EOS12PairsDataModule,
     ssl4eo_s12_normalization,
 )
-from torchgeo_decur.datasets import SSL4EOS12Cache, SSL4EOS12Pairs, write_cache
-from torchgeo_decur.datasets.ssl4eo_s12_cache import _encode
+from torchgeo_decur.datasets import SSL4EOS12Cache, SSL4EOS12Pairs
 from torchgeo_decur.transforms import ApplyToKeys, Dequantize
 
 from ..conftest import DATA
@@ -254,3 +255,90 @@ def test_lossless_encodings_refuse_values_they_cannot_hold() -> None:
     with pytest.raises(ValueError, match="encoding='float32'"):
         _encode('raw', raw, 's2c')
     assert _encode('float32', raw, 's2c')['s2c'].dtype == np.float32
+
+
+def test_cache_keeps_acquisition_order(caches: dict[str, str]) -> None:
+    # The fixture's S1 folders mix S1A and S1B, so name order is not date order;
+    # season k of the cache is the k-th acquisition, as on the GeoTIFF path.
+    for season in range(4):
+        kwargs = {'size': 24, 'views': 1, 'season_mode': 'fixed', 'season': season}
+        tiffs = SSL4EOS12Pairs(ROOT, **kwargs)  # type: ignore[arg-type]
+        cached = SSL4EOS12Pairs(ROOT, cache=caches['raw'], **kwargs)  # type: ignore[arg-type]
+        location = tiffs.locations[0]
+        stamp = tiffs._timestamps('s1', location)[season]
+        want = tiffs._read_timestamp('s1', location, stamp)
+        assert same(cached[0]['image_s1'], want)
+        assert same(tiffs[0]['image_s1'], want)
+    with open(os.path.join(caches['raw'], 'manifest.json')) as f:
+        assert json.load(f)['version'] == 2
+
+
+def copy_cache(source: str, tmp_path: str) -> str:
+    path = os.path.join(tmp_path, 'copy')
+    shutil.copytree(source, path)
+    return path
+
+
+def edit_manifest(path: str, **changes: object) -> None:
+    file = os.path.join(path, 'manifest.json')
+    with open(file) as f:
+        manifest = json.load(f)
+    manifest.update(changes)
+    with open(file, 'w') as f:
+        json.dump(manifest, f)
+
+
+def test_version_1_cache_refused_with_rewrite_hint(
+    caches: dict[str, str], tmp_path: str
+) -> None:
+    old = copy_cache(caches['raw'], tmp_path)
+    edit_manifest(old, version=1)
+    with pytest.raises(ValueError, match=r'version-1 cache.*--overwrite'):
+        SSL4EOS12Pairs(ROOT, size=24, cache=old)
+
+
+def test_broken_manifests_name_the_file(caches: dict[str, str], tmp_path: str) -> None:
+    path = copy_cache(caches['raw'], tmp_path)
+    manifest = os.path.join(path, 'manifest.json')
+    for text in ('{"format": ', '[]', '{"format": "torchgeo_decur/ssl4eo_s12_cache"'):
+        with open(manifest, 'w') as f:
+            f.write(text)
+        with pytest.raises(ValueError, match=re.escape(repr(manifest))):
+            SSL4EOS12Pairs(ROOT, size=24, cache=path)
+    shutil.copy(os.path.join(caches['raw'], 'manifest.json'), manifest)
+    with open(manifest) as f:
+        content = json.load(f)
+    del content['locations']
+    with open(manifest, 'w') as f:
+        json.dump(content, f)
+    with pytest.raises(ValueError, match=r"lacks entries \['locations'\]"):
+        SSL4EOS12Pairs(ROOT, size=24, cache=path)
+
+
+def test_garbage_npy_header_names_the_file(
+    caches: dict[str, str], tmp_path: str
+) -> None:
+    path = copy_cache(caches['raw'], tmp_path)
+    bad = os.path.join(path, 's1', '0000002.npy')
+    for garbage in (b'garbage, not an array', b'\x93NUMPY\x01\x00\x10\x00{oops'):
+        with open(bad, 'wb') as f:
+            f.write(garbage)
+        ds = SSL4EOS12Pairs(ROOT, size=24, cache=path)
+        with pytest.raises(ValueError, match=re.escape(repr(bad)) + '.*no valid .npy'):
+            ds[2]
+
+
+def test_no_locations_names_the_cache(caches: dict[str, str], tmp_path: str) -> None:
+    path = copy_cache(caches['raw'], tmp_path)
+    edit_manifest(path, locations={})
+    unused_root = os.path.join(tmp_path, 'unused')
+    with pytest.raises(ValueError, match=re.escape(repr(path))) as info:
+        SSL4EOS12Pairs(unused_root, size=24, cache=path)
+    assert unused_root not in str(info.value)
+
+
+def test_unfinished_cache_says_to_rerun(caches: dict[str, str], tmp_path: str) -> None:
+    path = copy_cache(caches['raw'], tmp_path)
+    os.replace(os.path.join(path, 'manifest.json'), os.path.join(path, 'writing.json'))
+    with pytest.raises(ValueError, match=r'unfinished.*rerun the same'):
+        SSL4EOS12Pairs(ROOT, size=24, cache=path)

@@ -1,4 +1,4 @@
-import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from torchgeo_decur import DeCURTask
 from torchgeo_decur.models import (
+    build_encoder,
     load_exact,
     read_checkpoint,
     split_joint_state_dict,
@@ -111,8 +112,32 @@ def test_unwrap_and_read(tmp_path: Path) -> None:
 def test_read_checkpoint_refuses_pickled_code(tmp_path: Path) -> None:
     path = tmp_path / 'evil.pth'
     torch.save({'model': nn.Linear(2, 2)}, path)  # a pickled module, not a state dict
-    with pytest.raises(pickle.UnpicklingError, match='Weights only load failed'):
+    with pytest.raises(ValueError, match=r"evil\.pth'.*Weights only load failed"):
         read_checkpoint(path)
+
+
+@pytest.mark.parametrize('case', ['directory', 'truncated', 'text', 'empty'])
+def test_unreadable_checkpoint_is_one_error_naming_the_path(
+    tmp_path: Path, case: str
+) -> None:
+    path = tmp_path / 'weights.pth'
+    if case == 'directory':
+        path.mkdir()
+    elif case == 'truncated':
+        torch.save({'a': torch.zeros(1000)}, path)
+        path.write_bytes(path.read_bytes()[:2000])
+    elif case == 'text':
+        path.write_text('<html>Not Found</html>\n')
+    else:
+        path.write_bytes(b'')
+    with pytest.raises(ValueError, match=re.escape(repr(str(path)))) as info:
+        read_checkpoint(path)
+    assert '\n' not in str(info.value)
+    # Through the public entry points as well.
+    with pytest.raises(ValueError, match=re.escape(repr(str(path)))):
+        DeCURTask(weights=str(path), **TINY)
+    with pytest.raises(ValueError, match=re.escape(repr(str(path)))):
+        build_encoder('resnet18', weights=str(path))
 
 
 def test_load_exact_lists_problems() -> None:

@@ -1,12 +1,17 @@
-"""Lightning data modules."""
+"""Lightning data modules.
 
+``ssl4eo_s12_normalization`` and ``sunrgbd_normalization`` live in
+:mod:`torchgeo_decur.transforms` and are re-exported here for existing imports.
+"""
+
+from ..transforms.pretrained import ssl4eo_s12_normalization, sunrgbd_normalization
 from .bigearthnet_mm import BigEarthNetMMDataModule, bigearthnet_normalization
 from .chips import PairedChipsDataModule
 from .eurosat import EuroSATDeCURDataModule
 from .geo import MultimodalGeoDataModule
 from .geonrw_mm import GeoNRWMMDataModule, geonrw_normalization
-from .ssl4eo_s12 import SSL4EOS12PairsDataModule, ssl4eo_s12_normalization
-from .sunrgbd import SUNRGBDDataModule, sunrgbd_normalization
+from .ssl4eo_s12 import SSL4EOS12PairsDataModule
+from .sunrgbd import SUNRGBDDataModule
 from .terramesh import TerraMeshDataModule, terramesh_normalization
 from .utils import sample_fraction
 

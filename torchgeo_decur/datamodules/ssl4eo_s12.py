@@ -5,52 +5,14 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 from torchgeo.datamodules import NonGeoDataModule
 
-from ..datasets.ssl4eo_s12 import S2_L2A_BANDS, SeasonMode, SSL4EOS12Pairs
+from ..datasets.ssl4eo_s12 import SeasonMode, SSL4EOS12Pairs
 from ..datasets.ssl4eo_s12_cache import read_manifest
-from ..transforms.normalize import (
-    SSL4EO_S12_S1_MEAN,
-    SSL4EO_S12_S1_STD,
-    SSL4EO_S12_S2_BANDS,
-    SSL4EO_S12_S2_MEAN,
-    SSL4EO_S12_S2_STD,
-    ApplyToKeys,
-    ClipNormalize,
-    Dequantize,
-)
-from .utils import TrainBatchCheck
-
-
-def ssl4eo_s12_normalization(
-    s2_product: Literal['s2c', 's2a'] = 's2c', quantize: bool = False
-) -> ApplyToKeys:
-    """Per-band mean ± 2σ → [0, 1] scaling of the main DeCUR pipeline.
-
-    This is the input the RN50-RDA and ViT-S/16 SSL4EO-S12 checkpoints were trained
-    on.
-
-    Args:
-        s2_product: ``'s2c'`` (13 L1C bands) or ``'s2a'`` (12 L2A bands, B10 absent).
-        quantize: Also reproduce the uint8 storage (multiples of 1/255).
-
-    Returns:
-        A transform for ``image_s1`` and ``image_s2`` of a batch dictionary.
-    """
-    s2_mean: tuple[float, ...] = SSL4EO_S12_S2_MEAN
-    s2_std: tuple[float, ...] = SSL4EO_S12_S2_STD
-    if s2_product == 's2a':
-        keep = [SSL4EO_S12_S2_BANDS.index(b) for b in S2_L2A_BANDS]
-        s2_mean = tuple(s2_mean[i] for i in keep)
-        s2_std = tuple(s2_std[i] for i in keep)
-    return ApplyToKeys(
-        {
-            'image_s1': ClipNormalize(
-                SSL4EO_S12_S1_MEAN, SSL4EO_S12_S1_STD, quantize=quantize
-            ),
-            'image_s2': ClipNormalize(s2_mean, s2_std, quantize=quantize),
-        }
-    )
+from ..transforms.normalize import ApplyToKeys, Dequantize
+from ..transforms.pretrained import ssl4eo_s12_normalization
+from .utils import TrainBatchCheck, tune_worker_memory
 
 
 class WarnNonFinite(nn.Module):
@@ -106,6 +68,11 @@ class SSL4EOS12PairsDataModule(TrainBatchCheck, NonGeoDataModule):
     Loads raw values in the workers and normalises on the device after the batch
     transfer (the DeCUR per-band mean ± 2σ window). Self-supervised
     pretraining has no validation split, so only a training loader is defined.
+
+    Its DataLoader workers raise glibc's malloc thresholds when they start
+    (:func:`~torchgeo_decur.datamodules.utils.tune_worker_memory` as
+    ``worker_init_fn``), so freed sample buffers are reused rather than faulted
+    in again for every sample.
 
     With ``cache`` the samples come from a cache written by ``torchgeo-decur
     cache-ssl4eo-s12``; the normalised batches are identical to the GeoTIFF path
@@ -197,3 +164,18 @@ class SSL4EOS12PairsDataModule(TrainBatchCheck, NonGeoDataModule):
             stage: Either 'fit', 'validate', 'test', or 'predict'.
         """
         self.dataset = SSL4EOS12Pairs(**self.kwargs)
+
+    def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Tensor]]:
+        """The torchgeo loader, with the worker memory tuning as ``worker_init_fn``.
+
+        Args:
+            split: Either 'train', 'val', 'test', or 'predict'.
+
+        Returns:
+            The data loader.
+        """
+        loader: DataLoader[dict[str, Tensor]] = super()._dataloader_factory(split)
+        # Not a constructor argument of torchgeo's factory; DataLoader allows
+        # setting it before the first iteration starts the workers.
+        loader.worker_init_fn = tune_worker_memory
+        return loader

@@ -2,37 +2,13 @@
 
 from typing import Literal
 
-import kornia.augmentation as K
-import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 from torchgeo.datamodules import NonGeoDataModule
 
 from ..datasets.sunrgbd import SUNRGBD, SUNRGBDSplit
 from ..transforms.normalize import ApplyToKeys
+from ..transforms.pretrained import sunrgbd_normalization
 from .utils import TrainBatchCheck
-
-
-def sunrgbd_normalization() -> ApplyToKeys:
-    """The input scaling of the DeCUR SUN RGB-D (MiT) checkpoints.
-
-    ``x / 255`` followed by ImageNet mean/std, both applied **by channel index**
-    to the B, G, R (and HHA) channels as in the reference code, i.e. the "R"
-    statistics land on the blue channel. CMX normalises its RGB
-    and HHA inputs the same way.
-
-    Returns:
-        A transform for ``image_rgb`` and ``image_hha`` of a batch dictionary
-        holding 0-255 values.
-    """
-    mean = 255 * torch.tensor(IMAGENET_DEFAULT_MEAN)
-    std = 255 * torch.tensor(IMAGENET_DEFAULT_STD)
-    return ApplyToKeys(
-        {
-            'image_rgb': K.Normalize(mean=mean, std=std),
-            'image_hha': K.Normalize(mean=mean, std=std),
-        }
-    )
 
 
 class SUNRGBDDataModule(TrainBatchCheck, NonGeoDataModule):

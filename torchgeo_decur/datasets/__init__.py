@@ -4,7 +4,7 @@ from .bigearthnet_mm import BigEarthNetMM, BigEarthNetV2MM, pairs_from_s1_metada
 from .chips import PairedChips
 from .geonrw_mm import GeoNRWMM
 from .ssl4eo_s12 import SSL4EOS12Pairs
-from .ssl4eo_s12_cache import SSL4EOS12Cache, write_cache
+from .ssl4eo_s12_cache import SSL4EOS12Cache
 from .sunrgbd import SUNRGBD
 from .terramesh import TerraMeshFormatError, TerraMeshStream
 
@@ -19,5 +19,4 @@ __all__ = (
     'TerraMeshFormatError',
     'TerraMeshStream',
     'pairs_from_s1_metadata',
-    'write_cache',
 )

@@ -2,6 +2,7 @@
 
 import os
 import random
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
@@ -12,13 +13,53 @@ from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from tqdm import tqdm
 
-from ..transforms.normalize import SSL4EO_S12_S1_BANDS, SSL4EO_S12_S2_BANDS
+from ..transforms.normalize import (
+    SSL4EO_S12_S1_BANDS,
+    SSL4EO_S12_S2_BANDS,
+    SSL4EO_S12_S2A_BANDS,
+)
 from .rasters import read_band
 from .ssl4eo_s12_cache import SSL4EOS12Cache
-from .utils import retain_freed_memory_in_worker
 
 SeasonMode = Literal['random', 'same', 'paired', 'fixed']
-S2_L2A_BANDS = tuple(b for b in SSL4EO_S12_S2_BANDS if b != 'B10')
+#: Sentinel-2 L2A band order (kept under this name for existing imports).
+S2_L2A_BANDS = SSL4EO_S12_S2A_BANDS
+#: The first ``YYYYMMDDTHHMMSS`` in a product folder name: the sensing start.
+_ACQUISITION = re.compile(r'(?<!\d)(\d{8}T\d{6})(?!\d)')
+
+
+def acquisition_order(names: Sequence[str], directory: str = '') -> list[str]:
+    """Sort timestamp folder names by the acquisition time they contain.
+
+    SSL4EO-S12 names each timestamp folder after its product: Sentinel-1 GRD as
+    ``S1A_IW_GRDH_1SDV_20200321T053214_...`` (the satellite first), Sentinel-2 as
+    ``20200321T101031_20200321T101559_T32UPU``. Sorting the names would put every
+    ``S1A`` product before every ``S1B`` one, so the first
+    ``YYYYMMDDTHHMMSS`` in the name (the sensing start) is the sort key instead;
+    equal times fall back to the name, so the order is total and reproducible.
+
+    Args:
+        names: Folder names of one location and product.
+        directory: Their parent folder, for error messages.
+
+    Returns:
+        The names, earliest acquisition first.
+
+    Raises:
+        ValueError: If a name holds no acquisition time.
+    """
+    keyed = []
+    for name in names:
+        match = _ACQUISITION.search(name)
+        if match is None:
+            raise ValueError(
+                f'timestamp folder {os.path.join(directory, name)!r} has no '
+                'acquisition time (YYYYMMDDTHHMMSS) in its name, so its season '
+                'cannot be ordered; SSL4EO-S12 product folders are named like '
+                "'S1A_IW_GRDH_1SDV_20200321T053214_...' or '20200321T101031_..._T32UPU'"
+            )
+        keyed.append((match.group(1), name))
+    return [name for _, name in sorted(keyed)]
 
 
 class SSL4EOS12Pairs(NonGeoDataset):
@@ -49,9 +90,11 @@ class SSL4EOS12Pairs(NonGeoDataset):
     tensors hold the uint8 codes of the DeCUR scaling instead of raw values (the
     data module turns them into the same [0, 1] input as ``quantize=True``).
 
-    Inside a DataLoader worker the first sample raises glibc's malloc thresholds
-    of that worker process so that freed sample buffers are reused instead of
-    faulted in again (see :func:`~torchgeo_decur.datasets.utils.retain_freed_memory_in_worker`).
+    Timestamps ("seasons") are ordered by the acquisition date in their folder
+    names (``S1A_IW_GRDH_1SDV_20200321T...``, ``20200321T..._T32UPU``), not by the
+    names themselves: S1 names start with the satellite (``S1A``/``S1B``), so name
+    order is not time order. Season index k therefore means the k-th acquisition
+    of every product.
     """
 
     bands: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -86,7 +129,8 @@ class SSL4EOS12Pairs(NonGeoDataset):
                 SSL4EO-S12's own one-season mode); ``'paired'``: one timestamp
                 index per sample, shared by all views and both modalities;
                 ``'fixed'``: always the timestamp at index ``season``.
-            season: Timestamp index used by ``'fixed'`` (timestamps sorted by name).
+            season: Timestamp index used by ``'fixed'`` (timestamps in acquisition
+                order).
             size: Height/width every band is resampled to (bilinear), or None to
                 keep the native size (then all bands must already agree).
             on_invalid: ``'error'`` raises on an unpaired or malformed location;
@@ -150,6 +194,11 @@ class SSL4EOS12Pairs(NonGeoDataset):
                 if self._check_location(loc)
             ]
         if not self.locations:
+            if cache is not None:
+                raise ValueError(
+                    f'SSL4EO-S12 cache {cache!r} has no usable locations (its manifest '
+                    'lists none, or every one failed the file check)'
+                )
             raise ValueError(f'no paired SSL4EO-S12 locations found under {root!r}')
 
     def _invalid(self, message: str, location: str) -> None:
@@ -185,14 +234,14 @@ class SSL4EOS12Pairs(NonGeoDataset):
         return sorted(s1 & s2)
 
     def _timestamps(self, product: str, location: str) -> list[str]:
-        """Sorted timestamp folders of one location and product."""
+        """Timestamp folders of one location and product, in acquisition order."""
         directory = os.path.join(self.root, product, location)
-        names = sorted(e.name for e in os.scandir(directory) if e.is_dir())
+        names = [e.name for e in os.scandir(directory) if e.is_dir()]
         if not names:
             raise ValueError(
                 f'SSL4EO-S12 location {directory!r} has no timestamp folders'
             )
-        return names
+        return acquisition_order(names, directory)
 
     def timestamp_counts(self, location: str) -> list[int]:
         """Number of timestamps of each product (S1, S2) at a location.
@@ -218,7 +267,7 @@ class SSL4EOS12Pairs(NonGeoDataset):
 
         Returns:
             ``{product: (T x bands, H, W)}`` float32 raw values, timestamps in
-            sorted-name order (the order season indices refer to).
+            acquisition order (the order season indices refer to).
 
         Raises:
             ValueError: If a band file is missing, has several bands, or the
@@ -324,7 +373,6 @@ class SSL4EOS12Pairs(NonGeoDataset):
         Raises:
             ValueError: If a band file is missing or has more than one band.
         """
-        retain_freed_memory_in_worker()
         location = self.locations[index]
         sample: dict[str, Tensor] = {}
         if self.cache is not None:

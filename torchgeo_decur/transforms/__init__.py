@@ -14,6 +14,7 @@ from .normalize import (
     SSL4EO_S12_S2_BANDS,
     SSL4EO_S12_S2_MEAN,
     SSL4EO_S12_S2_STD,
+    SSL4EO_S12_S2A_BANDS,
     ApplyToKeys,
     ClipNormalize,
     Dequantize,
@@ -24,6 +25,9 @@ from .pretrained import (
     geonrw_rgb_transforms,
     ssl4eo_s1_transforms,
     ssl4eo_s2_transforms,
+    ssl4eo_s12_normalization,
+    ssl4eo_s12_scaling,
+    sunrgbd_normalization,
     sunrgbd_transforms,
 )
 from .statistics import BandStatistics, estimate_band_statistics, valid_mask
@@ -33,6 +37,7 @@ __all__ = (
     'SSL4EO_S12_S1_BANDS',
     'SSL4EO_S12_S1_MEAN',
     'SSL4EO_S12_S1_STD',
+    'SSL4EO_S12_S2A_BANDS',
     'SSL4EO_S12_S2_BANDS',
     'SSL4EO_S12_S2_MEAN',
     'SSL4EO_S12_S2_STD',
@@ -52,6 +57,9 @@ __all__ = (
     'resolve_config',
     'ssl4eo_s1_transforms',
     'ssl4eo_s2_transforms',
+    'ssl4eo_s12_normalization',
+    'ssl4eo_s12_scaling',
+    'sunrgbd_normalization',
     'sunrgbd_transforms',
     'valid_mask',
 )

@@ -30,6 +30,8 @@ SSL4EO_S12_S2_BANDS = (
     'B11',
     'B12',
 )
+#: Sentinel-2 L2A band order: the L1C order without the cirrus band B10.
+SSL4EO_S12_S2A_BANDS = tuple(b for b in SSL4EO_S12_S2_BANDS if b != 'B10')
 # Per-band mean / std (dB) of the uint8 SSL4EO-S12 S1 lmdb used by the main DeCUR
 # pretraining pipeline (its ``clip((x - (mean - 2 std)) / 4 std)`` window).
 SSL4EO_S12_S1_MEAN = (-12.54847273, -20.19237134)

@@ -14,22 +14,26 @@ selection and reordering are left to the data pipeline.
 from typing import Literal
 
 import torchvision.transforms.v2 as T
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
 from .bands import RepeatChannels
 from .normalize import (
     SSL4EO_S12_S1_MEAN,
     SSL4EO_S12_S1_STD,
+    SSL4EO_S12_S2_BANDS,
     SSL4EO_S12_S2_MEAN,
     SSL4EO_S12_S2_STD,
+    SSL4EO_S12_S2A_BANDS,
+    ApplyToKeys,
     ClipNormalize,
     PercentileClip,
 )
 
-#: ImageNet statistics that the SUN RGB-D pipeline applies by channel index to
-#: B, G, R (the reference reads images with OpenCV, then normalises in RGB order).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+#: ImageNet statistics (timm's, the single source in this package) that the SUN
+#: RGB-D pipeline applies by channel index to B, G, R.
+IMAGENET_MEAN: tuple[float, float, float] = tuple(IMAGENET_DEFAULT_MEAN)  # type: ignore[assignment]
+IMAGENET_STD: tuple[float, float, float] = tuple(IMAGENET_DEFAULT_STD)  # type: ignore[assignment]
 
 Pipeline = Literal['main', 'old']
 
@@ -40,6 +44,65 @@ def _scale_to_unit(value_range: float, bands: int) -> ClipNormalize:
     # [0, value_range].
     half = value_range / 2
     return ClipNormalize([half] * bands, [half / 2] * bands)
+
+
+def ssl4eo_s12_scaling(
+    product: Literal['s1', 's2c', 's2a'], quantize: bool = False
+) -> ClipNormalize:
+    """Per-band mean ± 2σ → [0, 1] scaling of one SSL4EO-S12 product.
+
+    ``clip((x - (μ - 2σ)) / 4σ, 0, 1)`` with the SSL4EO-S12 statistics: the input
+    of the RN50-RDA and ViT-S/16 SSL4EO-S12 checkpoints, and the scaling of the
+    pretraining data module. Both the per-image transforms of the Weights enums
+    and the batch pipeline of the data module are built from this one function.
+
+    Args:
+        product: ``'s1'`` (VV, VH in dB), ``'s2c'`` (13 L1C bands, DN) or
+            ``'s2a'`` (12 L2A bands, DN; B10 absent).
+        quantize: Also reproduce the uint8 storage (multiples of 1/255).
+
+    Returns:
+        The transform for (..., t x bands, H, W) tensors.
+
+    Raises:
+        ValueError: If ``product`` is unknown.
+    """
+    if product == 's1':
+        return ClipNormalize(SSL4EO_S12_S1_MEAN, SSL4EO_S12_S1_STD, quantize=quantize)
+    if product not in ('s2c', 's2a'):
+        raise ValueError(f"product must be 's1', 's2c' or 's2a', got {product!r}")
+    keep = [
+        SSL4EO_S12_S2_BANDS.index(b)
+        for b in (SSL4EO_S12_S2_BANDS if product == 's2c' else SSL4EO_S12_S2A_BANDS)
+    ]
+    return ClipNormalize(
+        [SSL4EO_S12_S2_MEAN[i] for i in keep],
+        [SSL4EO_S12_S2_STD[i] for i in keep],
+        quantize=quantize,
+    )
+
+
+def ssl4eo_s12_normalization(
+    s2_product: Literal['s2c', 's2a'] = 's2c', quantize: bool = False
+) -> ApplyToKeys:
+    """The SSL4EO-S12 pretraining input scaling for a batch dictionary.
+
+    :func:`ssl4eo_s12_scaling` applied to ``image_s1`` and ``image_s2`` (several
+    views or timestamps stacked on the channel axis are fine).
+
+    Args:
+        s2_product: ``'s2c'`` (13 L1C bands) or ``'s2a'`` (12 L2A bands).
+        quantize: Also reproduce the uint8 storage (multiples of 1/255).
+
+    Returns:
+        A transform for ``image_s1`` and ``image_s2`` of a batch dictionary.
+    """
+    return ApplyToKeys(
+        {
+            'image_s1': ssl4eo_s12_scaling('s1', quantize),
+            'image_s2': ssl4eo_s12_scaling(s2_product, quantize),
+        }
+    )
 
 
 def _reference_evaluation_geometry() -> list[nn.Module]:
@@ -71,7 +134,7 @@ def ssl4eo_s1_transforms(pipeline: Pipeline = 'main') -> nn.Sequential:
     steps: list[nn.Module] = []
     if pipeline == 'old':
         steps.append(PercentileClip(1.0, 99.0, per_channel=False))
-    steps.append(ClipNormalize(SSL4EO_S12_S1_MEAN, SSL4EO_S12_S1_STD))
+    steps.append(ssl4eo_s12_scaling('s1'))
     return nn.Sequential(*steps, *_reference_evaluation_geometry())
 
 
@@ -98,9 +161,7 @@ def ssl4eo_s2_transforms(pipeline: Pipeline = 'main') -> nn.Sequential:
         The transform.
     """
     scale = (
-        _scale_to_unit(10000.0, 13)
-        if pipeline == 'old'
-        else ClipNormalize(SSL4EO_S12_S2_MEAN, SSL4EO_S12_S2_STD)
+        _scale_to_unit(10000.0, 13) if pipeline == 'old' else ssl4eo_s12_scaling('s2c')
     )
     return nn.Sequential(scale, *_reference_evaluation_geometry())
 
@@ -153,6 +214,22 @@ def sunrgbd_transforms() -> nn.Sequential:
     )
 
 
+def sunrgbd_normalization() -> ApplyToKeys:
+    """The SUN RGB-D (RGB + HHA) input scaling for a batch dictionary.
+
+    :func:`sunrgbd_transforms` applied to ``image_rgb`` and ``image_hha``: ``x /
+    255`` then ImageNet mean/std by channel index, as the DeCUR SUN RGB-D (MiT)
+    checkpoints and CMX expect.
+
+    Returns:
+        A transform for ``image_rgb`` and ``image_hha`` of a batch dictionary
+        holding 0-255 values.
+    """
+    return ApplyToKeys(
+        {'image_rgb': sunrgbd_transforms(), 'image_hha': sunrgbd_transforms()}
+    )
+
+
 __all__ = (
     'IMAGENET_MEAN',
     'IMAGENET_STD',
@@ -160,5 +237,8 @@ __all__ = (
     'geonrw_rgb_transforms',
     'ssl4eo_s1_transforms',
     'ssl4eo_s2_transforms',
+    'ssl4eo_s12_normalization',
+    'ssl4eo_s12_scaling',
+    'sunrgbd_normalization',
     'sunrgbd_transforms',
 )

@@ -9,7 +9,9 @@ Layout (as torchgeo's SSL4EOS12 and the DeCUR reference expect)::
 
 Bands keep their native grids like the real files (10 m: SIZE px, 20 m: SIZE/2,
 60 m: SIZE/6), one band per GeoTIFF, EPSG:4326. S1 holds a few -inf and NaN pixels
-(zero backscatter / no data), as real GRD patches can.
+(zero backscatter / no data), as real GRD patches can. S1 products alternate
+between S1A and S1B (``S1A_..._20200307``, ``S1B_..._20200605``, ...), so sorting
+the folder names does not sort them by date.
 
 ``invalid/`` holds broken locations for error-handling tests: location 0000005 only
 in s1 (unpaired), 0000006 only in s2c (unpaired), 0000007 with a missing S2 band,
@@ -57,6 +59,7 @@ RES_DIVISOR = {
     'B12': 2,
 }
 DATES = ('20200307T101031', '20200605T101559', '20200903T101031', '20201202T101409')
+SATELLITES = ('S1A', 'S1B')
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -89,7 +92,12 @@ def write_s1(
     root: str, loc: str, rng: np.random.Generator, bad_count: bool = False
 ) -> None:
     for season, date in enumerate(DATES[:SEASONS]):
-        stamp = f'S1A_IW_GRDH_1SDV_{date}_{date}_03{season}904_03CFBA_D45{season}'
+        # Sentinel-1A and -1B alternate, as in the real archive, so that name
+        # order (all S1A before all S1B) differs from acquisition order.
+        satellite = SATELLITES[season % len(SATELLITES)]
+        stamp = (
+            f'{satellite}_IW_GRDH_1SDV_{date}_{date}_03{season}904_03CFBA_D45{season}'
+        )
         base = smooth_field(rng, SIZE)
         for band, (low, span) in zip(
             S1_BANDS, ((-25.0, 22.0), (-32.0, 24.0)), strict=True

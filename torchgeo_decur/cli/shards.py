@@ -23,7 +23,7 @@ from typing import Any
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .datasets.shards import SizedDataset, write_shards
+from ..datasets.shards import SizedDataset, write_shards
 
 
 class SeasonsOf(Dataset[dict[str, Tensor]]):

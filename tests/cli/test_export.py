@@ -1,0 +1,251 @@
+"""``torchgeo-decur export`` under faults, driven through the real command.
+
+The checkpoints are Lightning checkpoints in the layout of this package's
+two-encoder tasks (``state_dict`` with ``backbones.<m>.*`` / ``projectors.<m>.*``
+and ``hyper_parameters``), kept tiny: the export only rearranges keys, and
+``tests/test_export.py`` round-trips a trained DeCURTask.
+"""
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from .conftest import cli_env, one_line_error, run_cli, snapshot
+
+
+def write_checkpoint(
+    path: Path, seed: int = 0, big: int = 0, nan: bool = False
+) -> Path:
+    """A Lightning checkpoint of an S1/S2 two-encoder task."""
+    generator = torch.Generator().manual_seed(seed)
+    state: dict[str, Any] = {}
+    for modality, channels in (('s1', 2), ('s2', 13)):
+        state[f'backbones.{modality}.conv1.weight'] = torch.randn(
+            8, channels, 3, 3, generator=generator
+        )
+        state[f'backbones.{modality}.bn1.weight'] = torch.ones(8)
+        state[f'backbones.{modality}.bn1.running_mean'] = torch.zeros(8)
+        if big:
+            state[f'backbones.{modality}.layer1.0.conv1.weight'] = torch.randn(
+                big, 8, 3, 3, generator=generator
+            )
+        state[f'projectors.{modality}.0.weight'] = torch.randn(
+            16, 8, generator=generator
+        )
+    if nan:
+        state['backbones.s2.conv1.weight'][0, 0, 0, 0] = float('nan')
+    hparams = {'modalities': ['s1', 's2'], 'model': 'resnet50', 'in_channels': [2, 13]}
+    torch.save({'state_dict': state, 'hyper_parameters': hparams, 'epoch': 3}, path)
+    return path
+
+
+EXPECTED = ('ckpt_joint_decur.pth', 'ckpt_s1_decur.pth', 'ckpt_s2_decur.pth')
+
+
+def exported(tmp_path: Path, seed: int = 0) -> tuple[Path, dict[str, bytes]]:
+    """Export a checkpoint once; return the output folder and its files."""
+    ckpt = write_checkpoint(tmp_path / 'ckpt.ckpt', seed)
+    out = tmp_path / 'out'
+    result = run_cli('export', str(ckpt), '--output-dir', str(out))
+    assert result.returncode == 0, result.stderr
+    files = snapshot(str(out))
+    assert sorted(files) == list(EXPECTED)
+    return out, files
+
+
+def temporaries(folder: Path) -> list[str]:
+    return glob.glob(os.path.join(folder, '.*.tmp-*'))
+
+
+def test_second_export_refused_then_overwrite_replaces(tmp_path: Path) -> None:
+    out, before = exported(tmp_path)
+    ckpt = write_checkpoint(tmp_path / 'ckpt.ckpt', seed=1)  # new weights
+    line = one_line_error(
+        run_cli('export', str(ckpt), '--output-dir', str(out)), 'export'
+    )
+    assert 'already exist' in line
+    assert '--overwrite' in line
+    assert str(out / 'ckpt_joint_decur.pth') in line
+    assert snapshot(str(out)) == before  # nothing replaced, nothing added
+
+    result = run_cli('export', str(ckpt), '--output-dir', str(out), '--overwrite')
+    assert result.returncode == 0, result.stderr
+    after = snapshot(str(out))
+    assert sorted(after) == list(EXPECTED)
+    assert all(after[name] != before[name] for name in EXPECTED)
+    joint = torch.load(out / 'ckpt_joint_decur.pth', weights_only=True)['model']
+    want = torch.load(ckpt, weights_only=True)['state_dict']
+    assert torch.equal(
+        joint['module.backbone_1.conv1.weight'], want['backbones.s1.conv1.weight']
+    )
+
+
+@pytest.mark.parametrize('case', ['missing', 'directory', 'truncated', 'text', 'empty'])
+def test_unreadable_checkpoint_is_one_line(tmp_path: Path, case: str) -> None:
+    path = tmp_path / 'model.ckpt'
+    if case == 'directory':
+        path.mkdir()
+    elif case == 'truncated':
+        write_checkpoint(path)
+        path.write_bytes(path.read_bytes()[:-200])
+    elif case == 'text':
+        path.write_text('not a checkpoint\n')
+    elif case == 'empty':
+        path.write_bytes(b'')
+    out = tmp_path / 'out'
+    line = one_line_error(
+        run_cli('export', str(path), '--output-dir', str(out)), 'export'
+    )
+    assert repr(str(path)) in line
+    assert not out.exists() or not os.listdir(out)
+
+
+def test_output_dir_that_is_a_file(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path / 'ckpt.ckpt')
+    target = tmp_path / 'taken'
+    target.write_text('keep me')
+    line = one_line_error(
+        run_cli('export', str(ckpt), '--output-dir', str(target)), 'export'
+    )
+    assert str(target) in line
+    assert 'not a directory' in line
+    assert target.read_text() == 'keep me'
+
+
+def test_non_finite_weights_are_refused_naming_the_key(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path / 'ckpt.ckpt', nan=True)
+    out = tmp_path / 'out'
+    line = one_line_error(
+        run_cli('export', str(ckpt), '--output-dir', str(out)), 'export'
+    )
+    assert "'module.backbone_2.conv1.weight'" in line
+    assert 'non-finite' in line
+    assert not out.exists() or not os.listdir(out)
+
+
+def _file_size_limit() -> None:
+    """In the child: files may not grow past 64 KiB, like a disk that is full.
+
+    Python ignores SIGXFSZ, so a write past the limit fails with EFBIG.
+    """
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2**10, 64 * 2**10))
+
+
+def test_full_disk_keeps_previous_files_and_leaves_no_temporary(
+    tmp_path: Path,
+) -> None:
+    out, before = exported(tmp_path)
+    big = write_checkpoint(tmp_path / 'ckpt.ckpt', seed=1, big=512)  # ~150 KiB
+    result = run_cli(
+        'export',
+        str(big),
+        '--output-dir',
+        str(out),
+        '--overwrite',
+        preexec_fn=_file_size_limit,
+    )
+    line = one_line_error(result, 'export')
+    assert 'cannot write' in line
+    assert str(out) in line
+    assert snapshot(str(out)) == before
+    assert not temporaries(out)
+
+
+def _immutable(folder: Path) -> bool:
+    """Make ``folder`` unwritable even for root (chattr +i) or by mode bits."""
+    if os.geteuid() == 0:
+        if shutil.which('chattr') is None:
+            return False
+        done = subprocess.run(['chattr', '+i', str(folder)], capture_output=True)
+        return done.returncode == 0
+    folder.chmod(0o555)
+    return True
+
+
+def _writable_again(folder: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(['chattr', '-i', str(folder)], capture_output=True)
+    folder.chmod(0o755)
+
+
+def test_read_only_target_is_one_line(tmp_path: Path) -> None:
+    out, before = exported(tmp_path)
+    if not _immutable(out):
+        pytest.skip('cannot make a folder read-only here (root without chattr)')
+    try:
+        ckpt = write_checkpoint(tmp_path / 'ckpt.ckpt', seed=1)
+        result = run_cli('export', str(ckpt), '--output-dir', str(out), '--overwrite')
+        line = one_line_error(result, 'export')
+        assert str(out) in line
+    finally:
+        _writable_again(out)
+    assert snapshot(str(out)) == before
+
+
+#: Runs the command with torch.save slowed down: the second file's temporary
+#: copy gets a few bytes and then the process hangs, so the test can kill it in
+#: the middle of the export.
+SLOW_WRITER = """
+import sys, time, torch
+from torchgeo_decur.cli import main
+save, calls = torch.save, []
+def slow_save(obj, f, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        f.write(b'partial')
+        f.flush()
+        time.sleep(600)
+    save(obj, f, *args, **kwargs)
+torch.save = slow_save
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def kill_mid_write(args: list[str], out: Path) -> None:
+    """Start the command with a slow writer and SIGKILL it mid-write."""
+    process = subprocess.Popen(
+        [sys.executable, '-c', SLOW_WRITER, *args],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while len(temporaries(out)) < 2:
+            assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, 'export never started writing'
+            time.sleep(0.1)
+        time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+
+def test_kill_during_export_keeps_previous_files(tmp_path: Path) -> None:
+    out, before = exported(tmp_path)
+    ckpt = write_checkpoint(tmp_path / 'ckpt.ckpt', seed=1)
+    kill_mid_write(['export', str(ckpt), '--output-dir', str(out), '--overwrite'], out)
+    visible = {k: v for k, v in snapshot(str(out)).items() if not k.startswith('.')}
+    assert visible == before  # every previous file intact
+    assert temporaries(out)  # the interrupted run's partial files
+    # The next run finishes the job and removes what the killed one left.
+    result = run_cli('export', str(ckpt), '--output-dir', str(out), '--overwrite')
+    assert result.returncode == 0, result.stderr
+    assert not temporaries(out)
+    after = snapshot(str(out))
+    assert sorted(after) == list(EXPECTED)
+    for name in EXPECTED:
+        assert after[name] != before[name]
+        torch.load(out / name, weights_only=True)  # complete, loadable files

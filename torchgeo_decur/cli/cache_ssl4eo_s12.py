@@ -1,0 +1,424 @@
+"""``torchgeo-decur cache-ssl4eo-s12``: write the compact array cache of SSL4EO-S12.
+
+The format and its reader are :mod:`torchgeo_decur.datasets.ssl4eo_s12_cache`;
+this module holds the writer, which reads the GeoTIFFs through
+:class:`~torchgeo_decur.datasets.SSL4EOS12Pairs` and stores one ``.npy`` array per
+location and product.
+
+A cache never mixes sources: the settings of a run (GeoTIFF root, encoding,
+products, bands, grid size, format version) are recorded in the cache folder
+before the first array is written. A rerun with the same settings resumes
+(locations already written are kept); a rerun with different settings is refused
+unless ``overwrite`` is given, which deletes the cache's arrays first. Temporary
+files of an interrupted run are removed.
+"""
+
+import argparse
+import glob
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..datasets.ssl4eo_s12 import SSL4EOS12Pairs
+from ..datasets.ssl4eo_s12_cache import (
+    DTYPES,
+    FORMAT,
+    MANIFEST,
+    SETTINGS,
+    VERSION,
+    Encoding,
+    product_kind,
+)
+from ..transforms.pretrained import ssl4eo_s12_normalization
+
+#: Product folders a cache can hold.
+PRODUCTS = ('s1', 's2c', 's2a')
+#: Settings that must agree for a rerun to resume into an existing cache.
+SETTING_KEYS = ('format', 'version', 'source', 'encoding', 'products', 'bands', 'size')
+#: Marker in the names of temporary array files.
+TMP_MARKER = '.tmp-'
+
+
+def _encode(
+    encoding: Encoding, raw: Mapping[str, Tensor], s2_product: str
+) -> dict[str, np.ndarray]:
+    """Turn one location's raw values into the arrays stored for ``encoding``.
+
+    Args:
+        encoding: Cache encoding.
+        raw: ``{'s1': (T1 x 2, H, W), s2_product: (T2 x B, H, W)}`` float32.
+        s2_product: Key of the S2 product in ``raw``.
+
+    Returns:
+        Arrays keyed by product.
+
+    Raises:
+        ValueError: If a lossless encoding cannot hold the values exactly.
+    """
+    if encoding == 'uint8':
+        # The data module's own quantised scaling, so the codes cannot drift from it.
+        l2a = s2_product == 's2a'
+        scaled = ssl4eo_s12_normalization('s2a' if l2a else 's2c', quantize=True)(
+            {'image_s1': raw['s1'], 'image_s2': raw[s2_product]}
+        )
+        return {
+            's1': (scaled['image_s1'] * 255.0).round().to(torch.uint8).numpy(),
+            s2_product: (scaled['image_s2'] * 255.0).round().to(torch.uint8).numpy(),
+        }
+    out = {}
+    for product, values in raw.items():
+        dtype = DTYPES[encoding][product_kind(product)]
+        array = values.numpy()
+        stored = array.astype(dtype)
+        if not np.array_equal(stored.astype(np.float32), array, equal_nan=True):
+            raise ValueError(
+                f'{product} values are not exactly representable as {dtype} '
+                f"(encoding {encoding!r}); write the cache with encoding='float32'"
+            )
+        out[product] = stored
+    return out
+
+
+def _save_atomically(path: str, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` via a temporary file, so no partial file exists."""
+    tmp = f'{path}{TMP_MARKER}{os.getpid()}.npy'
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _write_json(path: str, content: Mapping[str, Any]) -> None:
+    """Write a JSON file atomically (temporary file in the same folder + replace)."""
+    tmp = f'{path}{TMP_MARKER}{os.getpid()}'
+    with open(tmp, 'w') as f:
+        json.dump(content, f, indent=1)
+    os.replace(tmp, path)
+
+
+class _WriteJob(Dataset[tuple[str, list[int], str]]):
+    """Writes one location per item, so a DataLoader's workers write in parallel."""
+
+    def __init__(
+        self, dataset: SSL4EOS12Pairs, output: str, encoding: Encoding
+    ) -> None:
+        self.dataset = dataset
+        self.output = output
+        self.encoding: Encoding = encoding
+
+    def __len__(self) -> int:
+        return len(self.dataset.locations)
+
+    def _done(self, location: str, counts: Sequence[int]) -> bool:
+        """Whether a previous run (same settings) already wrote this location."""
+        for product, count in zip(self.dataset.products, counts, strict=True):
+            path = os.path.join(self.output, product, f'{location}.npy')
+            if not os.path.isfile(path):
+                return False
+            try:
+                array = np.load(path, mmap_mode='r')
+            except (ValueError, OSError, EOFError):  # damaged: write it again
+                return False
+            bands = len(self.dataset.bands[product])
+            dtype = DTYPES[self.encoding][product_kind(product)]
+            if array.dtype != dtype or array.shape[0] != count * bands:
+                return False
+            if self.dataset.size is not None and array.shape[1:] != (
+                self.dataset.size,
+                self.dataset.size,
+            ):
+                return False
+        return True
+
+    def __getitem__(self, index: int) -> tuple[str, list[int], str]:
+        """Write location ``index``; returns (location, counts, error message)."""
+        location = self.dataset.locations[index]
+        try:
+            counts = self.dataset.timestamp_counts(location)
+            if self._done(location, counts):
+                return location, counts, ''
+            raw = self.dataset.read_all_timestamps(location)
+            arrays = _encode(self.encoding, raw, self.dataset.products[1])
+        except ValueError as err:
+            return location, [], str(err)
+        for product, array in arrays.items():
+            _save_atomically(
+                os.path.join(self.output, product, f'{location}.npy'), array
+            )
+        return location, counts, ''
+
+
+def _identity(item: Any) -> Any:
+    """Collate function that passes each item through (picklable, unlike a lambda)."""
+    return item
+
+
+def _previous_settings(output: str) -> dict[str, Any] | None:
+    """Settings of the cache already in ``output`` (None: no cache there).
+
+    Raises:
+        ValueError: If ``output`` holds cache arrays, or a manifest / settings
+            file, that cannot be attributed to known settings.
+    """
+    for name in (MANIFEST, SETTINGS):
+        file = os.path.join(output, name)
+        if not os.path.isfile(file):
+            continue
+        try:
+            with open(file) as f:
+                content = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(
+                f'cache {output!r}: {file!r} cannot be read ({err}), so it is unknown '
+                'what the cache holds; pass --overwrite (overwrite=True) to rewrite '
+                'it or choose another output folder'
+            ) from None
+        if not isinstance(content, dict):
+            raise ValueError(
+                f'cache {output!r}: {file!r} is not a cache manifest; pass '
+                '--overwrite (overwrite=True) to rewrite it'
+            )
+        return {k: content.get(k) for k in SETTING_KEYS}
+    arrays = [
+        p
+        for product in PRODUCTS
+        for p in glob.glob(os.path.join(glob.escape(output), product, '*.npy'))
+    ]
+    if arrays:
+        raise ValueError(
+            f'cache {output!r} holds {len(arrays)} array file(s) (e.g. '
+            f'{arrays[0]!r}) but no {MANIFEST} or {SETTINGS} saying where they came '
+            'from; pass --overwrite (overwrite=True) to delete and rewrite them or '
+            'choose another output folder'
+        )
+    return None
+
+
+def _describe(settings: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """``key=value`` list of some settings, for messages."""
+    return ', '.join(f'{k}={settings.get(k)!r}' for k in keys)
+
+
+def _remove_cache_files(output: str) -> None:
+    """Delete what a cache writer creates in ``output`` (and nothing else)."""
+    for product in PRODUCTS:
+        folder = os.path.join(output, product)
+        if os.path.isdir(folder):
+            for path in glob.glob(os.path.join(glob.escape(folder), '*.npy')):
+                os.remove(path)
+    for name in (MANIFEST, SETTINGS):
+        path = os.path.join(output, name)
+        if os.path.isfile(path):
+            os.remove(path)
+
+
+def _remove_temporaries(output: str) -> int:
+    """Delete the temporary files an interrupted run left; return how many."""
+    folder = glob.escape(output)
+    patterns = [
+        os.path.join(folder, f'{MANIFEST}{TMP_MARKER}*'),
+        os.path.join(folder, f'{SETTINGS}{TMP_MARKER}*'),
+    ] + [os.path.join(folder, p, f'*.npy{TMP_MARKER}*') for p in PRODUCTS]
+    stale = [p for pattern in patterns for p in glob.glob(pattern)]
+    for path in stale:
+        os.remove(path)
+    return len(stale)
+
+
+def write_cache(
+    root: str,
+    output: str,
+    encoding: Encoding = 'raw',
+    s2_product: Literal['s2c', 's2a'] = 's2c',
+    size: int = 264,
+    on_invalid: Literal['error', 'skip'] = 'error',
+    num_workers: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write the cache of every paired location under ``root``.
+
+    Locations follow :class:`~torchgeo_decur.datasets.SSL4EOS12Pairs`' rules: an
+    unpaired or malformed location (missing band file, multi-band file, bands on
+    different grids, values a lossless encoding cannot hold) raises a
+    ``ValueError`` naming it, or with ``on_invalid='skip'`` is left out with a
+    warning and listed under ``skipped`` in the manifest. Files are written
+    atomically. A rerun with the same settings resumes, keeping the locations
+    already written; other settings are refused unless ``overwrite``. The
+    manifest is written last, so a cache without one is incomplete.
+
+    Args:
+        root: Directory with ``s1`` and ``s2c``/``s2a`` GeoTIFF folders.
+        output: Cache directory (created).
+        encoding: ``'raw'``, ``'float32'`` or ``'uint8'`` (see the format docs).
+        s2_product: ``'s2c'`` (L1C) or ``'s2a'`` (L2A).
+        size: Grid every band is resampled to, in pixels.
+        on_invalid: ``'error'`` or ``'skip'`` for unpaired/malformed locations.
+        num_workers: Processes writing locations in parallel (0: this one).
+        overwrite: Delete the arrays of a cache already in ``output`` (whatever
+            its settings) and write every location anew.
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        The manifest that was written.
+
+    Raises:
+        ValueError: For an unknown encoding, an invalid location when
+            ``on_invalid='error'``, or (without ``overwrite``) an ``output``
+            holding a cache of other settings or unidentifiable cache files.
+        NotADirectoryError: If ``output`` is a file.
+    """
+    if encoding not in DTYPES:
+        raise ValueError(f'encoding must be one of {sorted(DTYPES)}, got {encoding!r}')
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise NotADirectoryError(f'cache output {output!r} is a file, not a folder')
+    products = ('s1', s2_product)
+    settings: dict[str, Any] = {
+        'format': FORMAT,
+        'version': VERSION,
+        'source': os.path.realpath(root),
+        'encoding': encoding,
+        'products': list(products),
+        'bands': {p: list(SSL4EOS12Pairs.bands[p]) for p in products},
+        'size': size,
+    }
+    previous = None if overwrite else _previous_settings(output)
+    if previous is not None:
+        if previous.get('source'):
+            previous['source'] = os.path.realpath(previous['source'])
+        differ = [k for k in SETTING_KEYS if previous.get(k) != settings[k]]
+        if differ:
+            raise ValueError(
+                f'cache {output!r} was written with {_describe(previous, differ)}, '
+                f'this run asks for {_describe(settings, differ)}; a cache never '
+                'mixes sources: pass --overwrite (overwrite=True) to delete it and '
+                'write it anew, or choose another output folder'
+            )
+    dataset = SSL4EOS12Pairs(
+        root, s2_product=s2_product, size=size, on_invalid=on_invalid
+    )
+    os.makedirs(output, exist_ok=True)
+    if overwrite:
+        _remove_cache_files(output)
+    _remove_temporaries(output)
+    for product in dataset.products:
+        os.makedirs(os.path.join(output, product), exist_ok=True)
+    if not os.path.isfile(os.path.join(output, MANIFEST)):
+        _write_json(os.path.join(output, SETTINGS), settings)
+    job = _WriteJob(dataset, output, encoding)
+    loader = DataLoader(
+        job, batch_size=None, num_workers=num_workers, collate_fn=_identity
+    )
+    locations: dict[str, list[int]] = {}
+    skipped = dict(dataset.skipped)  # unpaired locations
+    for location, counts, error in tqdm(
+        loader,
+        total=len(job),
+        desc=f'Caching SSL4EO-S12 ({encoding})',
+        unit='location',
+        disable=not progress,
+    ):
+        if not error:
+            locations[location] = counts
+            continue
+        message = f'malformed SSL4EO-S12 location {location!r}: {error}'
+        if on_invalid == 'error':
+            raise ValueError(message + " (pass on_invalid='skip' to skip it)")
+        warnings.warn(message + '; skipping it', UserWarning, stacklevel=2)
+        skipped[location] = message
+    manifest = {
+        **settings,
+        'locations': dict(sorted(locations.items())),
+        'skipped': dict(sorted(skipped.items())),
+    }
+    _write_json(os.path.join(output, MANIFEST), manifest)
+    settings_file = os.path.join(output, SETTINGS)
+    if os.path.isfile(settings_file):
+        os.remove(settings_file)
+    return manifest
+
+
+def _directory_mib(path: str) -> float:
+    """Total size of the files under ``path`` in MiB."""
+    total = 0
+    for directory, _, files in os.walk(path):
+        total += sum(os.path.getsize(os.path.join(directory, f)) for f in files)
+    return total / 2**20
+
+
+def register(subparsers: 'argparse._SubParsersAction[Any]') -> None:
+    """Add the ``cache-ssl4eo-s12`` subcommand.
+
+    Args:
+        subparsers: The ``argparse`` sub-parser collection of ``torchgeo-decur``.
+    """
+    parser = subparsers.add_parser(
+        'cache-ssl4eo-s12',
+        help='write a cache of paired SSL4EO-S12 locations (one .npy array per '
+        'location and product)',
+        description='Write a cache of paired SSL4EO-S12 locations: every timestamp '
+        'and band of a location and product, already on the size x size grid, in '
+        'one .npy file. A rerun with the same settings resumes; other settings '
+        'are refused unless --overwrite.',
+    )
+    parser.add_argument('--root', required=True, help='SSL4EO-S12 GeoTIFF root')
+    parser.add_argument('--output', required=True, help='cache directory to write')
+    parser.add_argument(
+        '--encoding',
+        choices=sorted(DTYPES),
+        default='raw',
+        help='raw: lossless S1 float32 + S2 uint16 (default); float32: lossless; '
+        'uint8: the reference quantised scaling (exact for quantize: true)',
+    )
+    parser.add_argument('--s2-product', choices=['s2c', 's2a'], default='s2c')
+    parser.add_argument('--size', type=int, default=264, help='grid size in px')
+    parser.add_argument('--on-invalid', choices=['error', 'skip'], default='error')
+    parser.add_argument('--num-workers', type=int, default=0)
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='delete a cache already in --output (any settings) and write it anew',
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the cache described by the parsed arguments.
+
+    Args:
+        args: Parsed ``cache-ssl4eo-s12`` arguments.
+
+    Returns:
+        Exit status 0 (failures raise; :func:`~torchgeo_decur.cli.main` reports
+        them).
+    """
+    manifest = write_cache(
+        args.root,
+        args.output,
+        encoding=args.encoding,
+        s2_product=args.s2_product,
+        size=args.size,
+        on_invalid=args.on_invalid,
+        num_workers=args.num_workers,
+        overwrite=args.overwrite,
+    )
+    print(
+        f'wrote {len(manifest["locations"])} locations '
+        f'({len(manifest["skipped"])} skipped, {_directory_mib(args.output):.1f} MiB, '
+        f'encoding {manifest["encoding"]}) to {args.output}'
+    )
+    return 0
+
+
+__all__ = ('register', 'run', 'write_cache')
