@@ -25,7 +25,8 @@ HERE = os.path.join(DATA, 'own_rasters')
 
 def _load_generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location('own_rasters_data', f'{HERE}/data.py')
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -127,7 +128,8 @@ def test_statistics_are_estimated_seeded_saved_and_applied_on_device() -> None:
     dm.setup('fit')
     stats = dm.hparams['statistics']
     assert set(stats) == {'s1', 's2'}
-    assert len(stats['s2']['mean']) == 13 and len(stats['s1']['std']) == 2
+    assert len(stats['s2']['mean']) == 13
+    assert len(stats['s1']['std']) == 2
     # Same seed, same patches, same statistics; they match a direct estimate.
     again = module(('s1', 's2'))
     again.setup('fit')
@@ -148,7 +150,8 @@ def test_statistics_are_estimated_seeded_saved_and_applied_on_device() -> None:
     batch = next(iter(dm.train_dataloader()))
     out = dm.on_after_batch_transfer(batch, 0)
     for m in ('s1', 's2'):
-        assert out[f'image_{m}'].min() >= 0 and out[f'image_{m}'].max() <= 1
+        assert out[f'image_{m}'].min() >= 0
+        assert out[f'image_{m}'].max() <= 1
         assert 0.3 < out[f'image_{m}'].mean() < 0.7
     # The checkpointed state carries the statistics.
     assert dm.state_dict() == {'statistics': stats}
@@ -200,7 +203,7 @@ def test_datasets_that_do_not_overlap(tmp_path: Path) -> None:
 
 def test_patch_larger_than_the_intersection() -> None:
     dm = module(patch_size=80)
-    with pytest.raises(ValueError, match='patch_size=80 px .* does not fit the'):
+    with pytest.raises(ValueError, match=r'patch_size=80 px .* does not fit the'):
         dm.setup('fit')
 
 

@@ -37,7 +37,8 @@ def test_streaming_statistics_equal_direct_ones_on_the_valid_values() -> None:
         values = values[torch.isfinite(values) & (values != -9999.0)]
         assert mean[b].item() == pytest.approx(values.mean().item(), rel=1e-12)
         assert std[b].item() == pytest.approx(values.std(correction=0).item(), rel=1e-9)
-    assert mean.dtype == torch.float64 and mean.shape == (3,)
+    assert mean.dtype == torch.float64
+    assert mean.shape == (3,)
 
 
 def test_statistics_do_not_depend_on_how_patches_are_split() -> None:
@@ -46,7 +47,8 @@ def test_statistics_do_not_depend_on_how_patches_are_split() -> None:
     parts = [whole[:, :2], whole[:, 2:3], whole[:, 3:]]
     a = estimate_band_statistics([whole])
     b = estimate_band_statistics(parts)
-    assert torch.allclose(a[0], b[0]) and torch.allclose(a[1], b[1])
+    assert torch.allclose(a[0], b[0])
+    assert torch.allclose(a[1], b[1])
 
 
 def test_statistics_feed_the_checkpoint_scaling() -> None:
