@@ -13,6 +13,14 @@
 * ``<name>_<modality>_decur.pth`` per modality: the backbone-only layout (timm / smp
   keys; RDA: ``backbone.*`` + ``da<i>_l3/l4.*``; MiT without its DeCUR head).
 
+A task of more than two modalities has no joint released layout: only the
+per-modality backbone files are written (modalities after the first in the layout
+of a released modality-2 file). When the run's data module recorded the band
+statistics its inputs were scaled with (``MultimodalGeoDataModule``), they are
+written to ``<name>_input_scaling.json``: per modality the raw-unit ``mean`` and
+``std`` of every band, to be mapped with ``clip((x - (mean - 2 std)) / (4 std), 0,
+1)`` before the encoder.
+
 Each file loads back with ``torchgeo.models.get_model('decur_<model>', weights=path)``
 (``modality=2`` picks the second encoder of the joint file), with
 ``DeCURTask(weights=path)`` or with the authors' code.
@@ -47,11 +55,12 @@ def export_checkpoint(
 
     Returns:
         A summary: ``model``, ``modalities``, ``in_channels`` and ``files``
-        (``joint`` and one entry per modality, as paths).
+        (``joint`` for two modalities, one entry per modality and
+        ``input_scaling`` when recorded, as paths).
 
     Raises:
         FileNotFoundError: If ``checkpoint`` does not exist.
-        ValueError: If it is not a Lightning checkpoint of a two-encoder task.
+        ValueError: If it is not a Lightning checkpoint of a multi-encoder task.
     """
     source = os.fspath(checkpoint)
     if not os.path.isfile(source):
@@ -66,28 +75,62 @@ def export_checkpoint(
         )
     hparams = ckpt['hyper_parameters']
     modalities = tuple(hparams.get('modalities', ()))
-    if len(modalities) != 2:
+    if len(modalities) < 2:
         raise ValueError(
-            f'{source} is not a checkpoint of a two-encoder task (hyper_parameters '
+            f'{source} is not a checkpoint of a multi-encoder task (hyper_parameters '
             f'modalities={modalities!r})'
         )
-    m1, m2 = modalities
-    backbones, projectors = split_joint_state_dict(ckpt['state_dict'], (m1, m2), source)
+    backbones, projectors = split_joint_state_dict(
+        ckpt['state_dict'], modalities, source
+    )
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     prefix = name or Path(source).stem
-    files = {'joint': out / f'{prefix}_joint_decur.pth'}
-    torch.save({'model': to_reference_joint(backbones, projectors)}, files['joint'])
+    files: dict[str, Path] = {}
+    if len(modalities) == 2:
+        # The released joint layout holds exactly two encoders.
+        files['joint'] = out / f'{prefix}_joint_decur.pth'
+        torch.save({'model': to_reference_joint(backbones, projectors)}, files['joint'])
     for position, modality in enumerate(modalities, start=1):
         files[modality] = out / f'{prefix}_{modality}_decur.pth'
         torch.save(
-            to_reference_backbone(backbones[modality], position), files[modality]
+            to_reference_backbone(backbones[modality], min(position, 2)),
+            files[modality],
         )
+    scaling = input_scaling(ckpt)
+    if scaling is not None:
+        files['input_scaling'] = out / f'{prefix}_input_scaling.json'
+        tmp = files['input_scaling'].with_name(files['input_scaling'].name + '.tmp')
+        tmp.write_text(json.dumps(scaling, indent=2))
+        os.replace(tmp, files['input_scaling'])
     return {
         'model': hparams.get('model'),
         'modalities': list(modalities),
         'in_channels': hparams.get('in_channels'),
         'files': files,
+    }
+
+
+def input_scaling(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    """The input scaling a checkpoint's data module recorded, if any.
+
+    Args:
+        ckpt: A loaded Lightning checkpoint.
+
+    Returns:
+        ``{'scaling': <formula>, 'statistics': {modality: {'mean', 'std'}}}`` or
+        None when the data module stored no ``statistics`` hyperparameter.
+    """
+    hparams = ckpt.get('datamodule_hyper_parameters') or {}
+    stats = hparams.get('statistics') if isinstance(hparams, dict) else None
+    if not stats:
+        return None
+    return {
+        'scaling': 'clip((x - (mean - 2 std)) / (4 std), 0, 1) per band, raw units',
+        'statistics': {
+            m: {'mean': list(s['mean']), 'std': list(s['std'])}
+            for m, s in stats.items()
+        },
     }
 
 
@@ -128,4 +171,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ('export_checkpoint', 'register', 'run')
+__all__ = ('export_checkpoint', 'input_scaling', 'register', 'run')

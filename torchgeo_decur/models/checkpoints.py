@@ -202,7 +202,7 @@ def _reference_prefix(state_dict: Mapping[str, Tensor]) -> str | None:
 
 def split_joint_state_dict(
     state_dict: Mapping[str, Tensor],
-    modalities: tuple[str, str],
+    modalities: tuple[str, ...],
     source: str,
     rda_semantics: RDASemantics = 'transfer',
 ) -> tuple[dict[str, dict[str, Tensor]], dict[str, dict[str, Tensor]]]:
