@@ -25,7 +25,9 @@ Example (real sample beside the checkout)::
 """
 
 import argparse
+import contextlib
 import os
+import sys
 import time
 from collections.abc import Iterable
 from statistics import median
@@ -110,7 +112,9 @@ def geo_path(
         statistics_patches=4,
         min_valid_fraction=0.0,
     )
-    dm.setup('fit')
+    # torchgeo announces each CRS/resolution change on stdout; keep stdout JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        dm.setup('fit')
     keys = [f'image_{m}' for m in datasets]
     runs = [timed(dm.train_dataloader(), keys) for _ in range(args.repeats)]
     out = summarise(runs, args.num_workers)

@@ -25,8 +25,7 @@ def test_geo_loading_benchmark_on_the_fixture() -> None:
         capture_output=True,
         text=True,
     ).stdout
-    # torchgeo prints CRS conversions before the JSON document.
-    result = json.loads(out[out.index('{\n') :])
+    result = json.loads(out)
     fixture = result['paths']['geo:fixture']
     assert fixture['patches'] == 4
     assert fixture['bands'] == {'s1': 2, 's2': 13, 'dem': 1}

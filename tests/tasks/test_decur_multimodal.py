@@ -1,5 +1,6 @@
 """DeCURTask with more than two modalities."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +10,11 @@ from torch import Tensor
 from torchgeo_decur import DeCURTask
 from torchgeo_decur.losses import decur_loss_multi
 from torchgeo_decur.models.resnet import DeCURResNet50_Weights
-from torchgeo_decur.tasks import MultimodalBarlowTwinsTask, MultimodalCLIPTask
+from torchgeo_decur.tasks import (
+    MultimodalBarlowTwinsTask,
+    MultimodalClassificationTask,
+    MultimodalCLIPTask,
+)
 
 TINY: dict[str, Any] = {
     'modalities': ['s1', 's2', 'dem'],
@@ -109,3 +114,28 @@ def test_joint_member_needs_two_modalities() -> None:
     joint = next(m for m in DeCURResNet50_Weights if m.is_joint)
     with pytest.raises(ValueError, match='holds two encoders, but the task has 3'):
         DeCURTask(**{**TINY, 'weights': joint})
+
+
+def test_late_fusion_takes_the_encoders_of_a_three_modality_run(tmp_path: Path) -> None:
+    pretrained = DeCURTask(**TINY)
+    path = tmp_path / 'decur3.ckpt'
+    torch.save(
+        {
+            'state_dict': pretrained.state_dict(),
+            'hyper_parameters': dict(pretrained.hparams),
+        },
+        path,
+    )
+    task = MultimodalClassificationTask(
+        modalities=['s1', 's2', 'dem'],
+        in_channels={'dem': 1},
+        model='resnet18',
+        num_classes=5,
+        weights=str(path),
+    )
+    for m in ('s1', 's2', 'dem'):
+        for key, value in pretrained.backbones[m].state_dict().items():
+            assert torch.equal(task.encoders[m].state_dict()[key], value), (m, key)
+    data = batch(2) | {'label': torch.randint(0, 2, (2, 5))}
+    loss = task.training_step(data, 0)
+    assert torch.isfinite(loss)
