@@ -13,6 +13,14 @@
 * ``<name>_<modality>_decur.pth`` per modality: the backbone-only layout (timm / smp
   keys; RDA: ``backbone.*`` + ``da<i>_l3/l4.*``; MiT without its DeCUR head).
 
+A task of more than two modalities has no joint released layout: only the
+per-modality backbone files are written (modalities after the first in the layout
+of a released modality-2 file). When the run's data module recorded the band
+statistics its inputs were scaled with (``MultimodalGeoDataModule``), they are
+written to ``<name>_input_scaling.json``: per modality the raw-unit ``mean`` and
+``std`` of every band, to be mapped with ``clip((x - (mean - 2 std)) / (4 std), 0,
+1)`` before the encoder.
+
 Each file loads back with ``torchgeo.models.get_model('decur_<model>', weights=path)``
 (``modality=2`` picks the second encoder of the joint file), with
 ``DeCURTask(weights=path)`` or with the authors' code.
@@ -24,6 +32,7 @@ leaves the previous files as they were, and existing files are only replaced wit
 (:mod:`torchgeo_decur.cli.export`).
 """
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -85,12 +94,13 @@ def export_checkpoint(
 
     Returns:
         A summary: ``model``, ``modalities``, ``in_channels`` and ``files``
-        (``joint`` and one entry per modality, as paths).
+        (``joint`` for two modalities, one entry per modality and
+        ``input_scaling`` when recorded, as paths).
 
     Raises:
         FileNotFoundError: If ``checkpoint`` does not exist.
         FileExistsError: If an output exists and ``overwrite`` is False.
-        ValueError: If it is not a Lightning checkpoint of a two-encoder task,
+        ValueError: If it is not a Lightning checkpoint of a multi-encoder task,
             cannot be read, or holds NaN / infinite weights.
         OSError: If the output folder cannot be created or written.
     """
@@ -105,22 +115,36 @@ def export_checkpoint(
         )
     hparams = ckpt['hyper_parameters']
     modalities = tuple(hparams.get('modalities', ()))
-    if len(modalities) != 2:
+    if len(modalities) < 2:
         raise ValueError(
-            f'{source} is not a checkpoint of a two-encoder task (hyper_parameters '
+            f'{source} is not a checkpoint of a multi-encoder task (hyper_parameters '
             f'modalities={modalities!r})'
         )
-    m1, m2 = modalities
-    backbones, projectors = split_joint_state_dict(ckpt['state_dict'], (m1, m2), source)
-    joint = to_reference_joint(backbones, projectors)
-    check_finite(joint, source)
+    backbones, projectors = split_joint_state_dict(
+        ckpt['state_dict'], modalities, source
+    )
+    for modality, state in backbones.items():
+        check_finite(state, f'{source} ({modality} encoder)')
     out = prepare_output_dir(output_dir)
     prefix = name or Path(source).stem
-    files = {'joint': out / f'{prefix}_joint_decur.pth'}
-    contents: dict[str | os.PathLike[str], Any] = {files['joint']: {'model': joint}}
+    files: dict[str, Path] = {}
+    contents: dict[str | os.PathLike[str], Any] = {}
+    if len(modalities) == 2:
+        # The released joint layout holds exactly two encoders.
+        joint = to_reference_joint(backbones, projectors)
+        check_finite(joint, source)
+        files['joint'] = out / f'{prefix}_joint_decur.pth'
+        contents[files['joint']] = {'model': joint}
     for position, modality in enumerate(modalities, start=1):
         files[modality] = out / f'{prefix}_{modality}_decur.pth'
-        contents[files[modality]] = to_reference_backbone(backbones[modality], position)
+        # Modalities after the second use the released modality-2 layout.
+        contents[files[modality]] = to_reference_backbone(
+            backbones[modality], min(position, 2)
+        )
+    scaling = input_scaling(ckpt)
+    if scaling is not None:
+        files['input_scaling'] = out / f'{prefix}_input_scaling.json'
+        contents[files['input_scaling']] = json.dumps(scaling, indent=2).encode()
     save_atomically(contents, overwrite=overwrite)
     return {
         'model': hparams.get('model'),
@@ -130,4 +154,27 @@ def export_checkpoint(
     }
 
 
-__all__ = ('export_checkpoint', 'prepare_output_dir')
+def input_scaling(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    """The input scaling a checkpoint's data module recorded, if any.
+
+    Args:
+        ckpt: A loaded Lightning checkpoint.
+
+    Returns:
+        ``{'scaling': <formula>, 'statistics': {modality: {'mean', 'std'}}}`` or
+        None when the data module stored no ``statistics`` hyperparameter.
+    """
+    hparams = ckpt.get('datamodule_hyper_parameters') or {}
+    stats = hparams.get('statistics') if isinstance(hparams, dict) else None
+    if not stats:
+        return None
+    return {
+        'scaling': 'clip((x - (mean - 2 std)) / (4 std), 0, 1) per band, raw units',
+        'statistics': {
+            m: {'mean': list(s['mean']), 'std': list(s['std'])}
+            for m, s in stats.items()
+        },
+    }
+
+
+__all__ = ('export_checkpoint', 'input_scaling', 'prepare_output_dir')

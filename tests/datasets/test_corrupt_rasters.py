@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import rasterio
 
+from torchgeo_decur.cli.cache_ssl4eo_s12 import write_cache
 from torchgeo_decur.datasets import SSL4EOS12Pairs
 from torchgeo_decur.datasets.rasters import RasterReadError, read_band
-from torchgeo_decur.datasets.ssl4eo_s12_cache import write_cache
 
 from ..conftest import DATA
 

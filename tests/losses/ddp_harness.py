@@ -27,24 +27,27 @@ OUT_DIM = 24
 
 
 class TwoEncoders(nn.Module):
-    def __init__(self) -> None:
+    """One small encoder per modality (two by default)."""
+
+    def __init__(self, modalities: int = 2) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.enc1 = nn.Sequential(
-            nn.Linear(IN_DIM, 16), nn.ReLU(), nn.Linear(16, OUT_DIM)
-        )
-        self.enc2 = nn.Sequential(
-            nn.Linear(IN_DIM, 16), nn.ReLU(), nn.Linear(16, OUT_DIM)
-        )
+        self.modalities = modalities
+        for m in range(1, modalities + 1):
+            setattr(
+                self,
+                f'enc{m}',
+                nn.Sequential(nn.Linear(IN_DIM, 16), nn.ReLU(), nn.Linear(16, OUT_DIM)),
+            )
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        # x: 4 x N x IN_DIM = (m1 v1, m1 v2, m2 v1, m2 v2)
-        return [self.enc1(x[0]), self.enc1(x[1]), self.enc2(x[2]), self.enc2(x[3])]
+        # x: 2M x N x IN_DIM = (m1 v1, m1 v2, m2 v1, m2 v2, ...)
+        return [getattr(self, f'enc{v // 2 + 1}')(x[v]) for v in range(len(x))]
 
 
-def global_batch(world_size: int) -> Tensor:
+def global_batch(world_size: int, modalities: int = 2) -> Tensor:
     g = torch.Generator().manual_seed(1)
-    return torch.randn(4, PER_RANK * world_size, IN_DIM, generator=g)
+    return torch.randn(2 * modalities, PER_RANK * world_size, IN_DIM, generator=g)
 
 
 class LossStep(nn.Module):
@@ -54,9 +57,9 @@ class LossStep(nn.Module):
     so DDP averages its gradients too, as when the loss lives inside a task.
     """
 
-    def __init__(self, loss_fn: Callable[..., Tensor]) -> None:
+    def __init__(self, loss_fn: Callable[..., Tensor], modalities: int = 2) -> None:
         super().__init__()
-        self.encoders = TwoEncoders()
+        self.encoders = TwoEncoders(modalities)
         self.loss_fn = loss_fn
 
     def forward(self, x: Tensor) -> Tensor:
@@ -72,7 +75,11 @@ def _grads(step: nn.Module) -> dict[str, Tensor]:
 
 
 def _worker(
-    rank: int, world_size: int, folder: str, factories: dict[str, LossFactory]
+    rank: int,
+    world_size: int,
+    folder: str,
+    factories: dict[str, LossFactory],
+    modalities: int = 2,
 ) -> None:
     dist.init_process_group(
         'gloo',
@@ -82,8 +89,10 @@ def _worker(
     )
     try:
         for name, make_loss in factories.items():
-            model = DistributedDataParallel(LossStep(make_loss(True)))
-            x = global_batch(world_size)[:, rank * PER_RANK : (rank + 1) * PER_RANK]
+            model = DistributedDataParallel(LossStep(make_loss(True), modalities))
+            x = global_batch(world_size, modalities)[
+                :, rank * PER_RANK : (rank + 1) * PER_RANK
+            ]
             loss = model(x)
             loss.backward()
             grads = _grads(model.module)
@@ -96,19 +105,25 @@ def _worker(
 
 
 def check_ddp_equivalence_many(
-    factories: dict[str, LossFactory], world_size: int = 2
+    factories: dict[str, LossFactory], world_size: int = 2, modalities: int = 2
 ) -> dict[str, tuple[dict[str, object], dict[str, object]]]:
     """Like :func:`check_ddp_equivalence` for several losses in ONE process group.
 
     Spawning the processes dominates the run time, so checking several losses in
     one spawn keeps the suite fast.
 
+    ``modalities`` encoders get 2 x ``modalities`` views, and the losses are called
+    with (m1 v1, m1 v2, m2 v1, m2 v2, ...).
+
     Returns:
         ``{name: (distributed, single)}``.
     """
     with tempfile.TemporaryDirectory() as folder:
         mp.spawn(
-            _worker, args=(world_size, folder, factories), nprocs=world_size, join=True
+            _worker,
+            args=(world_size, folder, factories, modalities),
+            nprocs=world_size,
+            join=True,
         )
         ranks = {
             name: [
@@ -120,8 +135,8 @@ def check_ddp_equivalence_many(
 
     out = {}
     for name, make_loss in factories.items():
-        step = LossStep(make_loss(False))
-        loss = step(global_batch(world_size))
+        step = LossStep(make_loss(False), modalities)
+        loss = step(global_batch(world_size, modalities))
         loss.backward()
         single = {'loss': loss.detach(), 'grads': _grads(step)}
         out[name] = ({**ranks[name][0], 'ranks': ranks[name]}, single)
@@ -174,9 +189,12 @@ def assert_ddp_equivalent(
 
 
 def assert_ddp_equivalent_many(
-    factories: dict[str, LossFactory], world_size: int = 2, rtol: float = 1e-5
+    factories: dict[str, LossFactory],
+    world_size: int = 2,
+    rtol: float = 1e-5,
+    modalities: int = 2,
 ) -> None:
     """:func:`assert_ddp_equivalent` for several losses, sharing one spawn."""
-    results = check_ddp_equivalence_many(factories, world_size)
+    results = check_ddp_equivalence_many(factories, world_size, modalities)
     for name, (dist_out, single) in results.items():
         assert_results_equivalent(name, dist_out, single, rtol)

@@ -293,7 +293,7 @@ def test_input_checks_and_options() -> None:
     single = MultimodalClassificationTask(modalities=['s1'], model='resnet18')
     plain = {'image': batch()['image_s1'], 'label': batch()['label']}
     assert torch.isfinite(single.training_step(plain, 0))
-    with pytest.raises(ValueError, match='one or two distinct'):
+    with pytest.raises(ValueError, match='one or more distinct'):
         MultimodalClassificationTask(modalities=['s1', 's1'])
     with pytest.raises(ValueError, match='needs two modalities'):
         MultimodalClassificationTask(modalities=['s1'], missing_modality_modes=['zero'])

@@ -18,6 +18,7 @@ direct K×K form is cheaper and is used instead; both give the same value and
 gradients (``benchmarks/decur_loss.py`` measures time, memory and equality).
 """
 
+from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -343,6 +344,198 @@ def _decur_terms(
     )
 
 
+class DeCURMultiLossOutput(NamedTuple):
+    """Components of the DeCUR loss for M >= 2 modalities (all scalars).
+
+    Pairs ``(i, j)`` are 0-based modality positions with ``i < j``, in the order
+    ``(0, 1), (0, 2), ..., (1, 2), ...``.
+
+    Attributes:
+        total: Weighted total loss that is optimised.
+        intra: Barlow Twins loss between the two views of each modality.
+        common: Per pair, the cross-modal loss on the common block (diagonal → 1).
+        unique: Per pair, the cross-modal loss on the unique block (diagonal → 0).
+        common_diag: Per pair, mean diagonal of the common block, detached.
+        unique_diag: Per pair, mean diagonal of the unique block, detached.
+    """
+
+    total: Tensor
+    intra: tuple[Tensor, ...]
+    common: dict[tuple[int, int], Tensor]
+    unique: dict[tuple[int, int], Tensor]
+    common_diag: dict[tuple[int, int], Tensor]
+    unique_diag: dict[tuple[int, int], Tensor]
+
+
+def decur_loss_multi(
+    views: Sequence[Sequence[Tensor]],
+    common_dim: int,
+    lambd: float = 0.0051,
+    weighting: Weighting = 'reference',
+    gather_distributed: bool = False,
+    eps: float = 1e-5,
+    method: Method = 'auto',
+) -> DeCURMultiLossOutput:
+    """Compute the DeCUR loss of M >= 2 modalities and its components.
+
+    Every modality m contributes its intra-modal term ``intra_m`` (Barlow Twins
+    between its two views, all K dims); every pair i < j contributes ``common_ij``
+    and ``unique_ij``, the cross terms of view 1 of modalities i and j (the same
+    ``common_dim`` split for every pair). With ``weighting='reference'``::
+
+        total = (Σ_m intra_m + Σ_{i<j} (common_ij + unique_ij) / 2) / (M + M(M-1)/2)
+
+    which for M = 2 is the released checkpoints' weighting
+    ``(intra1 + intra2 + (common + unique) / 2) / 3``; ``'sum'`` adds all terms.
+    Each correlation uses the global batch as in :func:`decur_loss`.
+
+    Args:
+        views: For each modality, in order, its two projector outputs
+            ``(view 1, view 2)``, each (N, K).
+        common_dim: Number of common dimensions K_c (the first K_c of K).
+        lambd: Weight of the off-diagonal terms.
+        weighting: ``'reference'`` or ``'sum'`` (see above).
+        gather_distributed: Normalise and correlate over the global batch.
+        eps: Added to the batch variance before normalising, > 0.
+        method: ``'gram'``, ``'direct'`` or ``'auto'``; see :func:`decur_loss`.
+
+    Returns:
+        See :class:`DeCURMultiLossOutput`.
+
+    Raises:
+        ValueError: For fewer than two modalities, a modality without exactly two
+            views, differing or non-2-D shapes, ``common_dim`` outside [0, K], a
+            global batch below 2, or invalid ``lambd``/``eps``/``weighting``/
+            ``method``.
+    """
+    pairs = [tuple(v) for v in views]
+    if len(pairs) < 2:
+        raise ValueError(
+            f'the DeCUR loss needs at least two modalities, got {len(pairs)}'
+        )
+    bad = [i for i, v in enumerate(pairs) if len(v) != 2]
+    if bad:
+        raise ValueError(
+            f'every modality needs exactly two views (view 1, view 2); modalities at '
+            f'positions {bad} have {[len(pairs[i]) for i in bad]}'
+        )
+    flat = [z for pair in pairs for z in pair]
+    for i, z in enumerate(flat):
+        if z.ndim != 2:
+            raise ValueError(
+                f'modality {i // 2} view {i % 2 + 1} must have shape (N, K), got '
+                f'{tuple(z.shape)} ({z.ndim}-D)'
+            )
+    shapes = {tuple(z.shape) for z in flat}
+    if len(shapes) != 1:
+        raise ValueError(
+            'all embeddings must have the same shape, got '
+            f'{[[tuple(z.shape) for z in pair] for pair in pairs]}'
+        )
+    _check_inputs(flat[0], flat[1], flat[2], flat[3], common_dim)
+    check_non_negative(lambd=lambd)
+    check_positive(eps=eps)
+    if weighting not in ('reference', 'sum'):
+        raise ValueError(f"weighting must be 'reference' or 'sum', got {weighting!r}")
+    if method not in ('auto', 'gram', 'direct'):
+        raise ValueError(f"method must be 'auto', 'gram' or 'direct', got {method!r}")
+    zs: tuple[Tensor, ...] = tuple(flat)
+    if gather_distributed and is_distributed():
+        zs = tuple(gather_batch(torch.stack(zs, dim=1)).unbind(dim=1))
+    zs = tuple(
+        z.float() if z.dtype in (torch.float16, torch.bfloat16) else z for z in zs
+    )
+    with torch.autocast(zs[0].device.type, enabled=False):
+        return _decur_multi_terms(zs, common_dim, lambd, weighting, eps, method)
+
+
+def _decur_multi_terms(
+    zs: tuple[Tensor, ...],
+    common_dim: int,
+    lambd: float,
+    weighting: Weighting,
+    eps: float,
+    method: Method,
+) -> DeCURMultiLossOutput:
+    """Body of :func:`decur_loss_multi` on the (gathered) embeddings.
+
+    ``zs`` holds view 1 and view 2 of modality 0, then of modality 1, ...; the
+    operations are those of :func:`_decur_terms`, per modality and per pair.
+    """
+    n, dim = zs[0].shape
+    if n < 2:
+        raise ValueError(
+            f'the DeCUR loss needs a (global) batch of at least 2 samples, got {n}'
+        )
+    std = [batch_standardize(z, eps) for z in zs]
+    first, second = std[0::2], std[1::2]
+    count = len(first)
+    c = common_dim
+    pairs = [(i, j) for i in range(count) for j in range(i + 1, count)]
+    scale = 1.0 / n**2
+    intra_diag = [
+        (a1 * a2).sum(dim=0) / n for a1, a2 in zip(first, second, strict=True)
+    ]
+    sq_intra: list[Tensor] = []
+    sq_cross: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
+    if method == 'gram' or (method == 'auto' and n < dim):
+        # Gram matrices of view 1 per column block, computed once per modality and
+        # shared by its intra term and all of its pairs (see the module docstring).
+        grams = [_block_gram(a1, c) for a1 in first]
+        for (g_c, g_u), a2 in zip(grams, second, strict=True):
+            g2, _ = _block_gram(a2, dim)
+            sq_intra.append(((g_c + g_u) * g2).sum())
+        for i, j in pairs:
+            sq_cross[i, j] = (
+                (grams[i][0] * grams[j][0]).sum(),
+                (grams[i][1] * grams[j][1]).sum(),
+            )
+    else:
+        for a1, a2 in zip(first, second, strict=True):
+            sq_intra.append((a1.T @ a2).pow(2).sum())
+        for i, j in pairs:
+            a, b = first[i], first[j]
+            sq_cross[i, j] = (
+                (a[:, :c].T @ b[:, :c]).pow(2).sum(),
+                (a[:, c:].T @ b[:, c:]).pow(2).sum(),
+            )
+    intra = tuple(
+        barlow_objective(sq * scale, diag, 1.0, lambd)
+        for sq, diag in zip(sq_intra, intra_diag, strict=True)
+    )
+    zero = first[0].new_zeros(())
+    common: dict[tuple[int, int], Tensor] = {}
+    unique: dict[tuple[int, int], Tensor] = {}
+    common_diag: dict[tuple[int, int], Tensor] = {}
+    unique_diag: dict[tuple[int, int], Tensor] = {}
+    for i, j in pairs:
+        cross_diag = (first[i] * first[j]).sum(dim=0) / n
+        for out, out_diag, sq_fro, cols, target in (
+            (common, common_diag, sq_cross[i, j][0], slice(0, c), 1.0),
+            (unique, unique_diag, sq_cross[i, j][1], slice(c, dim), 0.0),
+        ):
+            diag = cross_diag[cols]
+            if diag.numel() == 0:
+                out[i, j], out_diag[i, j] = zero, zero
+                continue
+            out[i, j] = barlow_objective(sq_fro * scale, diag, target, lambd)
+            out_diag[i, j] = diag.detach().mean()
+
+    # Added one by one in the order of the two-modality formula, so that M = 2
+    # gives bit for bit the value of decur_loss.
+    total = intra[0]
+    for term in intra[1:]:
+        total = total + term
+    for p in pairs:
+        if weighting == 'reference':
+            total = total + (common[p] + unique[p]) / 2
+        else:
+            total = total + common[p] + unique[p]
+    if weighting == 'reference':
+        total = total / (count + len(pairs))
+    return DeCURMultiLossOutput(total, intra, common, unique, common_diag, unique_diag)
+
+
 class DeCURLoss(nn.Module):
     """DeCUR loss as a module; :meth:`forward` returns the scalar total.
 
@@ -403,6 +596,26 @@ class DeCURLoss(nn.Module):
             z1_2,
             z2_1,
             z2_2,
+            common_dim=self.common_dim,
+            lambd=self.lambd,
+            weighting=self.weighting,
+            gather_distributed=self.gather_distributed,
+            eps=self.eps,
+            method=self.method,
+        )
+
+    def multimodal(self, views: Sequence[Sequence[Tensor]]) -> DeCURMultiLossOutput:
+        """Compute the loss of M >= 2 modalities and its components.
+
+        Args:
+            views: For each modality its two projector outputs (N, K); see
+                :func:`decur_loss_multi`.
+
+        Returns:
+            See :class:`DeCURMultiLossOutput`.
+        """
+        return decur_loss_multi(
+            views,
             common_dim=self.common_dim,
             lambd=self.lambd,
             weighting=self.weighting,

@@ -125,7 +125,8 @@ def save_atomically(
     written when a target exists and ``overwrite`` is False.
 
     Args:
-        files: Map from target path to the object to save.
+        files: Map from target path to the object to save (``bytes`` are written
+            as they are, anything else with ``torch.save``).
         overwrite: Replace existing targets.
 
     Raises:
@@ -159,7 +160,10 @@ def save_atomically(
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
                 written.append((tmp, target))
                 with os.fdopen(fd, 'wb') as f:
-                    torch.save(obj, f)
+                    if isinstance(obj, bytes):  # e.g. a JSON side file
+                        f.write(obj)
+                    else:
+                        torch.save(obj, f)
                     f.flush()
                     os.fsync(f.fileno())
             except (OSError, RuntimeError) as err:  # torch wraps some I/O errors
@@ -343,7 +347,7 @@ def _reference_prefix(state_dict: Mapping[str, Tensor]) -> str | None:
 
 def split_joint_state_dict(
     state_dict: Mapping[str, Tensor],
-    modalities: tuple[str, str],
+    modalities: tuple[str, ...],
     source: str,
     rda_semantics: RDASemantics = 'transfer',
 ) -> tuple[dict[str, dict[str, Tensor]], dict[str, dict[str, Tensor]]]:

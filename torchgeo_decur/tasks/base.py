@@ -222,6 +222,9 @@ class MultimodalSSLTask(BaseTask):
     #: Number of augmented views per modality the loss needs.
     num_views = 2
 
+    #: Most modalities the loss is defined for (None: any number >= 2).
+    max_modalities: int | None = None
+
     def __init__(
         self,
         modalities: Sequence[str] = ('s1', 's2'),
@@ -251,8 +254,8 @@ class MultimodalSSLTask(BaseTask):
         """Initialize a new MultimodalSSLTask instance.
 
         Args:
-            modalities: The two modality names, modality 1 first; batches must hold
-                ``image_<name>`` for each.
+            modalities: The modality names (two or more, as the loss allows),
+                modality 1 first; batches must hold ``image_<name>`` for each.
             model: timm name of the encoder architecture (same for both).
             in_channels: Channels per modality (defaults for s1=2, s2=13, rgb=3,
                 dem=3, hha=3).
@@ -340,8 +343,16 @@ class MultimodalSSLTask(BaseTask):
         """
         self.weights = weights
         modalities = tuple(modalities)
-        if len(modalities) != 2 or len(set(modalities)) != 2:
-            raise ValueError(f'need exactly two distinct modalities, got {modalities}')
+        if len(modalities) < 2 or len(set(modalities)) != len(modalities):
+            raise ValueError(
+                f'need at least two distinct modalities, got {list(modalities)}'
+            )
+        if self.max_modalities is not None and len(modalities) > self.max_modalities:
+            raise ValueError(
+                f'{type(self).__name__} is defined for {self.max_modalities} '
+                f'modalities, got {len(modalities)}: {list(modalities)}; '
+                'DeCURTask pretrains any number of modalities'
+            )
         check_projector_dims(projector_dims)
         check_optimization_args(
             optimizer=optimizer,
@@ -357,10 +368,9 @@ class MultimodalSSLTask(BaseTask):
 
     # ------------------------------------------------------------------ setup
     @property
-    def modalities(self) -> tuple[str, str]:
+    def modalities(self) -> tuple[str, ...]:
         """The modality names, modality 1 first."""
-        m1, m2 = self.hparams['modalities']
-        return m1, m2
+        return tuple(self.hparams['modalities'])
 
     def _in_channels(self) -> dict[str, int]:
         """Resolve the channel count of every modality."""
@@ -407,6 +417,12 @@ class MultimodalSSLTask(BaseTask):
                 raise ValueError(
                     f'{member} holds one encoder ({member.modalities[0]}); pass '
                     f'weights={{<modality>: {member!s}}} to load it into one encoder'
+                )
+            if len(self.modalities) != 2:
+                raise ValueError(
+                    f'{member} holds two encoders, but the task has '
+                    f'{len(self.modalities)} modalities {list(self.modalities)}; load '
+                    'backbone files per modality (weights={modality: ...}) instead'
                 )
             members = {m: (member, i) for i, m in enumerate(self.modalities, start=1)}
         if not members:
@@ -504,8 +520,10 @@ class MultimodalSSLTask(BaseTask):
         self.configure_augmentations(channels)
         self.load_initial_weights()
         if self.hparams['shared_rda']:
-            # After loading, so modality 1's weights are the ones both use.
-            share_deformable_attention(*self.backbones.values())
+            # After loading, so modality 1's weights are the ones all use.
+            first, *others = self.backbones.values()
+            for other in others:
+                share_deformable_attention(first, other)
 
     def configure_heads(self) -> None:
         """Build one projector per modality (or one shared projector)."""
@@ -783,7 +801,7 @@ class MultimodalSSLTask(BaseTask):
 
     @torch.no_grad()
     def augment(self, views: Mapping[str, list[Tensor]]) -> dict[str, list[Tensor]]:
-        """Draw the augmented views of both modalities.
+        """Draw the augmented views of every modality.
 
         Args:
             views: Raw views per modality from :meth:`split_views`.
@@ -791,23 +809,27 @@ class MultimodalSSLTask(BaseTask):
         Returns:
             Augmented views per modality, each (N, C_m, crop, crop).
         """
-        m1, m2 = self.modalities
-        out: dict[str, list[Tensor]] = {m1: [], m2: []}
+        names = self.modalities
+        out: dict[str, list[Tensor]] = {m: [] for m in names}
         for v in range(self.num_views):
-            x1, x2 = views[m1][v].float(), views[m2][v].float()
+            xs = [views[m][v].float() for m in names]
             if self.hparams['aligned_crops']:
-                if x1.shape[-2:] != x2.shape[-2:]:
+                grids = [tuple(x.shape[-2:]) for x in xs]
+                if len(set(grids)) != 1:
+                    which = 'both' if len(names) == 2 else 'all'
                     raise ValueError(
-                        'aligned_crops needs both modalities on the same grid, got '
-                        f'{tuple(x1.shape[-2:])} and {tuple(x2.shape[-2:])}'
+                        f'aligned_crops needs {which} modalities on the same grid, '
+                        f'got {" and ".join(str(g) for g in grids)} ({list(names)})'
                     )
-                both = self.shared_geometric(torch.cat([x1, x2], dim=1))
-                x1, x2 = torch.split(both, [x1.shape[1], x2.shape[1]], dim=1)
+                joint = self.shared_geometric(torch.cat(xs, dim=1))
+                xs = list(torch.split(joint, [x.shape[1] for x in xs], dim=1))
             else:
-                x1 = self.augmentation(m1).geometric(x1)
-                x2 = self.augmentation(m2).geometric(x2)
-            out[m1].append(self.augmentation(m1).photometric(x1))
-            out[m2].append(self.augmentation(m2).photometric(x2))
+                xs = [
+                    self.augmentation(m).geometric(x)
+                    for m, x in zip(names, xs, strict=True)
+                ]
+            for m, x in zip(names, xs, strict=True):
+                out[m].append(self.augmentation(m).photometric(x))
         return out
 
     @abstractmethod

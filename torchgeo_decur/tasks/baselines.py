@@ -32,6 +32,7 @@ class CrossModalSSLTask(MultimodalSSLTask):
     """
 
     num_views = 1
+    max_modalities = 2
     criterion: NTXentLoss | CLIPLoss | BarlowTwinsLoss | VICRegLoss
 
     @abstractmethod

@@ -14,9 +14,15 @@ class DeCURTask(MultimodalSSLTask):
     """Multimodal self-supervised pretraining with DeCUR.
 
     Each modality has its own encoder and projector; two augmented views per
-    modality give the intra-modal Barlow Twins terms, and view 1 of both modalities
+    modality give the intra-modal Barlow Twins terms, and view 1 of two modalities
     gives the cross-modal terms, split into ``common_dim`` common dimensions
     (aligned) and K - ``common_dim`` unique ones (decorrelated).
+
+    Any number M >= 2 of modalities: every modality has its intra term and every
+    pair i < j its common and unique terms; the reference weighting averages them
+    as (Σ_m intra_m + Σ_{i<j} (common_ij + unique_ij) / 2) / (M + M(M-1)/2), which
+    for M = 2 is the released checkpoints' (intra1 + intra2 + (common +
+    unique)/2)/3 (see :func:`~torchgeo_decur.losses.decur_loss_multi`).
 
     Where the defaults come from (the authors' pretraining scripts); they mix scripts,
     so no single reference run uses all of them:
@@ -43,12 +49,15 @@ class DeCURTask(MultimodalSSLTask):
     Batch size and epochs belong to the data module and the Trainer. All other
     arguments are those of :class:`~torchgeo_decur.tasks.base.MultimodalSSLTask`.
 
-    Logged: ``train_loss`` and its components ``train_intra_<m1>``,
-    ``train_intra_<m2>``, ``train_common``, ``train_unique``; collapse monitors
-    ``train_std_<m>`` (std of L2-normalised embeddings, ≈ 1/sqrt(K) when
-    healthy, 0 when collapsed), ``train_common_diag`` (mean diagonal of the common
-    block of the cross-modal correlation, rises to 1) and ``train_unique_diag``
-    (same for the unique block, should stay near 0).
+    Logged: ``train_loss`` and its components ``train_intra_<m>`` per modality and
+    ``train_common_<mi>_<mj>``, ``train_unique_<mi>_<mj>`` per pair; collapse
+    monitors ``train_std_<m>`` (std of L2-normalised embeddings, ≈ 1/sqrt(K) when
+    healthy, 0 when collapsed), ``train_common_diag_<mi>_<mj>`` (mean diagonal of
+    the common block of the pair's cross-modal correlation, rises to 1) and
+    ``train_unique_diag_<mi>_<mj>`` (same for the unique block, should stay near
+    0). With two modalities the pair's values are also logged under the names
+    ``train_common``, ``train_unique``, ``train_common_diag`` and
+    ``train_unique_diag``.
 
     Reference: https://arxiv.org/abs/2309.05300
     """
@@ -105,17 +114,27 @@ class DeCURTask(MultimodalSSLTask):
             embeddings: Two embeddings (N, K) per modality.
 
         Returns:
-            ``loss``, the four terms and the two cross-correlation monitors.
+            ``loss``, every term by modality name (``intra_<m>``,
+            ``common_<mi>_<mj>``, ``unique_<mi>_<mj>``) and the per-pair
+            cross-correlation monitors (``common_diag_<mi>_<mj>``,
+            ``unique_diag_<mi>_<mj>``); with two modalities also the pair's terms
+            and monitors under the names ``common``, ``unique``, ``common_diag``
+            and ``unique_diag``.
         """
-        m1, m2 = self.modalities
-        (z1_1, z1_2), (z2_1, z2_2) = embeddings[m1], embeddings[m2]
-        out = self.criterion.components(z1_1, z1_2, z2_1, z2_2)
-        return {
-            'loss': out.total,
-            f'intra_{m1}': out.intra1.detach(),
-            f'intra_{m2}': out.intra2.detach(),
-            'common': out.common.detach(),
-            'unique': out.unique.detach(),
-            'common_diag': out.common_diag,
-            'unique_diag': out.unique_diag,
-        }
+        names = self.modalities
+        out = self.criterion.multimodal([embeddings[m][:2] for m in names])
+        logged = {'loss': out.total}
+        for m, term in zip(names, out.intra, strict=True):
+            logged[f'intra_{m}'] = term.detach()
+        for (i, j), term in out.common.items():
+            pair = f'{names[i]}_{names[j]}'
+            logged[f'common_{pair}'] = term.detach()
+            logged[f'unique_{pair}'] = out.unique[i, j].detach()
+            logged[f'common_diag_{pair}'] = out.common_diag[i, j]
+            logged[f'unique_diag_{pair}'] = out.unique_diag[i, j]
+        if len(names) == 2:
+            logged['common'] = out.common[0, 1].detach()
+            logged['unique'] = out.unique[0, 1].detach()
+            logged['common_diag'] = out.common_diag[0, 1]
+            logged['unique_diag'] = out.unique_diag[0, 1]
+        return logged

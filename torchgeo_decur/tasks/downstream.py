@@ -101,7 +101,7 @@ class MultimodalDownstreamTask(BaseTask):
         """Initialize a new MultimodalDownstreamTask instance.
 
         Args:
-            modalities: One or two modality names, modality 1 first; batches hold
+            modalities: One or more modality names, modality 1 first; batches hold
                 ``image_<name>`` for each.
             model: timm name of the encoder architecture (same for all).
             in_channels: Channels per modality (defaults: s1=2, s2=13, rgb=3,
@@ -145,8 +145,8 @@ class MultimodalDownstreamTask(BaseTask):
         """
         self.weights = weights
         mods = tuple(modalities)
-        if len(mods) not in (1, 2) or len(set(mods)) != len(mods):
-            raise ValueError(f'need one or two distinct modalities, got {list(mods)}')
+        if not mods or len(set(mods)) != len(mods):
+            raise ValueError(f'need one or more distinct modalities, got {list(mods)}')
         if missing_modality_modes:
             if len(mods) != 2:
                 raise ValueError('missing_modality_modes needs two modalities')
@@ -293,7 +293,7 @@ class MultimodalDownstreamTask(BaseTask):
         if joint is None:
             joint = meta_modality if meta_modality is not None else mods
         joint = tuple(joint)
-        if len(joint) != 2 or not set(mods) <= set(joint):
+        if len(joint) < 2 or not set(mods) <= set(joint):
             raise ValueError(
                 f'joint checkpoint {source} has modalities {list(joint)} (modality 1 '
                 f'first), which do not include {list(mods)}; set joint_modalities'
@@ -305,7 +305,7 @@ class MultimodalDownstreamTask(BaseTask):
         )
         backbones, _ = split_joint_state_dict(
             state,
-            cast(tuple[str, str], joint),
+            joint,
             source,
             rda_semantics=self.hparams['rda_semantics'],
         )
