@@ -55,7 +55,8 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
 
     Loads raw values in the workers and normalises on the device after the batch
     transfer (the DeCUR per-band mean ± 2σ window, FACTS A §3). Self-supervised
-    pretraining has no validation split, so only a training loader is defined.
+    pretraining has no validation split: validation reads the training locations
+    at one fixed timestamp (see :meth:`setup`).
 
     With ``cache`` the samples come from a cache written by ``torchgeo-decur
     cache-ssl4eo-s12``; the normalised batches are identical to the GeoTIFF path
@@ -141,9 +142,19 @@ class SSL4EOS12PairsDataModule(NonGeoDataModule):
             self.aug = ApplyToKeys({})
 
     def setup(self, stage: str) -> None:
-        """Build the dataset (used for training only).
+        """Build the dataset, and the validation view of it.
+
+        SSL4EO-S12 has no held-out split, so validation runs over the same
+        locations, with every view read at the fixed timestamp ``season``: the
+        random season draws happen in the loader workers, out of reach of the
+        task's seeded validation augmentations, and would make the ``val_*``
+        values of different epochs incomparable.
 
         Args:
             stage: Either 'fit', 'validate', 'test', or 'predict'.
         """
         self.dataset = SSL4EOS12Pairs(**self.kwargs)
+        if stage in ('fit', 'validate'):
+            self.val_dataset = SSL4EOS12Pairs(
+                **(self.kwargs | {'season_mode': 'fixed'})
+            )
