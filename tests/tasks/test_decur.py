@@ -232,7 +232,9 @@ def test_validation_views_are_seeded_and_keep_training_rng() -> None:
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(a['loss'], b['loss'])
     for m in ('s1', 's2'):
-        assert torch.equal(a['embeddings'][m], b['embeddings'][m])
-        assert a['embeddings'][m].shape == (4, 32)
+        assert len(a['embeddings'][m]) == 2  # both views
+        for x, y in zip(a['embeddings'][m], b['embeddings'][m], strict=True):
+            assert torch.equal(x, y)
+            assert x.shape == (4, 32)
     # Another batch index draws other views.
-    assert not torch.equal(a['embeddings']['s1'], c['embeddings']['s1'])
+    assert not torch.equal(a['embeddings']['s1'][0], c['embeddings']['s1'][0])

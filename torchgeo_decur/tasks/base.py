@@ -890,8 +890,9 @@ class MultimodalSSLTask(BaseTask):
             dataloader_idx: Index of the loader.
 
         Returns:
-            ``{'loss': scalar, 'embeddings': {m: (N, K)}}``: the projector outputs
-            of view 1 of every modality (detached), which callbacks such as
+            ``{'loss': scalar, 'embeddings': {m: [(N, K) per view]}}``: the
+            projector outputs of every view of every modality (detached), which
+            callbacks such as
             :class:`~torchgeo_decur.callbacks.CorrelationPicture` collect in
             ``on_validation_batch_end``; training never computes them twice.
         """
@@ -918,7 +919,9 @@ class MultimodalSSLTask(BaseTask):
             self.log(f'val_std_{m}', std, on_epoch=True, batch_size=batch_size)
         return {
             'loss': outputs['loss'].detach(),
-            'embeddings': {m: embeddings[m][0].detach() for m in self.modalities},
+            'embeddings': {
+                m: [z.detach() for z in embeddings[m]] for m in self.modalities
+            },
         }
 
     # ------------------------------------------------------------- optimiser
