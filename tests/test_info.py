@@ -104,7 +104,7 @@ def test_released_layouts(
         (modality,) = member.modalities
         assert out['modalities'] == modality
         assert out[f'encoder 1 ({modality})'] == (
-            f'{member.in_chans} channels: {", ".join(member.meta["bands"])}'
+            f'{member.meta["in_chans"]} channels: {", ".join(member.meta["bands"])}'
         )
         assert out['input scaling'] == member.meta['input'][modality]
         assert 'projector' not in out
