@@ -916,7 +916,13 @@ class MultimodalSSLTask(BaseTask):
             )
         for m in self.modalities:
             std = std_of_l2_normalized(embeddings[m][0].float())
-            self.log(f'val_std_{m}', std, on_epoch=True, batch_size=batch_size)
+            self.log(
+                f'val_std_{m}',
+                std,
+                on_epoch=True,
+                batch_size=batch_size,
+                sync_dist=True,
+            )
         return {
             'loss': outputs['loss'].detach(),
             'embeddings': {
