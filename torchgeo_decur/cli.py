@@ -15,6 +15,7 @@ COMMANDS: tuple[str, ...] = (
     'torchgeo_decur.export_cmx',  # cmx
     'torchgeo_decur.datasets.ssl4eo_s12_cache',  # cache-ssl4eo-s12
     'torchgeo_decur.info_cli',  # info
+    'torchgeo_decur.picture_cli',  # picture
 )
 
 

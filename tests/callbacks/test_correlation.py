@@ -19,9 +19,10 @@ from torchgeo_decur.callbacks import (
     figure_to_array,
     write_figure_png,
 )
+from torchgeo_decur.cli import main
 from torchgeo_decur.datamodules import SSL4EOS12PairsDataModule
 
-from ..conftest import DATA
+from ..conftest import DATA, ROOT
 
 
 def red_pixels(image: np.ndarray) -> int:
@@ -179,3 +180,42 @@ def test_baseline_picture_has_no_boundary(tmp_path: Path) -> None:
     assert red_pixels(picture.last_image) == 0
     titles = [p.title.split('\n')[0] for p in picture.last_panels[0]]
     assert titles == ['s1 x s2 (view 1)', 's1 x s1', 's2 x s2']
+
+
+def test_picture_subcommand_from_a_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = Path(ROOT, 'tests', 'conf', 'decur_ssl4eo_s12.yaml').read_text()
+    config = tmp_path / 'run.yaml'
+    config.write_text(text.replace('tests/data/ssl4eo_s12', f'{DATA}/ssl4eo_s12'))
+    task = DeCURTask(
+        model='resnet18', projector_dims=[64, 64], common_dim=56, crop_size=32
+    )
+    trainer = Trainer(accelerator='cpu', logger=False, max_epochs=0)
+    trainer.strategy.connect(task)
+    checkpoint = tmp_path / 'task.ckpt'
+    trainer.save_checkpoint(checkpoint)
+    out = tmp_path / 'picture.png'
+    args = ['picture', str(checkpoint), str(out), '--config', str(config)]
+    assert main([*args, '--max-size', '32']) == 0
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert capsys.readouterr().out.strip() == str(out)
+    # An existing picture is kept unless --overwrite.
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith('torchgeo-decur picture: error: ')
+    assert 'exists' in err[0]
+    assert (
+        main(
+            [
+                'picture',
+                str(tmp_path / 'none.ckpt'),
+                str(tmp_path / 'x.png'),
+                '--config',
+                str(config),
+            ]
+        )
+        == 1
+    )
+    assert 'none.ckpt' in capsys.readouterr().err

@@ -319,6 +319,7 @@ class CorrelationPicture(Callback):
     Attributes:
         last_image: The last picture as an (H, W, 3) uint8 array, or None.
         last_panels: The block-averaged matrices of the last picture.
+        samples: The number of samples behind the last picture.
     """
 
     def __init__(
@@ -344,6 +345,7 @@ class CorrelationPicture(Callback):
         self.tag = tag
         self.last_image: np.ndarray | None = None
         self.last_panels: list[list[Panel]] = []
+        self.samples = 0
         self._collected: dict[str, list[list[Tensor]]] = {}
         self._count = 0
 
@@ -403,5 +405,6 @@ class CorrelationPicture(Callback):
             f'{self._count} validation samples',
         )
         self.last_image = figure_to_array(figure)
+        self.samples = self._count
         log_image(trainer, self.tag, self.last_image, trainer.global_step)
         self._collected = {}
