@@ -94,6 +94,22 @@ def test_training_step_logs_loss_and_monitors(case: str) -> None:
         assert task.projectors[m][0].weight.grad is not None
 
 
+@pytest.mark.parametrize('case', list(CASES))
+def test_validation_step_logs_val_metrics(case: str) -> None:
+    cls, _, monitors = CASES[case]
+    task = cls(**TINY).eval()
+    logged: dict[str, torch.Tensor] = {}
+    task.log = lambda name, value, **kw: logged.__setitem__(name, value)  # type: ignore[method-assign]
+    with torch.no_grad():
+        out = task.validation_step(batch(views=1), 3)
+        again = task.validation_step(batch(views=1), 3)
+    expected = {'val_loss', 'val_std_s1', 'val_std_s2'} | {f'val_{m}' for m in monitors}
+    assert set(logged) == expected
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in logged.values())
+    assert torch.equal(out['loss'], again['loss'])
+    assert set(out['embeddings']) == {'s1', 's2'}
+
+
 def test_defaults() -> None:
     simclr = MultimodalSimCLRTask(model='resnet18')
     assert list(simclr.hparams['projector_dims']) == [512, 128]

@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 import torch
 from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from torchgeo_decur import DeCURTask
@@ -182,26 +183,58 @@ def test_fit_logs_components_and_monitors(tmp_path: Any) -> None:
         root=os.path.join(DATA, 'ssl4eo_s12'), size=24, batch_size=4
     )
     task = DeCURTask(**TINY)
+    best = ModelCheckpoint(dirpath=tmp_path / 'ckpt', monitor='val_loss')
     trainer = Trainer(
         max_epochs=2,
         logger=False,
-        enable_checkpointing=False,
+        callbacks=[best],
         default_root_dir=str(tmp_path),
         enable_progress_bar=False,
     )
     trainer.fit(task, dm)
     logged = trainer.callback_metrics
-    for name in (
-        'train_loss',
-        'train_intra_s1',
-        'train_intra_s2',
-        'train_common',
-        'train_unique',
-        'train_std_s1',
-        'train_std_s2',
-        'train_common_diag',
-        'train_unique_diag',
-    ):
-        assert name in logged, name
-        assert torch.isfinite(logged[name]), name
+    for split in ('train', 'val'):
+        for name in (
+            'loss',
+            'intra_s1',
+            'intra_s2',
+            'common',
+            'unique',
+            'std_s1',
+            'std_s2',
+            'common_diag',
+            'unique_diag',
+        ):
+            assert f'{split}_{name}' in logged, f'{split}_{name}'
+            assert torch.isfinite(logged[f'{split}_{name}']), f'{split}_{name}'
     assert 0 < logged['train_std_s1'] <= 1
+    assert 0 < logged['val_std_s2'] <= 1
+    # ModelCheckpoint(monitor='val_loss') picks the epoch with the lowest val_loss.
+    assert best.best_model_score is not None
+    assert torch.isfinite(best.best_model_score)
+    assert os.path.isfile(best.best_model_path)
+    # Validating again gives the same numbers: the views are seeded, not random.
+    first = trainer.validate(task, dm, verbose=False)[0]['val_loss']
+    second = trainer.validate(task, dm, verbose=False)[0]['val_loss']
+    assert first == second
+
+
+def test_validation_views_are_seeded_and_keep_training_rng() -> None:
+    task = DeCURTask(**TINY).eval()
+    data = batch(views=1)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        a = task.validation_step(data, 0)
+        b = task.validation_step(data, 0)
+        c = task.validation_step(data, 1)
+    # Training randomness continues as if validation had not run.
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(a['loss'], b['loss'])
+    for m in ('s1', 's2'):
+        assert len(a['embeddings'][m]) == 2  # both views
+        for x, y in zip(a['embeddings'][m], b['embeddings'][m], strict=True):
+            assert torch.equal(x, y)
+            assert x.shape == (4, 32)
+    # Another batch index draws other views.
+    assert not torch.equal(a['embeddings']['s1'][0], c['embeddings']['s1'][0])

@@ -22,6 +22,8 @@ COMMANDS: tuple[str, ...] = (
     'torchgeo_decur.cli.cmx',  # cmx
     'torchgeo_decur.cli.cache_ssl4eo_s12',  # cache-ssl4eo-s12
     'torchgeo_decur.cli.shards',  # shards
+    'torchgeo_decur.cli.info',  # info
+    'torchgeo_decur.cli.picture',  # picture
 )
 
 #: Exceptions that mean bad input or a failing disk rather than a bug: reported in

@@ -67,7 +67,8 @@ class SSL4EOS12PairsDataModule(TrainBatchCheck, NonGeoDataModule):
 
     Loads raw values in the workers and normalises on the device after the batch
     transfer (the DeCUR per-band mean ± 2σ window). Self-supervised
-    pretraining has no validation split, so only a training loader is defined.
+    pretraining has no validation split: validation reads the training locations
+    at one fixed timestamp (see :meth:`setup`).
 
     Its DataLoader workers raise glibc's malloc thresholds when they start
     (:func:`~torchgeo_decur.datamodules.utils.tune_worker_memory` as
@@ -158,12 +159,22 @@ class SSL4EOS12PairsDataModule(TrainBatchCheck, NonGeoDataModule):
             self.aug = WarnNonFinite()
 
     def setup(self, stage: str) -> None:
-        """Build the dataset (used for training only).
+        """Build the dataset, and the validation view of it.
+
+        SSL4EO-S12 has no held-out split, so validation runs over the same
+        locations, with every view read at the fixed timestamp ``season``: the
+        random season draws happen in the loader workers, out of reach of the
+        task's seeded validation augmentations, and would make the ``val_*``
+        values of different epochs incomparable.
 
         Args:
             stage: Either 'fit', 'validate', 'test', or 'predict'.
         """
         self.dataset = SSL4EOS12Pairs(**self.kwargs)
+        if stage in ('fit', 'validate'):
+            self.val_dataset = SSL4EOS12Pairs(
+                **(self.kwargs | {'season_mode': 'fixed'})
+            )
 
     def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Tensor]]:
         """The torchgeo loader, with the worker memory tuning as ``worker_init_fn``.

@@ -906,6 +906,69 @@ class MultimodalSSLTask(BaseTask):
             if f'image_{m}' in batch
         }
 
+    # ------------------------------------------------------------ validation
+    #: Base seed of the validation augmentations: batch i is augmented with seed
+    #: ``VALIDATION_SEED + i`` in every epoch, so ``val_*`` values of different
+    #: epochs compare the same views.
+    VALIDATION_SEED = 20240917
+
+    def validation_step(
+        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Any]:
+        """Loss, its terms and the collapse monitors on a validation batch.
+
+        The views are drawn like in training but from a generator seeded with
+        :attr:`VALIDATION_SEED` + ``batch_idx`` inside :func:`torch.random.fork_rng`,
+        so every epoch sees the same views and the training randomness after the
+        validation loop is what it would have been without it. Logged per epoch
+        as ``val_loss``, ``val_<term>`` and ``val_std_<m>``.
+
+        Args:
+            batch: Batch dictionary (see :meth:`split_views`).
+            batch_idx: Index of the batch.
+            dataloader_idx: Index of the loader.
+
+        Returns:
+            ``{'loss': scalar, 'embeddings': {m: [(N, K) per view]}}``: the
+            projector outputs of every view of every modality (detached), which
+            callbacks such as
+            :class:`~torchgeo_decur.callbacks.CorrelationPicture` collect in
+            ``on_validation_batch_end``; training never computes them twice.
+        """
+        cuda = self.device.type == 'cuda'
+        with torch.random.fork_rng(devices=[self.device] if cuda else []):
+            torch.manual_seed(self.VALIDATION_SEED + batch_idx)
+            views = self.augment(self.split_views(batch))
+        embeddings = {
+            m: [self.embed(m, x)[1] for x in views[m]] for m in self.modalities
+        }
+        outputs = self.compute_loss(embeddings)
+        batch_size = views[self.modalities[0]][0].shape[0]
+        for name, value in outputs.items():
+            self.log(
+                f'val_{name}',
+                value,
+                prog_bar=name == 'loss',
+                on_epoch=True,
+                batch_size=batch_size,
+                sync_dist=True,
+            )
+        for m in self.modalities:
+            std = std_of_l2_normalized(embeddings[m][0].float())
+            self.log(
+                f'val_std_{m}',
+                std,
+                on_epoch=True,
+                batch_size=batch_size,
+                sync_dist=True,
+            )
+        return {
+            'loss': outputs['loss'].detach(),
+            'embeddings': {
+                m: [z.detach() for z in embeddings[m]] for m in self.modalities
+            },
+        }
+
     # ------------------------------------------------------------- optimiser
     def parameter_groups(self) -> list[dict[str, Any]]:
         """The optimizer's parameter groups.

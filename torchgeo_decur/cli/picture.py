@@ -1,0 +1,149 @@
+r"""``torchgeo-decur picture``: the correlation picture of a checkpoint, as a PNG.
+
+Builds the task and data module of a ``torchgeo fit`` config, loads the weights of
+a task checkpoint, runs one validation pass (the seeded views of the validation
+loop) and writes the picture of
+:class:`~torchgeo_decur.callbacks.CorrelationPicture`:
+
+    torchgeo-decur picture output/quickstart/checkpoints/last.ckpt picture.png \
+        --config conf/quickstart.yaml
+
+The PNG is written atomically; an existing file is refused unless ``--overwrite``.
+Errors print one line, ``torchgeo-decur picture: error: ...``, and exit 1.
+"""
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.cli import LightningCLI
+from torchgeo.datamodules import BaseDataModule
+from torchgeo.tasks import BaseTask
+
+from ..callbacks import CorrelationPicture, correlation_figure, write_figure_png
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``picture`` subcommand.
+
+    Args:
+        subparsers: The top-level parser's sub-parser collection.
+    """
+    parser = subparsers.add_parser(
+        'picture',
+        help='draw the correlation picture of a task checkpoint as a PNG',
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument('checkpoint', help='Lightning checkpoint of a task (.ckpt)')
+    parser.add_argument('output', help='PNG file to write')
+    parser.add_argument(
+        '--config', required=True, help='the torchgeo fit config of the run'
+    )
+    parser.add_argument(
+        '--max-samples', type=int, default=2048, help='validation samples used'
+    )
+    parser.add_argument(
+        '--max-size', type=int, default=256, help='largest drawn matrix side'
+    )
+    parser.add_argument(
+        '--accelerator', default='cpu', help='Lightning accelerator (default: cpu)'
+    )
+    parser.add_argument('--overwrite', action='store_true', help='replace output')
+    parser.set_defaults(func=run)
+
+
+def draw(
+    checkpoint: str,
+    output: str,
+    config: str,
+    max_samples: int = 2048,
+    max_size: int = 256,
+    accelerator: str = 'cpu',
+    overwrite: bool = False,
+) -> str:
+    """Validate a checkpoint on its config's data and write the picture.
+
+    Args:
+        checkpoint: Lightning checkpoint of a torchgeo_decur task.
+        output: PNG path.
+        config: The ``torchgeo fit`` YAML (model and data sections are used).
+        max_samples: Validation samples the correlations are estimated from.
+        max_size: Largest side length of a drawn matrix.
+        accelerator: Lightning accelerator.
+        overwrite: Replace an existing ``output``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        FileExistsError: If ``output`` exists and ``overwrite`` is False.
+        FileNotFoundError: If ``checkpoint`` or ``config`` does not exist.
+        ValueError: If the validation pass gave fewer than two samples.
+    """
+    if os.path.exists(output) and not overwrite:
+        raise FileExistsError(f'{output!r} exists; pass --overwrite to replace it')
+    for what, path in (('checkpoint', checkpoint), ('config', config)):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'{what} {path!r} does not exist')
+    cli = LightningCLI(
+        model_class=BaseTask,
+        datamodule_class=BaseDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=['--config', config, '--trainer.logger=false'],
+        run=False,
+        save_config_callback=None,
+    )
+    picture = CorrelationPicture(max_samples=max_samples, max_size=max_size)
+    trainer = Trainer(
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        callbacks=[picture],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.validate(cli.model, cli.datamodule, ckpt_path=checkpoint, verbose=False)
+    if picture.last_image is None:
+        raise ValueError(
+            f'the validation data of {config!r} gave fewer than two samples; no '
+            'correlation can be estimated'
+        )
+    figure = correlation_figure(
+        panels=picture.last_panels,
+        title=f'{os.path.basename(checkpoint)}: {picture.samples} validation samples',
+    )
+    return write_figure_png(figure, output, overwrite=overwrite)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``picture``.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        0, or 1 on an error (one line on stderr).
+    """
+    try:
+        path = draw(
+            args.checkpoint,
+            args.output,
+            args.config,
+            args.max_samples,
+            args.max_size,
+            args.accelerator,
+            args.overwrite,
+        )
+    except (OSError, ValueError) as error:
+        message = ' '.join(str(error).split())
+        print(f'torchgeo-decur picture: error: {message}', file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+__all__ = ('draw', 'register', 'run')
