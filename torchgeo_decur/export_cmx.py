@@ -35,7 +35,7 @@ from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
 from .models.checkpoints import split_joint_state_dict
-from .tasks.base import MultimodalSSLTask
+from .models.loading import read_state_dict
 
 #: Prefix of CMX's X-branch (depth/HHA) encoder parameter names.
 CMX_EXTRA_PREFIX = 'extra_'
@@ -163,9 +163,8 @@ def export_cmx(
     Returns:
         Paths by role: ``'cmx'`` and one per modality.
     """
-    spec = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
-    state = MultimodalSSLTask.resolve_state_dict(spec)
-    dual, plain, variant = cmx_state_dicts(state, modalities, source=str(spec))
+    state, source, _ = read_state_dict(weights)
+    dual, plain, variant = cmx_state_dicts(state, modalities, source=source)
     stem = stem or f'decur_{variant.replace("_", "")}'
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ say so in ``meta['backbone_kwargs']`` (``num_classes=2048``), which the DeCUR ta
 applies. Backbone-only files hold the plain SegFormer / smp encoder keys.
 """
 
-from .weights import DeCURWeightsEnum, decur_weights, make_builder
+from .builders import make_builder
+from .weights_enum import DeCURWeightsEnum, decur_weights
 
 #: DeCUR's MiT pretraining puts a 2048-d head inside the encoder.
 _JOINT_KWARGS = {'num_classes': 2048}

@@ -4,7 +4,8 @@ Builders follow torchgeo's convention (``builder(weights, **timm_kwargs)``) and 
 registered with torchgeo on ``import torchgeo_decur`` (see :mod:`.registry`).
 """
 
-from .weights import DeCURWeightsEnum, decur_weights, make_builder
+from .builders import make_builder
+from .weights_enum import DeCURWeightsEnum, decur_weights
 
 
 class DeCURResNet50_Weights(DeCURWeightsEnum):  # noqa: N801

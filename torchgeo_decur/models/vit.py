@@ -1,6 +1,7 @@
 """DeCUR ViT-S/16 weights and their builder (timm ``vit_small_patch16_224``)."""
 
-from .weights import DeCURWeightsEnum, decur_weights, make_builder
+from .builders import make_builder
+from .weights_enum import DeCURWeightsEnum, decur_weights
 
 
 class DeCURViTSmall16_Weights(DeCURWeightsEnum):  # noqa: N801
