@@ -21,7 +21,7 @@ import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from torch import Tensor
 from torchvision.models._api import WeightsEnum
@@ -45,7 +45,7 @@ WeightSpec: TypeAlias = WeightsEnum | str | bool | None  # noqa: UP040
 
 #: Extra words for the modality-name warning: a string, or a function of the
 #: member and its ``{position: task modality}`` mapping that returns one.
-MappingHint: TypeAlias = str | Callable[[DeCURWeightsEnum, Mapping[int, str]], str]  # noqa: UP040
+MappingHint: TypeAlias = str | Callable[[WeightsEnum, Mapping[int, str]], str]  # noqa: UP040
 
 
 def lookup_member(spec: object) -> WeightsEnum | None:
@@ -84,6 +84,22 @@ def as_decur_member(spec: object) -> DeCURWeightsEnum | None:
     """
     member = lookup_member(spec)
     return member if isinstance(member, DeCURWeightsEnum) else None
+
+
+def member_modalities(member: WeightsEnum | None) -> tuple[str, ...] | None:
+    """The modality names of a member's encoders (``meta['modality']``), if known.
+
+    Args:
+        member: A Weights member (any enum) or None.
+
+    Returns:
+        One name for backbone-only files, two for joint files (modality 1
+        first), or None when the member does not say.
+    """
+    modality = member.meta.get('modality') if member is not None else None
+    if modality is None:
+        return None
+    return (modality,) if isinstance(modality, str) else tuple(modality)
 
 
 def read_state_dict(
@@ -185,22 +201,6 @@ def modality_mapping_note(
     )
 
 
-def _check_modality_names(
-    encoders: Mapping[str, EncoderWeights], hint: MappingHint
-) -> None:
-    """Warn once per member whose encoders go to modalities of other names."""
-    targets: dict[DeCURWeightsEnum, dict[int, str]] = {}
-    for m, enc in encoders.items():
-        if isinstance(enc.member, DeCURWeightsEnum):
-            targets.setdefault(enc.member, {})[enc.position] = m
-    for member, mapping in targets.items():
-        note = modality_mapping_note(str(member), member.modalities, mapping)
-        if note is None:
-            continue
-        extra = hint(member, mapping) if callable(hint) else hint
-        warnings.warn(f'{note} {extra}'.rstrip(), UserWarning, stacklevel=4)
-
-
 def check_model(member: WeightsEnum | None, source: str, model: str) -> None:
     """Reject a Weights member made for another architecture.
 
@@ -237,6 +237,7 @@ def resolve_weights(
     ``meta['modality']``, or the task's ``modalities``) names the file's
     encoders, modality 1 first. A task with one modality also takes a
     backbone-only spec. ``{modality: spec}`` gives one backbone spec per encoder.
+    What the members' ``meta`` says is checked before any file is read.
 
     Args:
         spec: The weights spec (see the module docstring).
@@ -246,8 +247,8 @@ def resolve_weights(
         joint_modalities: Names of a joint file's encoders, modality 1 first.
         rda_semantics: Which deformable-attention blocks modality 2 of an RDA
             joint file gets (see :data:`~.checkpoints.RDASemantics`).
-        follow_member_model: When a member was made for another architecture,
-            return its ``model`` (with a UserWarning) instead of failing.
+        follow_member_model: When DeCUR members were made for another
+            architecture, return theirs (with a UserWarning) instead of failing.
         hint: Extra words for the warning about modality names.
 
     Returns:
@@ -260,7 +261,11 @@ def resolve_weights(
     """
     check_rda_semantics(rda_semantics)
     mods = tuple(modalities)
-    encoders: dict[str, EncoderWeights] = {}
+    # 1. Plan from the spec alone: which spec feeds which modality, and how.
+    backbone_specs: dict[str, WeightSpec] = {}
+    joint_spec: WeightSpec = None
+    joint_names: tuple[str, ...] = ()
+    planned: dict[str, tuple[WeightsEnum | None, int]] = {}
     if isinstance(spec, Mapping):
         unknown = sorted(set(spec) - set(mods))
         if unknown:
@@ -273,93 +278,119 @@ def resolve_weights(
             one = spec.get(m)
             if one is None or isinstance(one, bool):
                 continue
-            member = as_decur_member(one)
-            if member is not None and member.is_joint:
+            member = lookup_member(one)
+            if len(member_modalities(member) or ()) > 1:
                 raise ValueError(
                     f'{member} holds both encoders; pass it as weights={member!s} '
                     f'instead of for modality {m!r} only'
                 )
-            state, source, found = read_state_dict(one)
-            encoders[m] = EncoderWeights(
-                remap_backbone_state_dict(state, source, rda_semantics),
-                {},
-                source,
-                found,
-            )
+            backbone_specs[m] = one
+            planned[m] = (member, 1)
     elif spec is None or isinstance(spec, bool):
         imagenet = frozenset(mods) if spec is True else frozenset()
     else:
         imagenet = frozenset()
-        member = as_decur_member(spec)
-        state, source, found = read_state_dict(spec)
-        if (member is not None and not member.is_joint) or (
-            found is None and joint_modalities is None and len(mods) == 1
+        member = lookup_member(spec)
+        names = member_modalities(member)
+        if (names is not None and len(names) == 1) or (
+            member is None and joint_modalities is None and len(mods) == 1
         ):
             if len(mods) != 1:
-                held = f' ({member.modalities[0]})' if member is not None else ''
+                source = str(member) if member is not None else str(spec)
+                held = f' ({names[0]})' if names is not None else ''
                 raise ValueError(
                     f'{source} holds one encoder{held}; pass weights={{<modality>: '
                     f'{source}}} to load it into one encoder (weights for the whole '
                     f'task must hold one encoder for each of {list(mods)})'
                 )
-            encoders[mods[0]] = EncoderWeights(
-                remap_backbone_state_dict(state, source, rda_semantics),
-                {},
-                source,
-                found,
-            )
+            backbone_specs[mods[0]] = spec
+            planned[mods[0]] = (member, 1)
         else:
-            names = tuple(
+            joint_spec = spec
+            joint_names = tuple(
                 joint_modalities
                 if joint_modalities is not None
-                else member.modalities
-                if member is not None
+                else names
+                if names is not None
                 else mods
             )
-            if len(names) != 2 or not set(mods) <= set(names):
+            if len(joint_names) != 2 or not set(mods) <= set(joint_names):
                 raise ValueError(
-                    f'joint checkpoint {source} has modalities {list(names)} '
-                    f'(modality 1 first), which do not include {list(mods)}; set '
-                    'joint_modalities'
+                    f'joint checkpoint {member or spec} has modalities '
+                    f'{list(joint_names)} (modality 1 first), which do not include '
+                    f'{list(mods)}; set joint_modalities'
                 )
-            backbones, projectors = split_joint_state_dict(
-                state, (names[0], names[1]), source, rda_semantics
-            )
-            for position, m in enumerate(names, start=1):
+            for position, m in enumerate(joint_names, start=1):
                 if m in mods:
-                    encoders[m] = EncoderWeights(
-                        backbones[m], projectors[m], source, found, position
-                    )
-    return _with_metadata(
-        ResolvedWeights(encoders, imagenet),
-        model=model,
-        in_channels=in_channels,
-        follow_member_model=follow_member_model,
-        hint=hint,
+                    planned[m] = (member, position)
+    # 2. Check what the members say against the task.
+    found_model, in_chans, kwargs = _check_members(
+        planned, model, in_channels, follow_member_model, hint
     )
+    # 3. Read the files.
+    encoders: dict[str, EncoderWeights] = {}
+    for m, one in backbone_specs.items():
+        state, source, found = read_state_dict(cast(Any, one))
+        encoders[m] = EncoderWeights(
+            remap_backbone_state_dict(state, source, rda_semantics), {}, source, found
+        )
+    if joint_spec is not None:
+        state, source, found = read_state_dict(cast(Any, joint_spec))
+        backbones, projectors = split_joint_state_dict(
+            state, (joint_names[0], joint_names[1]), source, rda_semantics
+        )
+        for m, (_, position) in planned.items():
+            encoders[m] = EncoderWeights(
+                backbones[m], projectors[m], source, found, position
+            )
+    return ResolvedWeights(encoders, imagenet, found_model, in_chans, kwargs)
 
 
-def _with_metadata(
-    resolved: ResolvedWeights,
-    *,
+def _check_members(
+    planned: Mapping[str, tuple[WeightsEnum | None, int]],
     model: str,
     in_channels: Mapping[str, int] | None,
     follow_member_model: bool,
     hint: MappingHint,
-) -> ResolvedWeights:
-    """Check the members against the task and collect what they say."""
-    _check_modality_names(resolved.encoders, hint)
-    members = {
-        m: enc
-        for m, enc in resolved.encoders.items()
-        if isinstance(enc.member, DeCURWeightsEnum)
+) -> tuple[str | None, dict[str, int], dict[str, Any]]:
+    """Check the planned members against the task; collect what they say.
+
+    Args:
+        planned: Task modality → (member or None for files, 1-based position).
+        model: Architecture the task builds.
+        in_channels: Channels the user set explicitly.
+        follow_member_model: See :func:`resolve_weights`.
+        hint: See :func:`resolve_weights`.
+
+    Returns:
+        ``(model of the DeCUR members or None, their in_chans per modality,
+        their backbone_kwargs)``.
+
+    Raises:
+        ValueError: For members of other (or different) architectures or channel
+            counts.
+    """
+    decur = {
+        m: (member, position)
+        for m, (member, position) in planned.items()
+        if isinstance(member, DeCURWeightsEnum)
     }
-    for enc in resolved.encoders.values():
-        if not (follow_member_model and isinstance(enc.member, DeCURWeightsEnum)):
-            check_model(enc.member, enc.source, model)
-    if not members:
-        return resolved
-    models = {enc.member.meta['model'] for enc in members.values() if enc.member}
+    targets: dict[WeightsEnum, dict[int, str]] = {}
+    for m, (one, position) in planned.items():
+        if one is not None and member_modalities(one) is not None:
+            targets.setdefault(one, {})[position] = m
+    for one, mapping in targets.items():
+        names = member_modalities(one) or ()
+        note = modality_mapping_note(str(one), names, mapping)
+        if note is not None:
+            extra = hint(one, mapping) if callable(hint) else hint
+            warnings.warn(f'{note} {extra}'.rstrip(), UserWarning, stacklevel=4)
+    for any_member, _ in planned.values():
+        if not (follow_member_model and isinstance(any_member, DeCURWeightsEnum)):
+            check_model(any_member, str(any_member), model)
+    if not decur:
+        return None, {}, {}
+    models = {member.meta['model'] for member, _ in decur.values()}
     if len(models) > 1:
         raise ValueError(f'weights are for different architectures {sorted(models)}')
     (member_model,) = models
@@ -367,26 +398,22 @@ def _with_metadata(
         warnings.warn(
             f'model={model!r} replaced by {member_model!r}, the architecture of the '
             'given weights',
-            stacklevel=3,
+            stacklevel=4,
         )
     given = dict(in_channels or {})
     in_chans: dict[str, int] = {}
     kwargs: dict[str, Any] = {}
-    for m, enc in members.items():
-        member = enc.member
-        assert isinstance(member, DeCURWeightsEnum)
-        channels = member.in_chans_for(enc.position)
+    for m, (member, position) in decur.items():
+        channels = member.in_chans_for(position)
         if m in given and int(given[m]) != channels:
             raise ValueError(
                 f'in_channels[{m!r}]={given[m]} but {member} expects {channels} '
-                f'channels ({", ".join(member.bands_for(enc.position))})'
+                f'channels ({", ".join(member.bands_for(position))})'
             )
         in_chans[m] = channels
         for key, value in member.meta['backbone_kwargs'].items():
             kwargs.setdefault(key, value)
-    return ResolvedWeights(
-        resolved.encoders, resolved.imagenet, member_model, in_chans, kwargs
-    )
+    return member_model, in_chans, kwargs
 
 
 def resolve_encoder(
@@ -441,6 +468,7 @@ __all__ = (
     'as_decur_member',
     'check_model',
     'lookup_member',
+    'member_modalities',
     'modality_mapping_note',
     'read_state_dict',
     'resolve_encoder',

@@ -10,6 +10,7 @@ import torch
 from lightly.utils.debug import std_of_l2_normalized
 from torch import Tensor, nn
 from torchgeo.tasks import BaseTask
+from torchvision.models._api import WeightsEnum
 
 from ..models.backbones import build_backbone, feature_dim, split_rda_options
 from ..models.checkpoints import (
@@ -19,9 +20,8 @@ from ..models.checkpoints import (
     remap_backbone_state_dict,
 )
 from ..models.heads import Projector
-from ..models.loading import WeightSpec, resolve_weights
+from ..models.loading import WeightSpec, member_modalities, resolve_weights
 from ..models.rda import share_deformable_attention
-from ..models.weights_enum import DeCURWeightsEnum
 from ..transforms.augmentations import ModalityAugmentation, resolve_config
 from .compat import fold_moved_arguments
 from .optim import (
@@ -248,21 +248,18 @@ class MultimodalSSLTask(BaseTask):
             self.hparams.pop(name, None)
         self.save_hyperparameters(moved)
 
-    def _mapping_hint(
-        self, member: DeCURWeightsEnum, mapping: Mapping[int, str]
-    ) -> str:
+    def _mapping_hint(self, member: WeightsEnum, mapping: Mapping[int, str]) -> str:
         """What the modality-name warning adds for SSL tasks (augmentations)."""
+        names = member_modalities(member) or ('?',)
         specs = dict(self.hparams['augmentations'] or {})
         presets = {}
         for m in mapping.values():
             spec = specs.get(m, DEFAULT_AUGMENTATIONS.get(m))
             presets[m] = spec.get('preset') if isinstance(spec, Mapping) else spec
-        if member.is_joint:
-            rename = f'modalities: {list(member.modalities)}'
+        if len(names) > 1:
+            rename = f'modalities: {list(names)}'
         else:
-            rename = ', '.join(
-                f'{m!r} -> {member.modalities[0]!r}' for m in mapping.values()
-            )
+            rename = ', '.join(f'{m!r} -> {names[0]!r}' for m in mapping.values())
         return (
             'Augmentation presets and other per-modality settings follow '
             f"the task's modality names ({presets}), not the member's. Name the "
