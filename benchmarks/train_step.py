@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from torchgeo_decur import DeCURTask
+from torchgeo_decur.tasks.performance import to_channels_last
 
 from .common import (
     current_rss_mib,
@@ -57,9 +58,9 @@ def build_task(args: argparse.Namespace, channels_last: bool) -> DeCURTask:
         projector_dims=args.projector_dims,
         common_dim=args.common_dim,
         crop_size=args.size,
-        gather_distributed=False,
-        channels_last=channels_last,
     )
+    if channels_last:
+        to_channels_last(task)
     task.log = lambda *a, **k: None  # type: ignore[method-assign]  # no trainer attached
     return task
 
