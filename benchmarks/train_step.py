@@ -8,7 +8,7 @@ Several variants run in the same process, one after the other, from the same
 initial weights and inputs, so their numbers are directly comparable:
 ``fp32`` (baseline), ``bf16`` (``torch.autocast`` with bfloat16 around the
 training step, as Lightning's ``precision: bf16-mixed`` does), and either with
-``+cl`` (``channels_last=True``: encoders and images in NHWC). With
+``+cl`` (``channels_last=True``: encoder weights in NHWC, so convolutions run NHWC). With
 ``--verify-steps S`` every variant also trains S steps from identical weights,
 inputs and augmentation draws, and reports how far its losses stray from the
 first variant's.

@@ -30,7 +30,7 @@ def argument_count(cls: type) -> int:
         if init is None:
             continue
         for p in inspect.signature(init).parameters.values():
-            if p.name != 'self' and p.kind is not p.VAR_KEYWORD:
+            if p.name != 'self' and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 names.add(p.name)
     return len(names)
 
