@@ -135,8 +135,10 @@ def test_plain_image_key_and_options() -> None:
         with pytest.raises(ValueError, match='v1 options'):
             BigEarthNetMMDataModule(version='v2', s1_dir='x')
     with pytest.warns(FutureWarning, match="normalization: 'decur_uint8'"):
-        old = BigEarthNetMMDataModule(quantize=True, **TINY)
-    new = BigEarthNetMMDataModule(normalization='decur_uint8', **TINY)
+        old = BigEarthNetMMDataModule(modalities=['s1'], quantize=True, **TINY)
+    new = BigEarthNetMMDataModule(
+        modalities=['s1'], normalization='decur_uint8', **TINY
+    )
     batch = {'image_s1': torch.rand(1, 2, 24, 24) * -20, 'label': torch.zeros(1, 19)}
     torch.manual_seed(0)
     a = old.aug(dict(batch))['image_s1']
