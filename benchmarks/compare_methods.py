@@ -81,8 +81,6 @@ def method_task(name: str, args: argparse.Namespace) -> MultimodalSSLTask:
         'optimizer': 'adamw',
         'lr': args.lr,
         'weight_decay': args.weight_decay,
-        'warmup_epochs': 0,
-        'gather_distributed': False,
         'aligned_crops': args.aligned_crops,
     }
     wide = [args.embed_dim] * 3

@@ -8,7 +8,7 @@ Several variants run in the same process, one after the other, from the same
 initial weights and inputs, so their numbers are directly comparable:
 ``fp32`` (baseline), ``bf16`` (``torch.autocast`` with bfloat16 around the
 training step, as Lightning's ``precision: bf16-mixed`` does), and either with
-``+cl`` (``channels_last=True``: encoders and images in NHWC). With
+``+cl`` (``channels_last=True``: encoder weights in NHWC, so convolutions run NHWC). With
 ``--verify-steps S`` every variant also trains S steps from identical weights,
 inputs and augmentation draws, and reports how far its losses stray from the
 first variant's.
@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from torchgeo_decur import DeCURTask
+from torchgeo_decur.tasks.performance import to_channels_last
 
 from .common import (
     current_rss_mib,
@@ -57,9 +58,9 @@ def build_task(args: argparse.Namespace, channels_last: bool) -> DeCURTask:
         projector_dims=args.projector_dims,
         common_dim=args.common_dim,
         crop_size=args.size,
-        gather_distributed=False,
-        channels_last=channels_last,
     )
+    if channels_last:
+        to_channels_last(task)
     task.log = lambda *a, **k: None  # type: ignore[method-assign]  # no trainer attached
     return task
 

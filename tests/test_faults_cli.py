@@ -141,7 +141,6 @@ def test_divergence_stops_and_keeps_finite_checkpoints(tmp_path: Path) -> None:
         '--config',
         str(config),
         '--model.init_args.lr=1e6',
-        '--model.init_args.lr_biases=1e6',
         '--trainer.max_epochs=20',
     )
     assert diverge.returncode != 0

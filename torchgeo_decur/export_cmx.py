@@ -37,7 +37,7 @@ from torchvision.models._api import WeightsEnum
 
 from .export import prepare_output_dir
 from .models.checkpoints import check_finite, save_atomically, split_joint_state_dict
-from .tasks.base import MultimodalSSLTask
+from .models.loading import read_state_dict
 
 #: Prefix of CMX's X-branch (depth/HHA) encoder parameter names.
 CMX_EXTRA_PREFIX = 'extra_'
@@ -173,10 +173,9 @@ def export_cmx(
             3-channel MiT encoders, or hold NaN / infinite values.
         OSError: If the output folder cannot be created or written.
     """
-    spec = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
-    state = MultimodalSSLTask.resolve_state_dict(spec)
-    dual, plain, variant = cmx_state_dicts(state, modalities, source=str(spec))
-    check_finite(dual, str(spec))
+    state, source, _ = read_state_dict(weights)
+    dual, plain, variant = cmx_state_dicts(state, modalities, source=source)
+    check_finite(dual, source)
     stem = stem or f'decur_{variant.replace("_", "")}'
     out = prepare_output_dir(out_dir)
     m1, m2 = modalities

@@ -125,7 +125,25 @@ def test_plain_image_key_and_options() -> None:
     with pytest.raises(ValueError, match='eval_resize'):
         BigEarthNetMMDataModule(root=ROOT, crop_size=64, eval_resize=36)
     with pytest.raises(ValueError, match='v1 options'):
-        BigEarthNetMMDataModule(version='v2', s1_dir='x')
+        BigEarthNetMMDataModule(version='v2', dataset_kwargs={'s1_dir': 'x'})
+    with pytest.raises(ValueError, match=r"unknown keys \['s3_dir'\]"):
+        BigEarthNetMMDataModule(dataset_kwargs={'s3_dir': 'x'}, **TINY)
+    with pytest.raises(ValueError, match="'decur_uint8'"):
+        BigEarthNetMMDataModule(normalization='uint8', **TINY)  # type: ignore[arg-type]
+    # Arguments of earlier versions: folded, with a warning.
+    with pytest.warns(FutureWarning, match='dataset_kwargs'):
+        with pytest.raises(ValueError, match='v1 options'):
+            BigEarthNetMMDataModule(version='v2', s1_dir='x')
+    with pytest.warns(FutureWarning, match="normalization: 'decur_uint8'"):
+        old = BigEarthNetMMDataModule(modalities=['s1'], quantize=True, **TINY)
+    new = BigEarthNetMMDataModule(
+        modalities=['s1'], normalization='decur_uint8', **TINY
+    )
+    batch = {'image_s1': torch.rand(1, 2, 24, 24) * -20, 'label': torch.zeros(1, 19)}
+    torch.manual_seed(0)
+    a = old.aug(dict(batch))['image_s1']
+    torch.manual_seed(0)
+    assert torch.equal(a, new.aug(dict(batch))['image_s1'])
 
 
 def test_real_example_pairs_train(shared_realdata: str, tmp_path: Path) -> None:
@@ -136,9 +154,11 @@ def test_real_example_pairs_train(shared_realdata: str, tmp_path: Path) -> None:
         (tmp_path / f'bigearthnet-{split}.csv').write_text(lines)
     dm = BigEarthNetMMDataModule(
         root=root,
-        s1_dir='BigEarthNet-S1-Example',
-        s2_dir='BigEarthNet-S2-Example',
-        split_dir=str(tmp_path),
+        dataset_kwargs={
+            's1_dir': 'BigEarthNet-S1-Example',
+            's2_dir': 'BigEarthNet-S2-Example',
+            'split_dir': str(tmp_path),
+        },
         insert_b10=True,
         crop_size=32,
         eval_resize=36,

@@ -62,7 +62,9 @@ def test_shared_rda_runs_modality_2_through_modality_1_blocks(tmp_path: Path) ->
     path = tmp_path / 'rn50_rda_joint.pth'
     torch.save(reference_joint(src), path)
 
-    task = DeCURTask(weights=str(path), shared_rda=True, **RDA).eval()
+    task = DeCURTask(
+        weights=str(path), backbone_kwargs={'shared_rda': True}, **RDA
+    ).eval()
     s1, s2 = task.backbones['s1'], task.backbones['s2']
     assert s2.da_l3 is s1.da_l3
     assert s2.da_l4 is s1.da_l4
@@ -88,7 +90,9 @@ def test_shared_rda_runs_modality_2_through_modality_1_blocks(tmp_path: Path) ->
     # A checkpoint of the shared task reloads into a shared task.
     ckpt = tmp_path / 'task.ckpt'
     torch.save({'state_dict': task.state_dict()}, ckpt)
-    again = DeCURTask(weights=str(ckpt), shared_rda=True, **RDA).eval()
+    again = DeCURTask(
+        weights=str(ckpt), backbone_kwargs={'shared_rda': True}, **RDA
+    ).eval()
     assert again.backbones['s2'].da_l3 is again.backbones['s1'].da_l3
     task.eval()
     with torch.no_grad():
@@ -99,7 +103,7 @@ def test_shared_rda_needs_rda_encoders() -> None:
     with pytest.raises(ValueError, match=r'cannot share deformable attention.*da_l3'):
         DeCURTask(
             model='resnet18',
-            shared_rda=True,
+            backbone_kwargs={'shared_rda': True},
             projector_dims=[32, 32],
             common_dim=24,
         )
@@ -109,7 +113,7 @@ def test_per_modality_blocks_train_under_the_trainer() -> None:
     # The default (one block pair per modality) through a real Trainer: both
     # modalities' deformable-attention blocks are updated by the optimiser.
     torch.manual_seed(0)
-    task = DeCURTask(**RDA, optimizer='adamw', lr=1e-3, lr_biases=1e-3)
+    task = DeCURTask(**RDA, optimizer='adamw', lr=1e-3)
     before = {
         m: copy.deepcopy(task.backbones[m].da_l4.state_dict()) for m in task.modalities
     }

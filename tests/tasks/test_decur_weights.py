@@ -126,7 +126,10 @@ def test_rda_joint_member_follows_rda_semantics(hub: Path) -> None:
         dem.layer1[0].conv1.weight, raw['module.backbone_2.layer1.0.conv1.weight']
     )
     task = DeCURTask(
-        weights=member, modalities=modalities, rda_semantics='pretraining', **SMALL
+        weights=member,
+        modalities=modalities,
+        backbone_kwargs={'rda_semantics': 'pretraining'},
+        **SMALL,
     )
     dem = task.backbones['dem']
     assert torch.equal(dem.da_l4.proj_q.weight, raw['module.da1_l4.proj_q.weight'])
@@ -159,20 +162,20 @@ def test_rda_semantics_is_checked_for_backbone_members(hub: Path) -> None:
         DeCURTask(
             model='resnet18',
             weights={'s2': str(hub / ms.meta['file'])},
-            rda_semantics='pretraining',
+            backbone_kwargs={'rda_semantics': 'pretraining'},
             **SMALL,
         )
     with pytest.raises(ValueError, match="got 'bogus'"):
-        DeCURTask(rda_semantics='bogus', **SMALL)  # type: ignore[arg-type]
+        DeCURTask(backbone_kwargs={'rda_semantics': 'bogus'}, **SMALL)
     with pytest.raises(ValueError, match=r'da2_\*.*Load the joint file'):
         MultimodalSegmentationTask(
             modalities=['s2'],
             model='resnet18',
             weights={'s2': str(hub / ms.meta['file'])},
-            rda_semantics='pretraining',
+            backbone_kwargs={'rda_semantics': 'pretraining'},
         )
     with pytest.raises(ValueError, match="got 'bogus'"):
-        MultimodalSegmentationTask(rda_semantics='bogus')  # type: ignore[arg-type]
+        MultimodalSegmentationTask(backbone_kwargs={'rda_semantics': 'bogus'})
 
 
 @pytest.mark.filterwarnings('ignore:projector .* not loaded')

@@ -30,7 +30,9 @@ def split_by_shape(task: DeCURTask) -> tuple[set[int], set[int]]:
 # ------------------------------------------------------------------ groups
 def test_adamw_decays_every_parameter_by_default() -> None:
     # The reference: AdamW(groups, lr, weight_decay=wd) with no per-group override.
-    task = DeCURTask(lr=1e-4, lr_biases=5e-5, weight_decay=0.01, **TINY)
+    task = DeCURTask(
+        lr=1e-4, weight_decay=0.01, optimizer_options={'lr_biases': 5e-5}, **TINY
+    )
     opt = task.build_optimizer()
     assert type(opt) is AdamW
     weights, biases = opt.param_groups
@@ -47,7 +49,9 @@ def test_adamw_decays_every_parameter_by_default() -> None:
 
 
 def test_adamw_option_excludes_1d_parameters_from_decay() -> None:
-    task = DeCURTask(weight_decay=0.05, decay_biases=False, **TINY)
+    task = DeCURTask(
+        weight_decay=0.05, optimizer_options={'decay_biases': False}, **TINY
+    )
     weights, biases = task.build_optimizer().param_groups
     assert (weights['lr'], weights['weight_decay']) == (1e-4, 0.05)
     assert (biases['lr'], biases['weight_decay']) == (1e-4, 0.0)  # lr_biases = lr
@@ -57,7 +61,12 @@ def test_adamw_option_excludes_1d_parameters_from_decay() -> None:
 def test_adamw_decay_really_shrinks_1d_parameters() -> None:
     # With zero gradients AdamW only applies the decoupled decay p *= 1 - lr * wd.
     for decay_biases, expected in ((None, 1 - 0.1 * 0.5), (False, 1.0)):
-        task = DeCURTask(lr=0.1, weight_decay=0.5, decay_biases=decay_biases, **FAST)
+        task = DeCURTask(
+            lr=0.1,
+            weight_decay=0.5,
+            optimizer_options={'decay_biases': decay_biases},
+            **FAST,
+        )
         opt = task.build_optimizer()
         bias = task.projectors['s1'][1].bias
         with torch.no_grad():
@@ -70,7 +79,11 @@ def test_adamw_decay_really_shrinks_1d_parameters() -> None:
 
 def test_lars_excludes_1d_parameters_like_the_reference() -> None:
     task = DeCURTask(
-        optimizer='lars', lr=0.2, lr_biases=0.0048, weight_decay=1e-6, **TINY
+        optimizer='lars',
+        lr=0.2,
+        weight_decay=1e-6,
+        optimizer_options={'lr_biases': 0.0048},
+        **TINY,
     )
     opt = task.build_optimizer()
     assert isinstance(opt, LARS)
@@ -81,7 +94,12 @@ def test_lars_excludes_1d_parameters_like_the_reference() -> None:
     assert (weights['lr'], weights['weight_decay']) == (0.2, 1e-6)
     assert (biases['lr'], biases['weight_decay']) == (0.0048, 0.0)
     assert weights['momentum'] == biases['momentum'] == 0.9
-    decayed = DeCURTask(optimizer='lars', weight_decay=1e-6, decay_biases=True, **TINY)
+    decayed = DeCURTask(
+        optimizer='lars',
+        weight_decay=1e-6,
+        optimizer_options={'decay_biases': True},
+        **TINY,
+    )
     assert decayed.build_optimizer().param_groups[1]['weight_decay'] == 1e-6
 
 
@@ -149,14 +167,14 @@ def test_warmup_lasts_its_epochs_with_max_steps_only() -> None:
     # 4 batches per epoch, 10 steps: 1 epoch of warm-up = 4 steps, then a cosine
     # over the remaining 6 steps (max_epochs unset; before the fix the warm-up
     # spanned the whole run).
-    task = DeCURTask(lr=0.01, warmup_epochs=1, **FAST)
+    task = DeCURTask(lr=0.01, lr_schedule={'warmup_epochs': 1}, **FAST)
     lrs = fit_lrs(task, batches=4, max_steps=10)
     assert lrs == pytest.approx(expected(10, 4, 10, 0.01))
 
 
 def test_warmup_and_cosine_with_max_epochs_and_accumulation() -> None:
     # 5 batches, 2 accumulated per step: ceil(5 / 2) = 3 steps per epoch, 2 epochs.
-    task = DeCURTask(lr=0.01, warmup_epochs=1, **FAST)
+    task = DeCURTask(lr=0.01, lr_schedule={'warmup_epochs': 1}, **FAST)
     lrs = fit_lrs(task, batches=5, max_epochs=2, accumulate_grad_batches=2)
     assert lrs == pytest.approx(expected(6, 3, 6, 0.01))
 
@@ -164,7 +182,7 @@ def test_warmup_and_cosine_with_max_epochs_and_accumulation() -> None:
 def test_max_steps_binding_before_max_epochs() -> None:
     # max_epochs=5 allows 20 steps, max_steps=6 ends sooner: warm-up is still one
     # epoch (4 steps) and the cosine ends at step 6.
-    task = DeCURTask(lr=0.01, warmup_epochs=1, **FAST)
+    task = DeCURTask(lr=0.01, lr_schedule={'warmup_epochs': 1}, **FAST)
     lrs = fit_lrs(task, batches=4, max_epochs=5, max_steps=6)
     assert lrs == pytest.approx(expected(6, 4, 6, 0.01))
 
@@ -174,8 +192,8 @@ def test_epoch_interval_is_the_reference_formula() -> None:
     # set at the start of each epoch, both groups scaled alike.
     task = DeCURTask(
         lr=0.2,
-        lr_biases=0.0048,
-        lr_schedule_interval='epoch',
+        optimizer_options={'lr_biases': 0.0048},
+        lr_schedule={'interval': 'epoch'},
         weight_decay=1e-6,
         **FAST,
     )
@@ -194,13 +212,13 @@ def test_epoch_interval_is_the_reference_formula() -> None:
 
 def test_schedule_horizon_longer_than_the_run() -> None:
     # The released ViT-S/16 path: the first epochs of a longer cosine (here 2 of 8).
-    task = DeCURTask(lr=0.2, lr_schedule_interval='epoch', lr_schedule_epochs=8, **FAST)
+    task = DeCURTask(lr=0.2, lr_schedule={'interval': 'epoch', 'epochs': 8}, **FAST)
     lrs = fit_lrs(task, batches=2, max_epochs=2)
     assert lrs == pytest.approx(
         [0.2, 0.2] + [0.2 * 0.5 * (1 + math.cos(math.pi / 8))] * 2
     )
     # Per step, the same horizon: 4 epochs x 2 steps of schedule, 3 steps run.
-    task = DeCURTask(lr=0.2, lr_schedule_epochs=4, **FAST)
+    task = DeCURTask(lr=0.2, lr_schedule={'epochs': 4}, **FAST)
     assert fit_lrs(task, batches=2, max_steps=3) == pytest.approx(
         expected(3, 0, 8, 0.2)
     )
@@ -230,17 +248,25 @@ def test_schedule_needs_a_finite_run() -> None:
         ({'projector_dims': []}, 'projector_dims must name at least one layer size'),
         ({'projector_dims': [32, 0]}, r'projector_dims must be positive integers'),
         ({'lambd': -0.0051}, 'lambd must be finite and >= 0, got -0.0051'),
-        ({'warmup_epochs': -1}, 'warmup_epochs must be finite and >= 0, got -1'),
+        (
+            {'lr_schedule': {'warmup_epochs': -1}},
+            'warmup_epochs must be finite and >= 0, got -1',
+        ),
         ({'lr': -1e-4}, 'lr must be finite and >= 0'),
-        ({'lr_biases': float('nan')}, 'lr_biases must be finite and >= 0'),
+        (
+            {'optimizer_options': {'lr_biases': float('nan')}},
+            'lr_biases must be finite and >= 0',
+        ),
+        ({'optimizer_options': {'beta': 0.9}}, r"unknown keys \['beta'\]"),
         ({'weight_decay': -0.01}, 'weight_decay must be finite and >= 0'),
         ({'optimizer': 'sgd'}, "optimizer must be 'adamw' or 'lars', got 'sgd'"),
-        ({'lr_schedule_interval': 'batch'}, "lr_schedule_interval must be 'step'"),
+        ({'lr_schedule': {'interval': 'batch'}}, r"interval'\] must be 'step'"),
         (
-            {'lr_schedule_interval': 'epoch', 'warmup_epochs': 0.5},
+            {'lr_schedule': {'interval': 'epoch', 'warmup_epochs': 0.5}},
             'warmup_epochs must be a whole number, got 0.5',
         ),
-        ({'lr_schedule_epochs': 0}, 'lr_schedule_epochs must be a positive integer'),
+        ({'lr_schedule': {'epochs': 0}}, r"epochs'\] must be a positive integer"),
+        ({'lr_schedule': {'length': 3}}, r"unknown keys \['length'\]"),
     ],
 )
 def test_invalid_arguments(kwargs: dict[str, Any], message: str) -> None:

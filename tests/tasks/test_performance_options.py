@@ -3,9 +3,11 @@
 import argparse
 
 import torch
+from lightning.pytorch import Trainer
 
 from benchmarks.train_step import loss_trajectory, max_relative_difference
 from torchgeo_decur import DeCURTask
+from torchgeo_decur.tasks.performance import ChannelsLast
 
 TINY = {
     'model': 'resnet18',
@@ -25,7 +27,9 @@ def tiny_batch() -> dict[str, torch.Tensor]:
 
 def loss_and_grads(channels_last: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
     torch.manual_seed(0)
-    task = DeCURTask(**TINY, channels_last=channels_last)
+    task = DeCURTask(**TINY)
+    if channels_last:
+        ChannelsLast().setup(Trainer(logger=False), task, 'fit')
     task.log = lambda *a, **k: None  # type: ignore[method-assign]
     torch.manual_seed(1)  # augmentation draws
     loss = task.training_step(tiny_batch(), 0)
@@ -34,11 +38,11 @@ def loss_and_grads(channels_last: bool) -> tuple[torch.Tensor, list[torch.Tensor
 
 
 def test_channels_last_changes_layout_not_results() -> None:
-    task = DeCURTask(**TINY, channels_last=True)
+    task = DeCURTask(**TINY)
+    ChannelsLast().setup(Trainer(logger=False), task, 'fit')
     conv = task.backbones['s2'].conv1.weight
     assert conv.is_contiguous(memory_format=torch.channels_last)
     assert not conv.is_contiguous()
-    assert task.hparams['channels_last'] is True
     plain_loss, plain_grads = loss_and_grads(False)
     cl_loss, cl_grads = loss_and_grads(True)
     assert torch.allclose(cl_loss, plain_loss, rtol=1e-5)

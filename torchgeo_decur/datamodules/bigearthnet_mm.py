@@ -1,5 +1,6 @@
 """Data module for BigEarthNet-MM multi-label classification (S1, S2, S1+S2)."""
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -53,6 +54,9 @@ BIGEARTHNET_S2_STD = (
 )
 #: Position of B10 in the 13-band L1C order of the DeCUR S2 checkpoints.
 B10_INDEX = 10
+
+#: Options of the v1 dataset the data module passes on through dataset_kwargs.
+V1_DATASET_OPTIONS = ('s1_dir', 's2_dir', 'split_dir', 'check_pairs')
 
 
 def bigearthnet_normalization(
@@ -136,18 +140,15 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
         image_size: int = 120,
         train_fraction: float = 1.0,
         fraction_seed: int = 42,
-        normalization: Literal['decur', 'none'] = 'decur',
-        quantize: bool = False,
+        normalization: Literal['decur', 'decur_uint8', 'none'] = 'decur',
         insert_b10: bool = False,
         crop_size: int = 224,
         crop_scale: tuple[float, float] = (0.8, 1.0),
         eval_resize: int = 256,
         plain_image_key: bool = False,
-        s1_dir: str | None = None,
-        s2_dir: str | None = None,
-        split_dir: str | None = None,
-        check_pairs: bool = True,
+        dataset_kwargs: dict[str, Any] | None = None,
         download: bool = False,
+        **deprecated: Any,
     ) -> None:
         """Initialize a new BigEarthNetMMDataModule instance.
 
@@ -162,22 +163,51 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
             image_size: Side length bands are read at (120 = native 10 m grid).
             train_fraction: Share of the training split to use, in (0, 1].
             fraction_seed: Seed of the label-fraction draw.
-            normalization: ``'decur'`` (reference scaling) or ``'none'``.
-            quantize: Reproduce the reference's uint8 steps.
+            normalization: ``'decur'`` (reference scaling), ``'decur_uint8'``
+                (the same, rounded down to the reference's uint8 steps) or
+                ``'none'``.
             insert_b10: Insert a zero B10 channel so S2 has 13 channels.
             crop_size: Network input size in pixels.
             crop_scale: Area range of the training RandomResizedCrop.
             eval_resize: Resize before the validation/test centre crop.
             plain_image_key: With one modality, name its tensor ``image``.
-            s1_dir: Sentinel-1 folder name (v1; e.g. ``BigEarthNet-S1-Example``).
-            s2_dir: Sentinel-2 folder name (v1; e.g. ``BigEarthNet-S2-Example``).
-            split_dir: Directory of the split files (v1; default ``root``).
-            check_pairs: Check each pair against the S1 label file (v1).
+            dataset_kwargs: Further arguments of the v1 dataset
+                (:class:`~torchgeo_decur.datasets.BigEarthNetMM`): ``s1_dir`` /
+                ``s2_dir`` (folder names, e.g. ``BigEarthNet-S1-Example``),
+                ``split_dir`` (default ``root``), ``check_pairs`` (default true).
             download: Download the dataset.
+            **deprecated: ``quantize``, ``s1_dir``, ``s2_dir``, ``split_dir`` and
+                ``check_pairs`` of earlier versions, folded into
+                ``normalization`` / ``dataset_kwargs`` with a FutureWarning.
 
         Raises:
             ValueError: For invalid modalities, options or sizes.
         """
+        extra = dict(dataset_kwargs or {})
+        for name, value in deprecated.items():
+            if name == 'quantize':
+                if value and normalization == 'decur':
+                    normalization = 'decur_uint8'
+                new = "normalization: 'decur_uint8'"
+            elif name in V1_DATASET_OPTIONS:
+                extra.setdefault(name, value)
+                new = f'dataset_kwargs: {{{name}: ...}}'
+            else:
+                raise TypeError(
+                    'BigEarthNetMMDataModule.__init__() got an unexpected keyword '
+                    f'argument {name!r}'
+                )
+            warnings.warn(
+                f'BigEarthNetMMDataModule({name}=...) is deprecated; use {new}',
+                FutureWarning,
+                stacklevel=2,
+            )
+        unknown = sorted(set(extra) - set(V1_DATASET_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f'dataset_kwargs has unknown keys {unknown}; known: '
+                f'{list(V1_DATASET_OPTIONS)}'
+            )
         mods = check_modalities(modalities)
         if plain_image_key and len(mods) != 1:
             raise ValueError('plain_image_key needs exactly one modality')
@@ -194,18 +224,13 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
         dataset_class: type[BigEarthNetMM] | type[BigEarthNetV2MM]
         if version == 'v1':
             dataset_class = BigEarthNetMM
-            kwargs.update(
-                num_classes=num_classes,
-                s1_dir=s1_dir,
-                s2_dir=s2_dir,
-                split_dir=split_dir,
-                check_pairs=check_pairs,
-            )
+            kwargs.update(num_classes=num_classes, **extra)
         elif version == 'v2':
-            if num_classes != 19 or s1_dir or s2_dir or split_dir:
+            if num_classes != 19 or extra:
                 raise ValueError(
-                    'BigEarthNet v2 has 19 classes and its own layout; num_classes, '
-                    's1_dir, s2_dir and split_dir are v1 options'
+                    'BigEarthNet v2 has 19 classes and its own layout; num_classes '
+                    'and dataset_kwargs (s1_dir, s2_dir, split_dir, check_pairs) '
+                    'are v1 options'
                 )
             dataset_class = BigEarthNetV2MM
         else:
@@ -217,7 +242,17 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
         self.fraction_seed = fraction_seed
         sample_fraction(1, train_fraction, fraction_seed)  # validate early
 
-        norm = bigearthnet_normalization(mods, normalization, quantize, insert_b10)
+        if normalization not in ('decur', 'decur_uint8', 'none'):
+            raise ValueError(
+                "normalization must be 'decur', 'decur_uint8' or 'none', got "
+                f'{normalization!r}'
+            )
+        norm = bigearthnet_normalization(
+            mods,
+            'none' if normalization == 'none' else 'decur',
+            quantize=normalization == 'decur_uint8',
+            insert_b10=insert_b10,
+        )
         rename: nn.Module = (
             RenameKeys({f'image_{mods[0]}': 'image'})
             if plain_image_key

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from torchgeo.datamodules import EuroSATDataModule
 
-from ..models.weights import as_decur_member
+from ..models.loading import as_decur_member
 from ..transforms.normalize import ApplyToKeys
 
 

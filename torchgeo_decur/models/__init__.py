@@ -1,6 +1,7 @@
 """Encoders, heads and checkpoint handling."""
 
 from .backbones import build_backbone, feature_dim
+from .builders import build_encoder
 from .checkpoints import (
     load_encoder_state,
     load_exact,
@@ -35,7 +36,7 @@ from .resnet import (
     decur_resnet50_rda,
 )
 from .vit import DeCURViTSmall16_Weights, decur_vit_small_patch16_224
-from .weights import DeCURWeightsEnum, build_encoder
+from .weights_enum import DeCURWeightsEnum
 
 __all__ = (
     'LAYER3_SETTINGS',

@@ -1,9 +1,46 @@
 """Backbone (encoder) construction by timm model name."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import timm
 from torch import nn
+
+from .checkpoints import RDASemantics, check_rda_semantics
+
+
+def split_rda_options(
+    backbone_kwargs: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], RDASemantics, bool]:
+    """Take the two residual-deformable-attention options out of backbone_kwargs.
+
+    They are read by the tasks, not by ``timm.create_model``:
+
+    * ``rda_semantics``: which deformable-attention blocks the modality-2
+      encoder of an RDA joint checkpoint gets, ``'transfer'`` (default:
+      ``da2_*``, as the released MS / DEM files and the downstream code) or
+      ``'pretraining'`` (``da1_*``, what the reference pretraining forward ran
+      modality 2 through);
+    * ``shared_rda``: in pretraining, run modality 2 through modality 1's
+      deformable-attention blocks (the same module objects), as the reference
+      code did (default False: one set of blocks per modality, the paper).
+
+    Args:
+        backbone_kwargs: The task's ``backbone_kwargs`` (may be None).
+
+    Returns:
+        ``(the other kwargs, rda_semantics, shared_rda)``.
+
+    Raises:
+        ValueError: For an invalid ``rda_semantics`` or a non-boolean
+            ``shared_rda``.
+    """
+    kwargs = dict(backbone_kwargs or {})
+    semantics = check_rda_semantics(kwargs.pop('rda_semantics', 'transfer'))
+    shared = kwargs.pop('shared_rda', False)
+    if not isinstance(shared, bool):
+        raise ValueError(f'shared_rda must be true or false, got {shared!r}')
+    return kwargs, semantics, shared
 
 
 def build_backbone(

@@ -4,7 +4,17 @@ Builders follow torchgeo's convention (``builder(weights, **timm_kwargs)``) and 
 registered with torchgeo on ``import torchgeo_decur`` (see :mod:`.registry`).
 """
 
-from .weights import DeCURWeightsEnum, decur_weights, make_builder
+from torchvision.models._api import Weights
+
+from ..transforms.normalize import SSL4EO_S12_S1_BANDS, SSL4EO_S12_S2_BANDS
+from ..transforms.pretrained import (
+    geonrw_dem_transforms,
+    geonrw_rgb_transforms,
+    ssl4eo_s1_transforms,
+    ssl4eo_s2_transforms,
+)
+from .builders import make_builder
+from .weights_enum import HF_URL, PUBLICATION, REPO, DeCURWeightsEnum
 
 
 class DeCURResNet50_Weights(DeCURWeightsEnum):  # noqa: N801
@@ -17,35 +27,117 @@ class DeCURResNet50_Weights(DeCURWeightsEnum):  # noqa: N801
     transforms (a z-score for S1, which that checkpoint did not see).
     """
 
-    SENTINEL1_SENTINEL2_SSL4EO_DECUR = decur_weights(
-        'rn50_ssl4eo-s12_joint_decur_ep100.pth',
-        'resnet50',
-        'SSL4EO-S12',
-        ('ssl4eo_s1_old', 'ssl4eo_s2_old'),
+    SENTINEL1_SENTINEL2_SSL4EO_DECUR = Weights(
+        url=HF_URL + 'rn50_ssl4eo-s12_joint_decur_ep100.pth',
+        transforms=ssl4eo_s1_transforms('old'),
+        meta={
+            'dataset': 'SSL4EO-S12',
+            'in_chans': 2,
+            'model': 'resnet50',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': SSL4EO_S12_S1_BANDS,
+            'modality': ('s1', 's2'),
+            'file': 'rn50_ssl4eo-s12_joint_decur_ep100.pth',
+            'inputs': ('ssl4eo_s1_old', 'ssl4eo_s2_old'),
+            'in_chans_per_modality': {'s1': 2, 's2': 13},
+            'bands_per_modality': {
+                's1': SSL4EO_S12_S1_BANDS,
+                's2': SSL4EO_S12_S2_BANDS,
+            },
+            'backbone_kwargs': {},
+        },
     )
-    SENTINEL1_GRD_SSL4EO_DECUR = decur_weights(
-        'rn50_ssl4eo-s12_sar_decur_ep100.pth',
-        'resnet50',
-        'SSL4EO-S12',
-        ('ssl4eo_s1_old',),
+    SENTINEL1_GRD_SSL4EO_DECUR = Weights(
+        url=HF_URL + 'rn50_ssl4eo-s12_sar_decur_ep100.pth',
+        transforms=ssl4eo_s1_transforms('old'),
+        meta={
+            'dataset': 'SSL4EO-S12',
+            'in_chans': 2,
+            'model': 'resnet50',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': SSL4EO_S12_S1_BANDS,
+            'modality': 's1',
+            'file': 'rn50_ssl4eo-s12_sar_decur_ep100.pth',
+            'inputs': ('ssl4eo_s1_old',),
+            'backbone_kwargs': {},
+        },
     )
-    SENTINEL2_L1C_SSL4EO_DECUR = decur_weights(
-        'rn50_ssl4eo-s12_ms_decur_ep100.pth',
-        'resnet50',
-        'SSL4EO-S12',
-        ('ssl4eo_s2_old',),
+    SENTINEL2_L1C_SSL4EO_DECUR = Weights(
+        url=HF_URL + 'rn50_ssl4eo-s12_ms_decur_ep100.pth',
+        transforms=ssl4eo_s2_transforms('old'),
+        meta={
+            'dataset': 'SSL4EO-S12',
+            'in_chans': 13,
+            'model': 'resnet50',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': SSL4EO_S12_S2_BANDS,
+            'modality': 's2',
+            'file': 'rn50_ssl4eo-s12_ms_decur_ep100.pth',
+            'inputs': ('ssl4eo_s2_old',),
+            'backbone_kwargs': {},
+        },
     )
-    RGB_DEM_GEONRW_DECUR = decur_weights(
-        'rn50_geonrw_joint_decur_ep100.pth',
-        'resnet50',
-        'GeoNRW',
-        ('geonrw_rgb', 'geonrw_dem'),
+    RGB_DEM_GEONRW_DECUR = Weights(
+        url=HF_URL + 'rn50_geonrw_joint_decur_ep100.pth',
+        transforms=geonrw_rgb_transforms(),
+        meta={
+            'dataset': 'GeoNRW',
+            'in_chans': 3,
+            'model': 'resnet50',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': ('B', 'G', 'R'),
+            'modality': ('rgb', 'dem'),
+            'file': 'rn50_geonrw_joint_decur_ep100.pth',
+            'inputs': ('geonrw_rgb', 'geonrw_dem'),
+            'in_chans_per_modality': {'rgb': 3, 'dem': 3},
+            'bands_per_modality': {
+                'rgb': ('B', 'G', 'R'),
+                'dem': ('DEM', 'DEM', 'DEM'),
+            },
+            'backbone_kwargs': {},
+        },
     )
-    RGB_GEONRW_DECUR = decur_weights(
-        'rn50_geonrw_rgb_decur_ep100.pth', 'resnet50', 'GeoNRW', ('geonrw_rgb',)
+    RGB_GEONRW_DECUR = Weights(
+        url=HF_URL + 'rn50_geonrw_rgb_decur_ep100.pth',
+        transforms=geonrw_rgb_transforms(),
+        meta={
+            'dataset': 'GeoNRW',
+            'in_chans': 3,
+            'model': 'resnet50',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': ('B', 'G', 'R'),
+            'modality': 'rgb',
+            'file': 'rn50_geonrw_rgb_decur_ep100.pth',
+            'inputs': ('geonrw_rgb',),
+            'backbone_kwargs': {},
+        },
     )
-    DEM_GEONRW_DECUR = decur_weights(
-        'rn50_geonrw_dem_decur_ep100.pth', 'resnet50', 'GeoNRW', ('geonrw_dem',)
+    DEM_GEONRW_DECUR = Weights(
+        url=HF_URL + 'rn50_geonrw_dem_decur_ep100.pth',
+        transforms=geonrw_dem_transforms(),
+        meta={
+            'dataset': 'GeoNRW',
+            'in_chans': 3,
+            'model': 'resnet50',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': ('DEM', 'DEM', 'DEM'),
+            'modality': 'dem',
+            'file': 'rn50_geonrw_dem_decur_ep100.pth',
+            'inputs': ('geonrw_dem',),
+            'backbone_kwargs': {},
+        },
     )
 
 
@@ -59,41 +151,117 @@ class DeCURResNet50RDA_Weights(DeCURWeightsEnum):  # noqa: N801
     which the pretraining forward actually used for both modalities.
     """
 
-    SENTINEL1_SENTINEL2_SSL4EO_DECUR = decur_weights(
-        'rn50_rda_ssl4eo-s12_joint_decur_ep100.pth',
-        'resnet50_rda',
-        'SSL4EO-S12',
-        ('ssl4eo_s1', 'ssl4eo_s2'),
+    SENTINEL1_SENTINEL2_SSL4EO_DECUR = Weights(
+        url=HF_URL + 'rn50_rda_ssl4eo-s12_joint_decur_ep100.pth',
+        transforms=ssl4eo_s1_transforms('main'),
+        meta={
+            'dataset': 'SSL4EO-S12',
+            'in_chans': 2,
+            'model': 'resnet50_rda',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': SSL4EO_S12_S1_BANDS,
+            'modality': ('s1', 's2'),
+            'file': 'rn50_rda_ssl4eo-s12_joint_decur_ep100.pth',
+            'inputs': ('ssl4eo_s1', 'ssl4eo_s2'),
+            'in_chans_per_modality': {'s1': 2, 's2': 13},
+            'bands_per_modality': {
+                's1': SSL4EO_S12_S1_BANDS,
+                's2': SSL4EO_S12_S2_BANDS,
+            },
+            'backbone_kwargs': {},
+        },
     )
-    SENTINEL1_GRD_SSL4EO_DECUR = decur_weights(
-        'rn50_rda_ssl4eo-s12_sar_decur_ep100.pth',
-        'resnet50_rda',
-        'SSL4EO-S12',
-        ('ssl4eo_s1',),
+    SENTINEL1_GRD_SSL4EO_DECUR = Weights(
+        url=HF_URL + 'rn50_rda_ssl4eo-s12_sar_decur_ep100.pth',
+        transforms=ssl4eo_s1_transforms('main'),
+        meta={
+            'dataset': 'SSL4EO-S12',
+            'in_chans': 2,
+            'model': 'resnet50_rda',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': SSL4EO_S12_S1_BANDS,
+            'modality': 's1',
+            'file': 'rn50_rda_ssl4eo-s12_sar_decur_ep100.pth',
+            'inputs': ('ssl4eo_s1',),
+            'backbone_kwargs': {},
+        },
     )
-    SENTINEL2_L1C_SSL4EO_DECUR = decur_weights(
-        'rn50_rda_ssl4eo-s12_ms_decur_ep100.pth',
-        'resnet50_rda',
-        'SSL4EO-S12',
-        ('ssl4eo_s2',),
+    SENTINEL2_L1C_SSL4EO_DECUR = Weights(
+        url=HF_URL + 'rn50_rda_ssl4eo-s12_ms_decur_ep100.pth',
+        transforms=ssl4eo_s2_transforms('main'),
+        meta={
+            'dataset': 'SSL4EO-S12',
+            'in_chans': 13,
+            'model': 'resnet50_rda',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': SSL4EO_S12_S2_BANDS,
+            'modality': 's2',
+            'file': 'rn50_rda_ssl4eo-s12_ms_decur_ep100.pth',
+            'inputs': ('ssl4eo_s2',),
+            'backbone_kwargs': {},
+        },
     )
-    RGB_DEM_GEONRW_DECUR = decur_weights(
-        'rn50_rda_geonrw_joint_decur_ep100.pth',
-        'resnet50_rda',
-        'GeoNRW',
-        ('geonrw_rgb', 'geonrw_dem'),
+    RGB_DEM_GEONRW_DECUR = Weights(
+        url=HF_URL + 'rn50_rda_geonrw_joint_decur_ep100.pth',
+        transforms=geonrw_rgb_transforms(),
+        meta={
+            'dataset': 'GeoNRW',
+            'in_chans': 3,
+            'model': 'resnet50_rda',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': ('B', 'G', 'R'),
+            'modality': ('rgb', 'dem'),
+            'file': 'rn50_rda_geonrw_joint_decur_ep100.pth',
+            'inputs': ('geonrw_rgb', 'geonrw_dem'),
+            'in_chans_per_modality': {'rgb': 3, 'dem': 3},
+            'bands_per_modality': {
+                'rgb': ('B', 'G', 'R'),
+                'dem': ('DEM', 'DEM', 'DEM'),
+            },
+            'backbone_kwargs': {},
+        },
     )
-    RGB_GEONRW_DECUR = decur_weights(
-        'rn50_rda_geonrw_rgb_decur_ep100.pth',
-        'resnet50_rda',
-        'GeoNRW',
-        ('geonrw_rgb',),
+    RGB_GEONRW_DECUR = Weights(
+        url=HF_URL + 'rn50_rda_geonrw_rgb_decur_ep100.pth',
+        transforms=geonrw_rgb_transforms(),
+        meta={
+            'dataset': 'GeoNRW',
+            'in_chans': 3,
+            'model': 'resnet50_rda',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': ('B', 'G', 'R'),
+            'modality': 'rgb',
+            'file': 'rn50_rda_geonrw_rgb_decur_ep100.pth',
+            'inputs': ('geonrw_rgb',),
+            'backbone_kwargs': {},
+        },
     )
-    DEM_GEONRW_DECUR = decur_weights(
-        'rn50_rda_geonrw_dem_decur_ep100.pth',
-        'resnet50_rda',
-        'GeoNRW',
-        ('geonrw_dem',),
+    DEM_GEONRW_DECUR = Weights(
+        url=HF_URL + 'rn50_rda_geonrw_dem_decur_ep100.pth',
+        transforms=geonrw_dem_transforms(),
+        meta={
+            'dataset': 'GeoNRW',
+            'in_chans': 3,
+            'model': 'resnet50_rda',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': ('DEM', 'DEM', 'DEM'),
+            'modality': 'dem',
+            'file': 'rn50_rda_geonrw_dem_decur_ep100.pth',
+            'inputs': ('geonrw_dem',),
+            'backbone_kwargs': {},
+        },
     )
 
 

@@ -1,6 +1,16 @@
 """DeCUR ViT-S/16 weights and their builder (timm ``vit_small_patch16_224``)."""
 
-from .weights import DeCURWeightsEnum, decur_weights, make_builder
+from torchvision.models._api import Weights
+
+from ..transforms.normalize import SSL4EO_S12_S1_BANDS, SSL4EO_S12_S2_BANDS
+from ..transforms.pretrained import (
+    geonrw_dem_transforms,
+    geonrw_rgb_transforms,
+    ssl4eo_s1_transforms,
+    ssl4eo_s2_transforms,
+)
+from .builders import make_builder
+from .weights_enum import HF_URL, PUBLICATION, REPO, DeCURWeightsEnum
 
 
 class DeCURViTSmall16_Weights(DeCURWeightsEnum):  # noqa: N801
@@ -19,41 +29,117 @@ class DeCURViTSmall16_Weights(DeCURWeightsEnum):  # noqa: N801
     position embedding, which the checkpoint was not trained with).
     """
 
-    SENTINEL1_SENTINEL2_SSL4EO_DECUR = decur_weights(
-        'vits16_ssl4eo-s12_joint_decur_ep100.pth',
-        'vit_small_patch16_224',
-        'SSL4EO-S12',
-        ('ssl4eo_s1', 'ssl4eo_s2'),
+    SENTINEL1_SENTINEL2_SSL4EO_DECUR = Weights(
+        url=HF_URL + 'vits16_ssl4eo-s12_joint_decur_ep100.pth',
+        transforms=ssl4eo_s1_transforms('main'),
+        meta={
+            'dataset': 'SSL4EO-S12',
+            'in_chans': 2,
+            'model': 'vit_small_patch16_224',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': SSL4EO_S12_S1_BANDS,
+            'modality': ('s1', 's2'),
+            'file': 'vits16_ssl4eo-s12_joint_decur_ep100.pth',
+            'inputs': ('ssl4eo_s1', 'ssl4eo_s2'),
+            'in_chans_per_modality': {'s1': 2, 's2': 13},
+            'bands_per_modality': {
+                's1': SSL4EO_S12_S1_BANDS,
+                's2': SSL4EO_S12_S2_BANDS,
+            },
+            'backbone_kwargs': {},
+        },
     )
-    SENTINEL1_GRD_SSL4EO_DECUR = decur_weights(
-        'vits16_ssl4eo-s12_sar_decur_ep100.pth',
-        'vit_small_patch16_224',
-        'SSL4EO-S12',
-        ('ssl4eo_s1',),
+    SENTINEL1_GRD_SSL4EO_DECUR = Weights(
+        url=HF_URL + 'vits16_ssl4eo-s12_sar_decur_ep100.pth',
+        transforms=ssl4eo_s1_transforms('main'),
+        meta={
+            'dataset': 'SSL4EO-S12',
+            'in_chans': 2,
+            'model': 'vit_small_patch16_224',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': SSL4EO_S12_S1_BANDS,
+            'modality': 's1',
+            'file': 'vits16_ssl4eo-s12_sar_decur_ep100.pth',
+            'inputs': ('ssl4eo_s1',),
+            'backbone_kwargs': {},
+        },
     )
-    SENTINEL2_L1C_SSL4EO_DECUR = decur_weights(
-        'vits16_ssl4eo-s12_ms_decur_ep100.pth',
-        'vit_small_patch16_224',
-        'SSL4EO-S12',
-        ('ssl4eo_s2',),
+    SENTINEL2_L1C_SSL4EO_DECUR = Weights(
+        url=HF_URL + 'vits16_ssl4eo-s12_ms_decur_ep100.pth',
+        transforms=ssl4eo_s2_transforms('main'),
+        meta={
+            'dataset': 'SSL4EO-S12',
+            'in_chans': 13,
+            'model': 'vit_small_patch16_224',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': SSL4EO_S12_S2_BANDS,
+            'modality': 's2',
+            'file': 'vits16_ssl4eo-s12_ms_decur_ep100.pth',
+            'inputs': ('ssl4eo_s2',),
+            'backbone_kwargs': {},
+        },
     )
-    RGB_DEM_GEONRW_DECUR = decur_weights(
-        'vits16_geonrw_joint_decur_ep100.pth',
-        'vit_small_patch16_224',
-        'GeoNRW',
-        ('geonrw_rgb', 'geonrw_dem'),
+    RGB_DEM_GEONRW_DECUR = Weights(
+        url=HF_URL + 'vits16_geonrw_joint_decur_ep100.pth',
+        transforms=geonrw_rgb_transforms(),
+        meta={
+            'dataset': 'GeoNRW',
+            'in_chans': 3,
+            'model': 'vit_small_patch16_224',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': ('B', 'G', 'R'),
+            'modality': ('rgb', 'dem'),
+            'file': 'vits16_geonrw_joint_decur_ep100.pth',
+            'inputs': ('geonrw_rgb', 'geonrw_dem'),
+            'in_chans_per_modality': {'rgb': 3, 'dem': 3},
+            'bands_per_modality': {
+                'rgb': ('B', 'G', 'R'),
+                'dem': ('DEM', 'DEM', 'DEM'),
+            },
+            'backbone_kwargs': {},
+        },
     )
-    RGB_GEONRW_DECUR = decur_weights(
-        'vits16_geonrw_rgb_decur_ep100.pth',
-        'vit_small_patch16_224',
-        'GeoNRW',
-        ('geonrw_rgb',),
+    RGB_GEONRW_DECUR = Weights(
+        url=HF_URL + 'vits16_geonrw_rgb_decur_ep100.pth',
+        transforms=geonrw_rgb_transforms(),
+        meta={
+            'dataset': 'GeoNRW',
+            'in_chans': 3,
+            'model': 'vit_small_patch16_224',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': ('B', 'G', 'R'),
+            'modality': 'rgb',
+            'file': 'vits16_geonrw_rgb_decur_ep100.pth',
+            'inputs': ('geonrw_rgb',),
+            'backbone_kwargs': {},
+        },
     )
-    DEM_GEONRW_DECUR = decur_weights(
-        'vits16_geonrw_dem_decur_ep100.pth',
-        'vit_small_patch16_224',
-        'GeoNRW',
-        ('geonrw_dem',),
+    DEM_GEONRW_DECUR = Weights(
+        url=HF_URL + 'vits16_geonrw_dem_decur_ep100.pth',
+        transforms=geonrw_dem_transforms(),
+        meta={
+            'dataset': 'GeoNRW',
+            'in_chans': 3,
+            'model': 'vit_small_patch16_224',
+            'publication': PUBLICATION,
+            'repo': REPO,
+            'ssl_method': 'decur',
+            'bands': ('DEM', 'DEM', 'DEM'),
+            'modality': 'dem',
+            'file': 'vits16_geonrw_dem_decur_ep100.pth',
+            'inputs': ('geonrw_dem',),
+            'backbone_kwargs': {},
+        },
     )
 
 

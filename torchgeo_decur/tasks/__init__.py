@@ -8,12 +8,10 @@ from .baselines import (
     MultimodalSimCLRTask,
     MultimodalVICRegTask,
 )
+from .classification import MultimodalClassificationTask
 from .decur import DeCURTask
-from .downstream import (
-    MultimodalClassificationTask,
-    MultimodalDownstreamTask,
-    MultimodalSegmentationTask,
-)
+from .segmentation import MultimodalSegmentationTask
+from .transfer import MultimodalDownstreamTask
 
 __all__ = (
     'CrossModalSSLTask',

@@ -15,7 +15,7 @@ distributed fixes of the DeCUR loss (every statistic over the global batch).
 
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from torch import Tensor
 
@@ -101,7 +101,7 @@ class MultimodalSimCLRTask(CrossModalSSLTask):
         """Build the NT-Xent loss."""
         self.criterion = NTXentLoss(
             temperature=self.hparams['temperature'],
-            gather_distributed=self.hparams['gather_distributed'],
+            gather_distributed=True,
         )
 
 
@@ -157,7 +157,7 @@ class MultimodalCLIPTask(CrossModalSSLTask):
             temperature=self.hparams['temperature'],
             learnable_temperature=self.hparams['learnable_temperature'],
             max_logit_scale=self.hparams['max_logit_scale'],
-            gather_distributed=self.hparams['gather_distributed'],
+            gather_distributed=True,
         )
 
     def compute_loss(self, embeddings: Mapping[str, list[Tensor]]) -> dict[str, Tensor]:
@@ -194,16 +194,12 @@ class MultimodalBarlowTwinsTask(CrossModalSSLTask):
     def __init__(
         self,
         lambd: float = 0.0051,
-        loss_method: Literal['auto', 'gram', 'direct'] = 'auto',
         **kwargs: Any,
     ) -> None:
         """Initialize a new MultimodalBarlowTwinsTask instance.
 
         Args:
             lambd: Weight of the off-diagonal terms.
-            loss_method: How the correlation is computed (see
-                :func:`~torchgeo_decur.losses.barlow_twins_loss`); all give equal
-                results.
             **kwargs: Arguments of
                 :class:`~torchgeo_decur.tasks.base.MultimodalSSLTask`.
         """
@@ -213,8 +209,7 @@ class MultimodalBarlowTwinsTask(CrossModalSSLTask):
         """Build the Barlow Twins loss."""
         self.criterion = BarlowTwinsLoss(
             lambd=self.hparams['lambd'],
-            gather_distributed=self.hparams['gather_distributed'],
-            method=self.hparams['loss_method'],
+            gather_distributed=True,
         )
 
 
@@ -259,5 +254,5 @@ class MultimodalVICRegTask(CrossModalSSLTask):
             sim_coeff=self.hparams['sim_coeff'],
             std_coeff=self.hparams['std_coeff'],
             cov_coeff=self.hparams['cov_coeff'],
-            gather_distributed=self.hparams['gather_distributed'],
+            gather_distributed=True,
         )

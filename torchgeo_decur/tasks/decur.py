@@ -42,7 +42,7 @@ class DeCURTask(MultimodalSSLTask):
       reference's optimizer-selection bug (its condition always picks AdamW).
     * No warm-up, cosine schedule: every script; but the default steps the cosine
       after every optimizer step, the scripts once per epoch
-      (``lr_schedule_interval='epoch'`` reproduces them exactly).
+      (``lr_schedule: {interval: epoch}`` reproduces them exactly).
     * One projector per modality: the paper; the reference code shared one
       (``shared_projector=True``).
 
@@ -67,7 +67,6 @@ class DeCURTask(MultimodalSSLTask):
         common_dim: int = 7168,
         lambd: float = 0.0051,
         loss_weighting: Literal['reference', 'sum'] = 'reference',
-        loss_method: Literal['auto', 'gram', 'direct'] = 'auto',
         **kwargs: Any,
     ) -> None:
         """Initialize a new DeCURTask instance.
@@ -79,8 +78,6 @@ class DeCURTask(MultimodalSSLTask):
             loss_weighting: ``'reference'``: (intra1 + intra2 + (common +
                 unique)/2)/3, as the released checkpoints were trained;
                 ``'sum'``: the paper's plain sum.
-            loss_method: How the correlations are computed (see
-                :func:`~torchgeo_decur.losses.decur_loss`); all give equal results.
             **kwargs: Arguments of
                 :class:`~torchgeo_decur.tasks.base.MultimodalSSLTask`.
 
@@ -102,9 +99,8 @@ class DeCURTask(MultimodalSSLTask):
         self.criterion = DeCURLoss(
             common_dim=self.hparams['common_dim'],
             lambd=self.hparams['lambd'],
-            gather_distributed=self.hparams['gather_distributed'],
+            gather_distributed=True,
             weighting=self.hparams['loss_weighting'],
-            method=self.hparams['loss_method'],
         )
 
     def compute_loss(self, embeddings: Mapping[str, list[Tensor]]) -> dict[str, Tensor]:
