@@ -41,7 +41,7 @@ class SeasonsOf(Dataset[dict[str, Tensor]]):
             seasons: Timestamp indices to write per location.
             **kwargs: Arguments of :class:`~torchgeo_decur.datasets.SSL4EOS12Pairs`.
         """
-        from .datasets import SSL4EOS12Pairs
+        from ..datasets import SSL4EOS12Pairs
 
         if not seasons:
             raise ValueError('seasons must list at least one timestamp index')
@@ -76,7 +76,7 @@ def build_dataset(args: argparse.Namespace) -> SizedDataset:
     if args.dataset == 'ssl4eo-s12':
         return SeasonsOf(seasons=args.seasons, root=args.root, **extra)
     if args.dataset == 'bigearthnet-mm':
-        from .datasets import BigEarthNetMM
+        from ..datasets import BigEarthNetMM
 
         return BigEarthNetMM(root=args.root, split=args.split, **extra)
     if ':' not in args.dataset:

@@ -24,6 +24,7 @@ import os
 import shutil
 import tarfile
 import zipfile
+from typing import Any
 
 import numcodecs
 import numpy as np
@@ -76,7 +77,7 @@ def zarr_zip(
     modality: str, sample: str, index: int, bands: list[str], seed: int
 ) -> bytes:
     rng = np.random.default_rng(seed)
-    store_dict: dict = {}
+    store_dict: dict[str, Any] = {}
     group = zarr.open_group(MemoryStore(store_dict), mode='w', zarr_format=2)
     zstd = numcodecs.Zstd(level=3)
 
