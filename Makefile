@@ -24,8 +24,10 @@ venv: $(BIN)/.installed
 quickstart: venv
 	$(BIN)/torchgeo fit --config conf/quickstart.yaml
 
+# Two or more pytest workers (pytest-xdist): many tests start the torchgeo /
+# torchgeo-decur command line in a subprocess, which is import-bound and single-threaded.
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 lint: venv
 	$(BIN)/ruff format --check .
