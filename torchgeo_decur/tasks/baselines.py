@@ -61,8 +61,8 @@ class MultimodalSimCLRTask(CrossModalSSLTask):
 
     For a batch of N samples, each of the 2N L2-normalised embeddings has the other
     modality's embedding of its sample as positive and the other 2N - 2 embeddings
-    (both modalities) as negatives; with ``gather_distributed`` the negatives come
-    from the global batch of all ranks.
+    (both modalities) as negatives; the negatives come from the global batch of
+    all ranks.
 
     Defaults: projector 512-128 as in the reference baseline (there with biased
     Linear layers and a final BatchNorm), temperature 0.1 (SimCLR paper). The
@@ -111,7 +111,7 @@ class MultimodalCLIPTask(CrossModalSSLTask):
     Logits are the cosine similarities of the N modality-1 embeddings with the N
     modality-2 embeddings divided by τ; the loss averages the cross-entropy over
     rows (1 → 2) and columns (2 → 1). Negatives come from the other modality only,
-    from the global batch with ``gather_distributed``. τ is learnable by default
+    from the global batch of all ranks. τ is learnable by default
     (initialised at 0.07, 1/τ capped at 100, as in CLIP) and logged as
     ``train_temperature``.
 
@@ -139,7 +139,7 @@ class MultimodalCLIPTask(CrossModalSSLTask):
         Args:
             temperature: Initial (or fixed) temperature τ > 0.
             learnable_temperature: Learn τ (as log(1/τ), no weight decay, learning
-                rate ``lr_biases``).
+                rate ``optimizer_options['lr_biases']``).
             max_logit_scale: Upper bound of 1/τ.
             projector_dims: Output sizes of the projector's Linear layers.
             **kwargs: Arguments of

@@ -36,10 +36,11 @@ class DeCURTask(MultimodalSSLTask):
       (weights) / 0.0048 (biases, norms), weight decay 1e-6, 100 epochs
       (``conf/decur_ssl4eo_s12_rn50.yaml``).
     * AdamW, lr 1e-4 for all parameters, weight decay 0.01 applied to all of them
-      (``decay_biases`` resolves to True for AdamW): the main-branch RN50-RDA and
-      ViT-S/16 scripts. The main-branch plain RN50 script asked for lr 0.05 /
-      0.0048 and weight decay 1e-6, which ran as AdamW because of the
-      reference's optimizer-selection bug (its condition always picks AdamW).
+      (``optimizer_options['decay_biases']`` resolves to True for AdamW): the
+      main-branch RN50-RDA and ViT-S/16 scripts. The main-branch plain RN50
+      script asked for lr 0.05 / 0.0048 and weight decay 1e-6, which ran as
+      AdamW because of the reference's optimizer-selection bug (its condition
+      always picks AdamW).
     * No warm-up, cosine schedule: every script; but the default steps the cosine
       after every optimizer step, the scripts once per epoch
       (``lr_schedule: {interval: epoch}`` reproduces them exactly).
