@@ -25,7 +25,8 @@ from torch import Tensor
 
 #: What to try when the weights or activations diverged.
 ADVICE = (
-    'Lower the learning rate (lr, lr_biases) or add warmup_epochs, or train in '
+    'Lower the learning rate (lr, optimizer_options.lr_biases) or add a warm-up '
+    '(lr_schedule.warmup_epochs), or train in '
     'precision 32-true; no checkpoint was written for this step, so the last '
     'checkpoint on disk (e.g. last.ckpt) still holds the last finite state to '
     'resume from.'
