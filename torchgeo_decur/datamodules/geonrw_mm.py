@@ -201,3 +201,7 @@ class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
         if stage in ('test', 'predict'):
             self.test_dataset = GeoNRWMM(split='test', **self.kwargs)
             self.predict_dataset = self.test_dataset
+
+
+# geonrw_normalization moved to torchgeo_decur.transforms; still importable from here.
+__all__ = ('DEMScaling', 'GeoNRWMMDataModule', 'geonrw_normalization')
