@@ -11,13 +11,13 @@ from torchgeo_decur.datamodules import (
     bigearthnet_normalization,
     sample_fraction,
 )
-from torchgeo_decur.datamodules.bigearthnet_mm import (
+from torchgeo_decur.datasets import pairs_from_s1_metadata
+from torchgeo_decur.transforms import (
     BIGEARTHNET_S1_MEAN,
     BIGEARTHNET_S1_STD,
     BIGEARTHNET_S2_MEAN,
     BIGEARTHNET_S2_STD,
 )
-from torchgeo_decur.datasets import pairs_from_s1_metadata
 
 from ..conftest import DATA, quiet_trainer
 

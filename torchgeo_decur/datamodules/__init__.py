@@ -1,15 +1,21 @@
 """Lightning data modules.
 
-``ssl4eo_s12_normalization`` and ``sunrgbd_normalization`` live in
-:mod:`torchgeo_decur.transforms` and are re-exported here for existing imports.
+The BigEarthNet, GeoNRW, SSL4EO-S12 and SUN RGB-D input scalings
+(``*_normalization``) live in :mod:`torchgeo_decur.transforms` and are
+re-exported here for existing imports.
 """
 
-from ..transforms.pretrained import ssl4eo_s12_normalization, sunrgbd_normalization
-from .bigearthnet_mm import BigEarthNetMMDataModule, bigearthnet_normalization
+from ..transforms.pretrained import (
+    bigearthnet_normalization,
+    geonrw_normalization,
+    ssl4eo_s12_normalization,
+    sunrgbd_normalization,
+)
+from .bigearthnet_mm import BigEarthNetMMDataModule
 from .chips import PairedChipsDataModule
 from .eurosat import EuroSATDeCURDataModule
 from .geo import MultimodalGeoDataModule
-from .geonrw_mm import GeoNRWMMDataModule, geonrw_normalization
+from .geonrw_mm import GeoNRWMMDataModule
 from .ssl4eo_s12 import SSL4EOS12PairsDataModule
 from .sunrgbd import SUNRGBDDataModule
 from .terramesh import TerraMeshDataModule, terramesh_normalization

@@ -16,96 +16,24 @@ from ..datasets.bigearthnet_mm import (
     Modality,
     check_modalities,
 )
-from ..transforms.bands import InsertChannel
-from ..transforms.normalize import ApplyToKeys, ClipNormalize, PercentileClip
-from .utils import RenameKeys, TrainBatchCheck, sample_fraction, warn_small_fraction
-
-# BigEarthNet statistics the DeCUR BigEarthNet code scaled with (mean ± 2σ → [0, 1],
-# S1 clipped per image and band to 1-99 % first), in the band order of the samples.
-BIGEARTHNET_S1_MEAN = (-12.59, -19.22)  # VV, VH (dB)
-BIGEARTHNET_S1_STD = (5.04, 5.42)
-BIGEARTHNET_S2_MEAN = (
-    340.77,
-    429.94,
-    614.22,
-    590.24,
-    950.68,
-    1792.46,
-    2075.47,
-    2218.95,
-    2266.46,
-    2246.06,
-    1594.43,
-    1009.33,
+from ..transforms.normalize import (
+    B10_INDEX,
+    BIGEARTHNET_S1_MEAN,
+    BIGEARTHNET_S1_STD,
+    BIGEARTHNET_S2_MEAN,
+    BIGEARTHNET_S2_STD,
 )
-BIGEARTHNET_S2_STD = (
-    554.81,
-    572.42,
-    582.88,
-    675.89,
-    729.90,
-    1096.01,
-    1273.45,
-    1365.46,
-    1356.14,
-    1302.33,
-    1079.19,
-    818.87,
+from ..transforms.pretrained import bigearthnet_normalization
+from .utils import (
+    RenameKeys,
+    TrainBatchCheck,
+    fold_moved_options,
+    sample_fraction,
+    warn_small_fraction,
 )
-#: Position of B10 in the 13-band L1C order of the DeCUR S2 checkpoints.
-B10_INDEX = 10
 
 #: Options of the v1 dataset the data module passes on through dataset_kwargs.
 V1_DATASET_OPTIONS = ('s1_dir', 's2_dir', 'split_dir', 'check_pairs')
-
-
-def bigearthnet_normalization(
-    modalities: Sequence[str] = ('s1', 's2'),
-    method: Literal['decur', 'none'] = 'decur',
-    quantize: bool = False,
-    insert_b10: bool = False,
-) -> ApplyToKeys:
-    """Input scaling of the DeCUR BigEarthNet evaluation.
-
-    ``'decur'``: Sentinel-1 is clipped per image and per band to its 1st-99th
-    percentiles and both sensors are scaled per band by the BigEarthNet mean ± 2σ
-    window to [0, 1] (the reference's uint8 values / 255; ``quantize`` also
-    reproduces the uint8 steps). ``'none'`` passes raw dB / DN on.
-
-    Args:
-        modalities: Modalities present in the batch.
-        method: ``'decur'`` or ``'none'``.
-        quantize: Round down to multiples of 1/255 (``'decur'`` only).
-        insert_b10: Insert an all-zero B10 channel at index 10, after scaling, so
-            12-band patches fit 13-band (L1C) checkpoints as in the reference.
-
-    Returns:
-        A transform for the ``image_<modality>`` entries of a batch dictionary.
-
-    Raises:
-        ValueError: If ``method`` is unknown.
-    """
-    if method not in ('decur', 'none'):
-        raise ValueError(f"normalization must be 'decur' or 'none', got {method!r}")
-    transforms: dict[str, nn.Module] = {}
-    if 's1' in modalities and method == 'decur':
-        transforms['image_s1'] = nn.Sequential(
-            PercentileClip(1.0, 99.0, per_channel=True),
-            ClipNormalize(BIGEARTHNET_S1_MEAN, BIGEARTHNET_S1_STD, quantize=quantize),
-        )
-    if 's2' in modalities:
-        steps: list[nn.Module] = []
-        if method == 'decur':
-            steps.append(
-                ClipNormalize(
-                    BIGEARTHNET_S2_MEAN, BIGEARTHNET_S2_STD, quantize=quantize
-                )
-            )
-        if insert_b10:
-            steps.append(InsertChannel(B10_INDEX, 0.0, in_channels=12))
-        if steps:
-            transforms['image_s2'] = nn.Sequential(*steps)
-    return ApplyToKeys(transforms)
 
 
 class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
@@ -183,31 +111,22 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
         Raises:
             ValueError: For invalid modalities, options or sizes.
         """
-        extra = dict(dataset_kwargs or {})
-        for name, value in deprecated.items():
-            if name == 'quantize':
-                if value and normalization == 'decur':
-                    normalization = 'decur_uint8'
-                new = "normalization: 'decur_uint8'"
-            elif name in V1_DATASET_OPTIONS:
-                extra.setdefault(name, value)
-                new = f'dataset_kwargs: {{{name}: ...}}'
-            else:
-                raise TypeError(
-                    'BigEarthNetMMDataModule.__init__() got an unexpected keyword '
-                    f'argument {name!r}'
-                )
+        if 'quantize' in deprecated:
+            if deprecated.pop('quantize') and normalization == 'decur':
+                normalization = 'decur_uint8'
             warnings.warn(
-                f'BigEarthNetMMDataModule({name}=...) is deprecated; use {new}',
+                'BigEarthNetMMDataModule(quantize=...) is deprecated; use '
+                "normalization: 'decur_uint8'",
                 FutureWarning,
                 stacklevel=2,
             )
-        unknown = sorted(set(extra) - set(V1_DATASET_OPTIONS))
-        if unknown:
-            raise ValueError(
-                f'dataset_kwargs has unknown keys {unknown}; known: '
-                f'{list(V1_DATASET_OPTIONS)}'
-            )
+        extra = fold_moved_options(
+            'BigEarthNetMMDataModule',
+            'dataset_kwargs',
+            V1_DATASET_OPTIONS,
+            dataset_kwargs,
+            deprecated,
+        )
         mods = check_modalities(modalities)
         if plain_image_key and len(mods) != 1:
             raise ValueError('plain_image_key needs exactly one modality')
@@ -294,3 +213,15 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
         if stage in ('test', 'predict'):
             self.test_dataset = self.dataset_cls(split='test', **self.kwargs)
             self.predict_dataset = self.test_dataset
+
+
+# Moved to torchgeo_decur.transforms; still importable from here.
+__all__ = (
+    'B10_INDEX',
+    'BIGEARTHNET_S1_MEAN',
+    'BIGEARTHNET_S1_STD',
+    'BIGEARTHNET_S2_MEAN',
+    'BIGEARTHNET_S2_STD',
+    'BigEarthNetMMDataModule',
+    'bigearthnet_normalization',
+)

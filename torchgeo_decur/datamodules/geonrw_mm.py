@@ -11,61 +11,17 @@ from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datamodules.utils import group_shuffle_split
 
 from ..datasets.geonrw_mm import GeoNRWMM, GeoNRWModality, check_geonrw_modalities
-from ..transforms.bands import RepeatChannels, SelectChannels
-from ..transforms.normalize import ApplyToKeys, PercentileClip
-from .utils import RenameKeys, TrainBatchCheck, sample_fraction, warn_small_fraction
+from ..transforms.pretrained import DEMScaling, geonrw_normalization
+from .utils import (
+    RenameKeys,
+    TrainBatchCheck,
+    fold_moved_options,
+    sample_fraction,
+    warn_small_fraction,
+)
 
-DEMScaling = Literal['minmax', 'percentile', 'none']
-
-
-def geonrw_normalization(
-    modalities: Sequence[str] = ('rgb', 'dem'),
-    channel_order: Literal['bgr', 'rgb'] = 'bgr',
-    dem_scaling: DEMScaling = 'minmax',
-    dem_channels: int = 3,
-) -> ApplyToKeys:
-    """Input scaling of the DeCUR GeoNRW checkpoints.
-
-    RGB stays in [0, 1] (no mean/std) and is flipped to B, G, R, the order OpenCV
-    gave the reference code. The DEM is scaled per image: ``'minmax'`` maps min-max
-    to [0, 1] (the downstream FCN code), ``'percentile'`` clips to the 1st-99th
-    percentiles and rescales with ``/(p99 - p1 + 1e-5)`` (pretraining); then it is
-    replicated to ``dem_channels`` channels (3 for the released DEM encoders).
-
-    Args:
-        modalities: Modalities present in the batch.
-        channel_order: ``'bgr'`` (checkpoints) or ``'rgb'`` (as read).
-        dem_scaling: ``'minmax'``, ``'percentile'`` or ``'none'`` (metres).
-        dem_channels: Channels of the DEM after replication.
-
-    Returns:
-        A transform for the ``image_rgb`` / ``image_dem`` entries of a batch.
-
-    Raises:
-        ValueError: For unknown options.
-    """
-    if channel_order not in ('bgr', 'rgb'):
-        raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
-    transforms: dict[str, nn.Module] = {}
-    if 'rgb' in modalities and channel_order == 'bgr':
-        transforms['image_rgb'] = SelectChannels([2, 1, 0])
-    if 'dem' in modalities:
-        steps: list[nn.Module] = []
-        if dem_scaling == 'minmax':
-            # eps keeps a perfectly flat tile finite (the reference divides by 0).
-            steps.append(PercentileClip(0.0, 100.0, rescale=True, eps=1e-5))
-        elif dem_scaling == 'percentile':
-            steps.append(PercentileClip(1.0, 99.0, rescale=True, eps=1e-5))
-        elif dem_scaling != 'none':
-            raise ValueError(
-                "dem_scaling must be 'minmax', 'percentile' or 'none', got "
-                f'{dem_scaling!r}'
-            )
-        if dem_channels != 1:
-            steps.append(RepeatChannels(dem_channels))
-        if steps:
-            transforms['image_dem'] = nn.Sequential(*steps)
-    return ApplyToKeys(transforms)
+#: Training augmentation options the data module takes through augment_kwargs.
+AUGMENT_OPTIONS = ('crop_scale', 'image_resample', 'hflip', 'vflip')
 
 
 class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
@@ -77,8 +33,9 @@ class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
       the test split, as the reference did.
     * Training label fraction drawn without replacement with a seed.
     * On the device: :func:`geonrw_normalization`, then, in training only, one
-      RandomResizedCrop (``crop_size``, ``crop_scale``) + flips applied jointly to
-      ``image_rgb``, ``image_dem`` and ``mask`` (nearest for the mask). Validation
+      RandomResizedCrop (``crop_size``) + flips applied jointly to ``image_rgb``,
+      ``image_dem`` and ``mask`` (nearest for the mask), tuned by
+      ``augment_kwargs``. Validation
       and test tiles are not augmented (the reference cropped its test set too);
       ``eval_size`` optionally resizes them.
 
@@ -107,13 +64,11 @@ class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
         dem_channels: int = 3,
         augment: bool = True,
         crop_size: int = 224,
-        crop_scale: tuple[float, float] = (0.2, 1.0),
-        image_resample: Literal['bilinear', 'nearest'] = 'bilinear',
-        hflip: bool = True,
-        vflip: bool = False,
+        augment_kwargs: dict[str, Any] | None = None,
         eval_size: int | None = None,
         plain_image_key: bool = False,
         download: bool = False,
+        **deprecated: Any,
     ) -> None:
         """Initialize a new GeoNRWMMDataModule instance.
 
@@ -133,22 +88,36 @@ class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
             dem_channels: DEM channels after replication (3 for the checkpoints).
             augment: Apply the joint training augmentation.
             crop_size: Output size of the training crop in pixels.
-            crop_scale: Area range of the training RandomResizedCrop.
-            image_resample: Interpolation of RGB and DEM in the training crop;
-                the reference used ``'nearest'`` for all three keys (the mask is
-                always resampled nearest).
-            hflip: Random horizontal flips in training.
-            vflip: Random vertical flips in training.
+            augment_kwargs: Further options of the training augmentation:
+                ``crop_scale`` (area range of the RandomResizedCrop, default
+                ``[0.2, 1.0]``), ``image_resample`` (interpolation of RGB and DEM
+                in the crop, ``'bilinear'`` (default) or ``'nearest'``; the mask is
+                always resampled nearest), ``hflip`` / ``vflip`` (random
+                horizontal / vertical flips, default true / false).
             eval_size: Resize validation/test tiles to this size (bilinear for
                 images, nearest for the mask), e.g. 256 for decoders that need
                 multiples of 32; None keeps them as they are.
             plain_image_key: With one modality, name its tensor ``image`` (for
                 torchgeo's own SemanticSegmentation task).
             download: Download the dataset.
+            **deprecated: ``crop_scale``, ``image_resample``, ``hflip`` and
+                ``vflip`` of earlier versions, folded into ``augment_kwargs``
+                with a FutureWarning.
 
         Raises:
             ValueError: For invalid options.
         """
+        options = fold_moved_options(
+            'GeoNRWMMDataModule',
+            'augment_kwargs',
+            AUGMENT_OPTIONS,
+            augment_kwargs,
+            deprecated,
+        )
+        crop_scale: tuple[float, float] = options.get('crop_scale', (0.2, 1.0))
+        image_resample: str = options.get('image_resample', 'bilinear')
+        hflip: bool = options.get('hflip', True)
+        vflip: bool = options.get('vflip', False)
         mods = check_geonrw_modalities(modalities)
         if plain_image_key and len(mods) != 1:
             raise ValueError('plain_image_key needs exactly one modality')
@@ -232,3 +201,7 @@ class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
         if stage in ('test', 'predict'):
             self.test_dataset = GeoNRWMM(split='test', **self.kwargs)
             self.predict_dataset = self.test_dataset
+
+
+# geonrw_normalization moved to torchgeo_decur.transforms; still importable from here.
+__all__ = ('DEMScaling', 'GeoNRWMMDataModule', 'geonrw_normalization')

@@ -8,6 +8,10 @@ from .augmentations import (
 )
 from .bands import InsertChannel, RepeatChannels, SelectChannels
 from .normalize import (
+    BIGEARTHNET_S1_MEAN,
+    BIGEARTHNET_S1_STD,
+    BIGEARTHNET_S2_MEAN,
+    BIGEARTHNET_S2_STD,
     SSL4EO_S12_S1_BANDS,
     SSL4EO_S12_S1_MEAN,
     SSL4EO_S12_S1_STD,
@@ -21,7 +25,9 @@ from .normalize import (
     PercentileClip,
 )
 from .pretrained import (
+    bigearthnet_normalization,
     geonrw_dem_transforms,
+    geonrw_normalization,
     geonrw_rgb_transforms,
     ssl4eo_s1_transforms,
     ssl4eo_s2_transforms,
@@ -33,6 +39,10 @@ from .pretrained import (
 from .statistics import BandStatistics, estimate_band_statistics, valid_mask
 
 __all__ = (
+    'BIGEARTHNET_S1_MEAN',
+    'BIGEARTHNET_S1_STD',
+    'BIGEARTHNET_S2_MEAN',
+    'BIGEARTHNET_S2_STD',
     'PRESETS',
     'SSL4EO_S12_S1_BANDS',
     'SSL4EO_S12_S1_MEAN',
@@ -51,8 +61,10 @@ __all__ = (
     'PercentileClip',
     'RepeatChannels',
     'SelectChannels',
+    'bigearthnet_normalization',
     'estimate_band_statistics',
     'geonrw_dem_transforms',
+    'geonrw_normalization',
     'geonrw_rgb_transforms',
     'resolve_config',
     'ssl4eo_s1_transforms',

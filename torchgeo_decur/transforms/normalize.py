@@ -67,6 +67,40 @@ SSL4EO_S12_S2_STD = (
     1336.09932639,
     1136.53823676,
 )
+# BigEarthNet statistics the DeCUR BigEarthNet code scaled with (mean ± 2σ → [0, 1],
+# S1 clipped per image and band to 1-99 % first), in the band order of the samples.
+BIGEARTHNET_S1_MEAN = (-12.59, -19.22)  # VV, VH (dB)
+BIGEARTHNET_S1_STD = (5.04, 5.42)
+BIGEARTHNET_S2_MEAN = (
+    340.77,
+    429.94,
+    614.22,
+    590.24,
+    950.68,
+    1792.46,
+    2075.47,
+    2218.95,
+    2266.46,
+    2246.06,
+    1594.43,
+    1009.33,
+)
+BIGEARTHNET_S2_STD = (
+    554.81,
+    572.42,
+    582.88,
+    675.89,
+    729.90,
+    1096.01,
+    1273.45,
+    1365.46,
+    1356.14,
+    1302.33,
+    1079.19,
+    818.87,
+)
+#: Position of B10 in the 13-band L1C order of the DeCUR S2 checkpoints.
+B10_INDEX = SSL4EO_S12_S2_BANDS.index('B10')
 
 
 def _per_channel(values: Tensor, channels: int, what: str) -> Tensor:

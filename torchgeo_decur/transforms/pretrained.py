@@ -9,16 +9,27 @@ channel (metres) and makes the three identical channels of ``meta['bands'] ==
 ('DEM', 'DEM', 'DEM')`` itself. The transforms only scale (and, for SSL4EO-S12,
 resize as the reference evaluation did; for the DEM, repeat the channel); band
 selection and reordering are left to the data pipeline.
+
+The ``*_normalization`` factories apply these scalings to the ``image_<modality>``
+entries of a batch dictionary, as the data modules do on the device after the
+batch transfer; the BigEarthNet and GeoNRW ones also insert the zero B10 channel
+or flip RGB to B, G, R where the checkpoints expect it.
 """
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torchvision.transforms.v2 as T
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
-from .bands import RepeatChannels
+from .bands import InsertChannel, RepeatChannels, SelectChannels
 from .normalize import (
+    B10_INDEX,
+    BIGEARTHNET_S1_MEAN,
+    BIGEARTHNET_S1_STD,
+    BIGEARTHNET_S2_MEAN,
+    BIGEARTHNET_S2_STD,
     SSL4EO_S12_S1_MEAN,
     SSL4EO_S12_S1_STD,
     SSL4EO_S12_S2_BANDS,
@@ -36,6 +47,8 @@ IMAGENET_MEAN: tuple[float, float, float] = tuple(IMAGENET_DEFAULT_MEAN)  # type
 IMAGENET_STD: tuple[float, float, float] = tuple(IMAGENET_DEFAULT_STD)  # type: ignore[assignment]
 
 Pipeline = Literal['main', 'old']
+#: Per-image DEM scalings of :func:`geonrw_normalization`.
+DEMScaling = Literal['minmax', 'percentile', 'none']
 
 
 def _scale_to_unit(value_range: float, bands: int) -> ClipNormalize:
@@ -230,10 +243,112 @@ def sunrgbd_normalization() -> ApplyToKeys:
     )
 
 
+def bigearthnet_normalization(
+    modalities: Sequence[str] = ('s1', 's2'),
+    method: Literal['decur', 'none'] = 'decur',
+    quantize: bool = False,
+    insert_b10: bool = False,
+) -> ApplyToKeys:
+    """Input scaling of the DeCUR BigEarthNet evaluation.
+
+    ``'decur'``: Sentinel-1 is clipped per image and per band to its 1st-99th
+    percentiles and both sensors are scaled per band by the BigEarthNet mean ± 2σ
+    window to [0, 1] (the reference's uint8 values / 255; ``quantize`` also
+    reproduces the uint8 steps). ``'none'`` passes raw dB / DN on.
+
+    Args:
+        modalities: Modalities present in the batch.
+        method: ``'decur'`` or ``'none'``.
+        quantize: Round down to multiples of 1/255 (``'decur'`` only).
+        insert_b10: Insert an all-zero B10 channel at index 10, after scaling, so
+            12-band patches fit 13-band (L1C) checkpoints as in the reference.
+
+    Returns:
+        A transform for the ``image_<modality>`` entries of a batch dictionary.
+
+    Raises:
+        ValueError: If ``method`` is unknown.
+    """
+    if method not in ('decur', 'none'):
+        raise ValueError(f"normalization must be 'decur' or 'none', got {method!r}")
+    transforms: dict[str, nn.Module] = {}
+    if 's1' in modalities and method == 'decur':
+        transforms['image_s1'] = nn.Sequential(
+            PercentileClip(1.0, 99.0, per_channel=True),
+            ClipNormalize(BIGEARTHNET_S1_MEAN, BIGEARTHNET_S1_STD, quantize=quantize),
+        )
+    if 's2' in modalities:
+        steps: list[nn.Module] = []
+        if method == 'decur':
+            steps.append(
+                ClipNormalize(
+                    BIGEARTHNET_S2_MEAN, BIGEARTHNET_S2_STD, quantize=quantize
+                )
+            )
+        if insert_b10:
+            steps.append(InsertChannel(B10_INDEX, 0.0, in_channels=12))
+        if steps:
+            transforms['image_s2'] = nn.Sequential(*steps)
+    return ApplyToKeys(transforms)
+
+
+def geonrw_normalization(
+    modalities: Sequence[str] = ('rgb', 'dem'),
+    channel_order: Literal['bgr', 'rgb'] = 'bgr',
+    dem_scaling: DEMScaling = 'minmax',
+    dem_channels: int = 3,
+) -> ApplyToKeys:
+    """Input scaling of the DeCUR GeoNRW checkpoints.
+
+    RGB stays in [0, 1] (no mean/std) and is flipped to B, G, R, the order OpenCV
+    gave the reference code. The DEM is scaled per image: ``'minmax'`` maps min-max
+    to [0, 1] (the downstream FCN code), ``'percentile'`` clips to the 1st-99th
+    percentiles and rescales with ``/(p99 - p1 + 1e-5)`` (pretraining); then it is
+    replicated to ``dem_channels`` channels (3 for the released DEM encoders).
+
+    Args:
+        modalities: Modalities present in the batch.
+        channel_order: ``'bgr'`` (checkpoints) or ``'rgb'`` (as read).
+        dem_scaling: ``'minmax'``, ``'percentile'`` or ``'none'`` (metres).
+        dem_channels: Channels of the DEM after replication.
+
+    Returns:
+        A transform for the ``image_rgb`` / ``image_dem`` entries of a batch.
+
+    Raises:
+        ValueError: For unknown options.
+    """
+    if channel_order not in ('bgr', 'rgb'):
+        raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
+    transforms: dict[str, nn.Module] = {}
+    if 'rgb' in modalities and channel_order == 'bgr':
+        transforms['image_rgb'] = SelectChannels([2, 1, 0])
+    if 'dem' in modalities:
+        steps: list[nn.Module] = []
+        if dem_scaling == 'minmax':
+            # eps keeps a perfectly flat tile finite (the reference divides by 0).
+            steps.append(PercentileClip(0.0, 100.0, rescale=True, eps=1e-5))
+        elif dem_scaling == 'percentile':
+            steps.append(PercentileClip(1.0, 99.0, rescale=True, eps=1e-5))
+        elif dem_scaling != 'none':
+            raise ValueError(
+                "dem_scaling must be 'minmax', 'percentile' or 'none', got "
+                f'{dem_scaling!r}'
+            )
+        if dem_channels != 1:
+            steps.append(RepeatChannels(dem_channels))
+        if steps:
+            transforms['image_dem'] = nn.Sequential(*steps)
+    return ApplyToKeys(transforms)
+
+
 __all__ = (
     'IMAGENET_MEAN',
     'IMAGENET_STD',
+    'DEMScaling',
+    'bigearthnet_normalization',
     'geonrw_dem_transforms',
+    'geonrw_normalization',
     'geonrw_rgb_transforms',
     'ssl4eo_s1_transforms',
     'ssl4eo_s2_transforms',
