@@ -15,6 +15,7 @@ from torchgeo_decur.models import (
     DeCURViTSmall16_Weights,
     DeCURWeightsEnum,
 )
+from torchgeo_decur.models.inputs import INPUTS
 from torchgeo_decur.models.inspect import inspect_checkpoint
 
 from .models.released import write_group
@@ -88,7 +89,8 @@ def test_released_layouts(
     assert (
         out[f'encoder 2 ({second})'] == f'{joint.in_chans_for(2)} channels: {bands[1]}'
     )
-    assert out['input scaling'] == joint.meta['input'][first]
+    name = joint.meta['inputs'][0]
+    assert out['input scaling'] == f'{INPUTS[name].description} ({name})'
     assert out['projector'] == 'output size K = 8192'
     if group in ('rn50', 'mitb2'):  # wrapped as {'epoch': 100, 'model': ...}
         assert out['epoch'] == '100'
@@ -106,7 +108,8 @@ def test_released_layouts(
         assert out[f'encoder 1 ({modality})'] == (
             f'{member.meta["in_chans"]} channels: {", ".join(member.meta["bands"])}'
         )
-        assert out['input scaling'] == member.meta['input'][modality]
+        name = member.meta['inputs'][0]
+        assert out['input scaling'] == f'{INPUTS[name].description} ({name})'
         assert 'projector' not in out
 
 

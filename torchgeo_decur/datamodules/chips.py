@@ -37,6 +37,7 @@ from .scaling import (
     finish_estimate,
     given_statistics,
 )
+from .utils import OptionalValidation
 
 
 def read_split_file(path: str) -> list[str]:
@@ -63,7 +64,7 @@ def read_split_file(path: str) -> list[str]:
     return keys
 
 
-class PairedChipsDataModule(NonGeoDataModule):
+class PairedChipsDataModule(OptionalValidation, NonGeoDataModule):
     """Multimodal chips from one folder per modality, for pretraining.
 
     Chips are paired by key (file stem, or what ``pattern`` extracts from it; see

@@ -43,6 +43,7 @@ from .scaling import (
     finish_estimate,
     given_statistics,
 )
+from .utils import OptionalValidation
 
 
 def describe(dataset: RasterDataset) -> str:
@@ -241,7 +242,7 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
         )
 
 
-class MultimodalGeoDataModule(GeoDataModule):
+class MultimodalGeoDataModule(OptionalValidation, GeoDataModule):
     """Co-registered multimodal patches from any torchgeo RasterDatasets.
 
     One dataset per modality; the first dataset's CRS and resolution (or ``crs``

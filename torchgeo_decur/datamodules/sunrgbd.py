@@ -8,10 +8,10 @@ from torchgeo.datamodules import NonGeoDataModule
 from ..datasets.sunrgbd import SUNRGBD, SUNRGBDSplit
 from ..transforms.normalize import ApplyToKeys
 from ..transforms.pretrained import sunrgbd_normalization
-from .utils import TrainBatchCheck
+from .utils import OptionalValidation, TrainBatchCheck
 
 
-class SUNRGBDDataModule(TrainBatchCheck, NonGeoDataModule):
+class SUNRGBDDataModule(OptionalValidation, TrainBatchCheck, NonGeoDataModule):
     """Lightning data module for :class:`~torchgeo_decur.datasets.SUNRGBD`.
 
     Decodes and resizes in the workers and normalises on the device after the

@@ -310,3 +310,27 @@ def tune_worker_memory(worker_id: int) -> None:
         worker_id: Index of the worker (unused).
     """
     retain_freed_memory_in_worker(worker_id)
+
+
+class OptionalValidation:
+    """Data module mixin: no validation loader when there is no validation data.
+
+    The pretraining tasks define ``validation_step``, so Lightning asks every data
+    module for a validation loader; torchgeo's factory raises when ``setup``
+    defined neither ``val_dataset`` nor ``dataset``. Data modules whose validation
+    split is optional (own rasters with ``val_fraction: 0``, SUN RGB-D pretraining)
+    put this mixin first in their bases: without validation data the loader list
+    is empty and Lightning skips the validation loop.
+    """
+
+    def val_dataloader(self) -> Any:
+        """The parent's validation loader, or ``[]`` when there is no validation data.
+
+        Returns:
+            A DataLoader, or an empty list.
+        """
+        if getattr(self, 'val_dataset', None) is None and (
+            getattr(self, 'dataset', None) is None
+        ):
+            return []
+        return super().val_dataloader()  # type: ignore[misc]

@@ -23,6 +23,7 @@ from .checkpoints import (
     strip_prefix,
     unwrap_state_dict,
 )
+from .inputs import INPUTS
 from .mit_weights import DeCURMiTB2_Weights, DeCURMiTB5_Weights
 from .resnet import DeCURResNet50_Weights, DeCURResNet50RDA_Weights
 from .vit import DeCURViTSmall16_Weights
@@ -200,8 +201,8 @@ def _scaling_of(
             'not stored in the file; a released file name would tell (see the '
             'weights documentation), else the scaling the data module applied'
         )
-    modality = member.modalities[position - 1]
-    return list(member.bands_for(position)), str(member.meta['input'][modality])
+    name = member.meta['inputs'][position - 1]
+    return list(member.bands_for(position)), f'{INPUTS[name].description} ({name})'
 
 
 def _read(path: str) -> Any:

@@ -316,9 +316,9 @@ def resolve_weights(
             )
             if member is not None and len(joint_names) != 2:
                 raise ValueError(
-                    f'{member} holds two encoders, but {len(joint_names)} modalities '
-                    f'{list(joint_names)} were asked of it; load backbone files per '
-                    'modality (weights={modality: ...}) instead'
+                    f'{member} holds two encoders, but the task has '
+                    f'{len(joint_names)} modalities {list(joint_names)}; load backbone '
+                    'files per modality (weights={modality: ...}) instead'
                 )
             if len(joint_names) < 2 or not set(mods) <= set(joint_names):
                 raise ValueError(
