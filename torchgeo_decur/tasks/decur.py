@@ -24,28 +24,13 @@ class DeCURTask(MultimodalSSLTask):
     for M = 2 is the released checkpoints' (intra1 + intra2 + (common +
     unique)/2)/3 (see :func:`~torchgeo_decur.losses.decur_loss_multi`).
 
-    Where the defaults come from (the authors' pretraining scripts); they mix scripts,
-    so no single reference run uses all of them:
-
-    * S1 + S2, 8192-8192-8192 projector, 7168 common dimensions, lambda 0.0051,
-      the reference loss weighting, 224 px crops: every SSL4EO-S12 script (main
-      and decur-old branches).
-    * ResNet-50 encoders, random initialisation (``weights=None``): the decur-old
-      RN50 run that produced the released RN50 SSL4EO-S12 weights (main-branch
-      scripts start from ImageNet, ``weights=True``). That run used LARS, lr 0.2
-      (weights) / 0.0048 (biases, norms), weight decay 1e-6, 100 epochs
-      (``conf/decur_ssl4eo_s12_rn50.yaml``).
-    * AdamW, lr 1e-4 for all parameters, weight decay 0.01 applied to all of them
-      (``optimizer_options['decay_biases']`` resolves to True for AdamW): the
-      main-branch RN50-RDA and ViT-S/16 scripts. The main-branch plain RN50
-      script asked for lr 0.05 / 0.0048 and weight decay 1e-6, which ran as
-      AdamW because of the reference's optimizer-selection bug (its condition
-      always picks AdamW).
-    * No warm-up, cosine schedule: every script; but the default steps the cosine
-      after every optimizer step, the scripts once per epoch
-      (``lr_schedule: {interval: epoch}`` reproduces them exactly).
-    * One projector per modality: the paper; the reference code shared one
-      (``shared_projector=True``).
+    The defaults are the paper's SAR/optical settings: S1 + S2, an 8192-8192-8192
+    projector with 7168 common dimensions, lambda 0.0051, the weighting the released
+    checkpoints were trained with, 224 px crops, randomly initialised ResNet-50
+    encoders with one projector each, and AdamW under a per-step cosine. Which
+    published run each setting comes from, and the options that reproduce the
+    authors' scripts exactly, are listed on the "Reproducing the paper" page of the
+    documentation; ``conf/`` holds one config per published run.
 
     Batch size and epochs belong to the data module and the Trainer. All other
     arguments are those of :class:`~torchgeo_decur.tasks.base.MultimodalSSLTask`.
