@@ -30,6 +30,7 @@ from ..transforms.normalize import ApplyToKeys
 from ..transforms.statistics import BandStatistics
 from .scaling import (
     BandStats,
+    StatisticsState,
     check_channels,
     check_statistics,
     check_task_modalities,
@@ -64,7 +65,7 @@ def read_split_file(path: str) -> list[str]:
     return keys
 
 
-class PairedChipsDataModule(OptionalValidation, NonGeoDataModule):
+class PairedChipsDataModule(StatisticsState, OptionalValidation, NonGeoDataModule):
     """Multimodal chips from one folder per modality, for pretraining.
 
     Chips are paired by key (file stem, or what ``pattern`` extracts from it; see
@@ -348,26 +349,6 @@ class PairedChipsDataModule(OptionalValidation, NonGeoDataModule):
         return cast(
             dict[str, Any], super().on_after_batch_transfer(batch, dataloader_idx)
         )
-
-    # --------------------------------------------------- checkpointed state
-    def state_dict(self) -> dict[str, Any]:
-        """The band statistics in use (also in the hyperparameters).
-
-        Returns:
-            ``{'statistics': {m: {'mean': [...], 'std': [...]}}}`` or ``{}``.
-        """
-        stats = self.hparams.get('statistics')
-        return {'statistics': stats} if stats else {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the statistics of a checkpoint (resumed runs scale the same).
-
-        Args:
-            state_dict: Output of :meth:`state_dict`.
-        """
-        if state_dict.get('statistics') and self.hparams['normalize']:
-            self.hparams['statistics'] = state_dict['statistics']
-            self._build_aug()
 
 
 __all__ = ('PairedChipsDataModule', 'read_split_file')

@@ -36,6 +36,7 @@ from ..transforms.normalize import ApplyToKeys
 from ..transforms.statistics import BandStatistics, valid_mask
 from .scaling import (
     BandStats,
+    StatisticsState,
     check_channels,
     check_statistics,
     check_task_modalities,
@@ -242,7 +243,7 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
         )
 
 
-class MultimodalGeoDataModule(OptionalValidation, GeoDataModule):
+class MultimodalGeoDataModule(StatisticsState, OptionalValidation, GeoDataModule):
     """Co-registered multimodal patches from any torchgeo RasterDatasets.
 
     One dataset per modality; the first dataset's CRS and resolution (or ``crs``
@@ -574,26 +575,6 @@ class MultimodalGeoDataModule(OptionalValidation, GeoDataModule):
         return cast(
             dict[str, Any], super().on_after_batch_transfer(batch, dataloader_idx)
         )
-
-    # --------------------------------------------------- checkpointed state
-    def state_dict(self) -> dict[str, Any]:
-        """The band statistics in use (also in the hyperparameters).
-
-        Returns:
-            ``{'statistics': {m: {'mean': [...], 'std': [...]}}}`` or ``{}``.
-        """
-        stats = self.hparams.get('statistics')
-        return {'statistics': stats} if stats else {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the statistics of a checkpoint (resumed runs scale the same).
-
-        Args:
-            state_dict: Output of :meth:`state_dict`.
-        """
-        if state_dict.get('statistics') and self.hparams['normalize']:
-            self.hparams['statistics'] = state_dict['statistics']
-            self._build_aug()
 
 
 class ContainedGridSampler(GeoSampler):

@@ -166,3 +166,36 @@ __all__ = (
     'finish_estimate',
     'given_statistics',
 )
+
+
+class StatisticsState:
+    """Data module mixin: checkpoint the band statistics the scaling uses.
+
+    A resumed run then scales exactly as the interrupted one, even where the
+    statistics were estimated at ``setup``. The data module keeps them in
+    ``hparams['statistics']`` and rebuilds its scaling with ``_build_aug``.
+    """
+
+    hparams: Any
+
+    def _build_aug(self) -> None:  # pragma: no cover - provided by the data module
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """The band statistics in use (also in the hyperparameters).
+
+        Returns:
+            ``{'statistics': {m: {'mean': [...], 'std': [...]}}}`` or ``{}``.
+        """
+        stats = self.hparams.get('statistics')
+        return {'statistics': stats} if stats else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the statistics of a checkpoint (resumed runs scale the same).
+
+        Args:
+            state_dict: Output of :meth:`state_dict`.
+        """
+        if state_dict.get('statistics') and self.hparams['normalize']:
+            self.hparams['statistics'] = state_dict['statistics']
+            self._build_aug()
