@@ -91,8 +91,23 @@ def test_v1_broken_samples_name_the_problem() -> None:
 
 
 def test_v1_missing_dataset_and_custom_layout(tmp_path: Path) -> None:
-    with pytest.raises(DatasetNotFoundError):
+    with pytest.raises(DatasetNotFoundError) as info:
         BigEarthNetMM(str(tmp_path))
+    message = str(info.value)
+    # Every absent path is named: both patch folders and the three split files.
+    for name in ('BigEarthNet-S1-v1.0', 'BigEarthNet-v1.0', 'bigearthnet-test.csv'):
+        assert os.path.join(str(tmp_path), name) in message
+    # Only what is absent: with the S2 folder and the splits present, S1 is named.
+    only_s2 = tmp_path / 'only_s2'
+    shutil.copytree(os.path.join(V1, 'BigEarthNet-v1.0'), only_s2 / 'BigEarthNet-v1.0')
+    for split in ('train', 'val', 'test'):
+        (only_s2 / f'bigearthnet-{split}.csv').write_text('')
+    with pytest.raises(DatasetNotFoundError) as info:
+        BigEarthNetMM(str(only_s2))
+    message = str(info.value)
+    assert str(only_s2 / 'BigEarthNet-S1-v1.0') in message
+    assert repr(str(only_s2 / 'BigEarthNet-v1.0')) not in message
+    assert '.csv' not in message
     with pytest.raises(ValueError, match='default folder layout'):
         BigEarthNetMM(str(tmp_path), s1_dir='S1', download=True)
     # Split files elsewhere: a hand-written one-pair train split.

@@ -298,6 +298,40 @@ class BigEarthNetMM(_BigEarthNetPlot, BigEarthNet):
             sample = self.transforms(sample)
         return sample
 
+    def _verify(self) -> None:
+        """Run torchgeo's check, with every missing folder and split file named.
+
+        torchgeo's message only says the dataset was not found; with a
+        customised layout (``s1_dir``, ``s2_dir``, ``split_dir``) the user needs
+        to know which of the paths it looked for is absent.
+
+        Raises:
+            DatasetNotFoundError: Naming each missing patch folder (and the
+                archive that would have been extracted into it) and split file.
+        """
+        try:
+            super()._verify()
+        except DatasetNotFoundError as err:
+            root = str(self.root)
+            missing = []
+            for key in self.modalities:
+                entry = self.metadata[key]
+                folder = os.path.join(root, entry['directory'])
+                if not os.path.isdir(folder):
+                    archive = os.path.join(root, entry['filename'])
+                    missing.append(f'{folder!r} (or its archive {archive!r})')
+            for entry in self.splits_metadata.values():
+                split_file = os.path.join(root, entry['filename'])
+                if not os.path.isfile(split_file):
+                    missing.append(repr(split_file))
+            if missing:
+                err.args = (
+                    f'{err.args[0]} Missing for modalities {list(self.modalities)}: '
+                    + ', '.join(missing)
+                    + '.',
+                )
+            raise
+
     def _check_pair(self, folders: dict[str, str]) -> None:
         """Raise if the S1 label file names another S2 patch than the paired one."""
         with open(metadata_path(folders['s1'])) as f:
