@@ -26,8 +26,10 @@ quickstart: venv
 
 # Two or more pytest workers (pytest-xdist): many tests start the torchgeo /
 # torchgeo-decur command line in a subprocess, which is import-bound and single-threaded.
+# Work stealing: an idle worker takes queued tests from a busy one, so a few long
+# tests (two-process DDP checks, CLI fits) do not leave the other worker idle at the end.
 test: venv
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 lint: venv
 	$(BIN)/ruff format --check .

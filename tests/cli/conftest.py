@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pytest
+
 from ..conftest import ROOT
 
 #: The installed console script beside this interpreter (what users run); the
@@ -57,3 +59,23 @@ def snapshot(folder: str) -> dict[str, bytes]:
             with open(path, 'rb') as f:
                 out[os.path.relpath(path, folder)] = f.read()
     return out
+
+
+def run_in_process(
+    capsys: pytest.CaptureFixture[str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``torchgeo-decur ARGS`` through :func:`torchgeo_decur.cli.main` in this process.
+
+    For the many refusal cases of one subcommand: each module still drives the
+    real command in a subprocess at least once (:func:`run_cli`), and the rest skip
+    the ~10 s interpreter start-up of a fresh process.
+
+    Returns:
+        The exit status and captured output, shaped like :func:`run_cli`'s.
+    """
+    from torchgeo_decur.cli import main
+
+    capsys.readouterr()  # drop what the test printed before
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(['torchgeo-decur', *args], status, out, err)

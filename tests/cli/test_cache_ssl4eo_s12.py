@@ -1,4 +1,9 @@
-"""``torchgeo-decur cache-ssl4eo-s12`` never mixes sources, driven through the command."""
+"""``torchgeo-decur cache-ssl4eo-s12`` never mixes sources, driven through the command.
+
+The write, resume, overwrite and one refusal of each kind run the installed
+command in a subprocess; further refusals of the same kind call its ``main`` in
+this process (the same code path, without a fresh interpreter's start-up).
+"""
 
 import json
 import os
@@ -9,7 +14,7 @@ import numpy as np
 import pytest
 
 from ..conftest import DATA
-from .conftest import one_line_error, run_cli, snapshot
+from .conftest import one_line_error, run_cli, run_in_process, snapshot
 
 ROOT = os.path.join(DATA, 'ssl4eo_s12')
 INVALID = os.path.join(ROOT, 'invalid')
@@ -57,7 +62,11 @@ def mtimes(folder: Path) -> dict[str, int]:
     ],
 )
 def test_rerun_with_other_settings_is_refused(
-    cache: Path, tmp_path: Path, change: list[str], setting: str
+    cache: Path,
+    tmp_path: Path,
+    change: list[str],
+    setting: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     before = snapshot(str(cache))
     args = {'--root': ROOT, '--size': '24'}
@@ -66,12 +75,16 @@ def test_rerun_with_other_settings_is_refused(
         shutil.copytree(ROOT, other, ignore=shutil.ignore_patterns('invalid'))
         change = ['--root', str(other)]
     args.update(dict([change]))  # type: ignore[arg-type]
-    result = run_cli(
+    command = [
         'cache-ssl4eo-s12',
         '--output',
         str(cache),
         *[x for pair in args.items() for x in pair],
-    )
+    ]
+    if setting == 'source':
+        result = run_cli(*command)
+    else:
+        result = run_in_process(capsys, *command)
     line = one_line_error(result, 'cache-ssl4eo-s12')
     assert f'{setting}=' in line
     assert '--overwrite' in line
@@ -153,30 +166,39 @@ def test_old_format_version_is_refused_with_rewrite_hint(cache: Path) -> None:
 
 
 @pytest.mark.parametrize('damage', ['broken-json', 'not-an-object'])
-def test_broken_manifest_is_an_error_naming_it(cache: Path, damage: str) -> None:
+def test_broken_manifest_is_an_error_naming_it(
+    cache: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     text = '{"format": "torchgeo' if damage == 'broken-json' else '[1, 2]'
     (cache / 'manifest.json').write_text(text)
     line = one_line_error(
-        run_cli(*cache_args(ROOT, cache, '--size', '24')), 'cache-ssl4eo-s12'
+        run_in_process(capsys, *cache_args(ROOT, cache, '--size', '24')),
+        'cache-ssl4eo-s12',
     )
     assert str(cache / 'manifest.json') in line
 
 
-def test_arrays_without_settings_are_refused(tmp_path: Path) -> None:
+def test_arrays_without_settings_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / 'cache'
     (out / 's1').mkdir(parents=True)
     np.save(out / 's1' / '0000000.npy', np.zeros((8, 24, 24), np.float32))
     line = one_line_error(
-        run_cli(*cache_args(ROOT, out, '--size', '24')), 'cache-ssl4eo-s12'
+        run_in_process(capsys, *cache_args(ROOT, out, '--size', '24')),
+        'cache-ssl4eo-s12',
     )
     assert str(out / 's1' / '0000000.npy') in line
 
 
-def test_output_that_is_a_file(tmp_path: Path) -> None:
+def test_output_that_is_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / 'cache'
     out.write_text('keep me')
     line = one_line_error(
-        run_cli(*cache_args(ROOT, out, '--size', '24')), 'cache-ssl4eo-s12'
+        run_in_process(capsys, *cache_args(ROOT, out, '--size', '24')),
+        'cache-ssl4eo-s12',
     )
     assert str(out) in line
     assert out.read_text() == 'keep me'

@@ -6,17 +6,43 @@ matrices of the validation embeddings once per validation epoch;
 encoder separates the classes of a labelled data module every few epochs.
 """
 
-from .correlation import (
-    CorrelationPicture,
-    block_average,
-    correlation_figure,
-    correlation_matrix,
-    correlation_panels,
-    figure_to_array,
-    log_image,
-    write_figure_png,
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .correlation import (
+        CorrelationPicture,
+        block_average,
+        correlation_figure,
+        correlation_matrix,
+        correlation_panels,
+        figure_to_array,
+        log_image,
+        write_figure_png,
+    )
+    from .probe import KNNProbe, LinearProbe, OnlineProbe
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        '.correlation': (
+            'CorrelationPicture',
+            'block_average',
+            'correlation_figure',
+            'correlation_matrix',
+            'correlation_panels',
+            'figure_to_array',
+            'log_image',
+            'write_figure_png',
+        ),
+        '.probe': (
+            'KNNProbe',
+            'LinearProbe',
+            'OnlineProbe',
+        ),
+    },
 )
-from .probe import KNNProbe, LinearProbe, OnlineProbe
 
 __all__ = (
     'CorrelationPicture',

@@ -17,13 +17,6 @@ import os
 import sys
 from typing import Any
 
-from lightning.pytorch import Trainer
-from lightning.pytorch.cli import LightningCLI
-from torchgeo.datamodules import BaseDataModule
-from torchgeo.tasks import BaseTask
-
-from ..callbacks import CorrelationPicture, correlation_figure, write_figure_png
-
 
 def register(subparsers: Any) -> None:
     """Add the ``picture`` subcommand.
@@ -83,6 +76,15 @@ def draw(
         FileNotFoundError: If ``checkpoint`` or ``config`` does not exist.
         ValueError: If the validation pass gave fewer than two samples.
     """
+    # Lightning and torchgeo's trainers load here, not when the command line is
+    # assembled, so that every other subcommand starts without them.
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.cli import LightningCLI
+    from torchgeo.datamodules import BaseDataModule
+    from torchgeo.tasks import BaseTask
+
+    from ..callbacks import CorrelationPicture, correlation_figure, write_figure_png
+
     if os.path.exists(output) and not overwrite:
         raise FileExistsError(f'{output!r} exists; pass --overwrite to replace it')
     for what, path in (('checkpoint', checkpoint), ('config', config)):

@@ -18,12 +18,15 @@ import argparse
 import importlib
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..datasets.shards import SizedDataset, write_shards
+if TYPE_CHECKING:
+    # zarr and webdataset load when shards are written, not when the command line
+    # is assembled.
+    from ..datasets.shards import SizedDataset
 
 
 class SeasonsOf(Dataset[dict[str, Tensor]]):
@@ -60,7 +63,7 @@ class SeasonsOf(Dataset[dict[str, Tensor]]):
         return sample
 
 
-def build_dataset(args: argparse.Namespace) -> SizedDataset:
+def build_dataset(args: argparse.Namespace) -> 'SizedDataset':
     """Instantiate the dataset named on the command line.
 
     Args:
@@ -139,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success, 1 on a data or argument error (message on stderr).
     """
+    from ..datasets.shards import write_shards
+
     try:
         dataset = build_dataset(args)
         prefix = args.prefix or args.dataset.split(':')[-1].replace('-', '').lower()

@@ -1,12 +1,37 @@
 """Paired multimodal datasets."""
 
-from .bigearthnet_mm import BigEarthNetMM, BigEarthNetV2MM, pairs_from_s1_metadata
-from .chips import PairedChips
-from .geonrw_mm import GeoNRWMM
-from .ssl4eo_s12 import SSL4EOS12Pairs
-from .ssl4eo_s12_cache import SSL4EOS12Cache
-from .sunrgbd import SUNRGBD
-from .terramesh import TerraMeshFormatError, TerraMeshStream
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .bigearthnet_mm import BigEarthNetMM, BigEarthNetV2MM, pairs_from_s1_metadata
+    from .chips import PairedChips
+    from .geonrw_mm import GeoNRWMM
+    from .ssl4eo_s12 import SSL4EOS12Pairs
+    from .ssl4eo_s12_cache import SSL4EOS12Cache
+    from .sunrgbd import SUNRGBD
+    from .terramesh import TerraMeshFormatError, TerraMeshStream
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        '.bigearthnet_mm': (
+            'BigEarthNetMM',
+            'BigEarthNetV2MM',
+            'pairs_from_s1_metadata',
+        ),
+        '.chips': ('PairedChips',),
+        '.geonrw_mm': ('GeoNRWMM',),
+        '.ssl4eo_s12': ('SSL4EOS12Pairs',),
+        '.ssl4eo_s12_cache': ('SSL4EOS12Cache',),
+        '.sunrgbd': ('SUNRGBD',),
+        '.terramesh': (
+            'TerraMeshFormatError',
+            'TerraMeshStream',
+        ),
+    },
+)
 
 __all__ = (
     'SUNRGBD',
