@@ -43,6 +43,7 @@ Write a cache with ``torchgeo-decur cache-ssl4eo-s12 --root ROOT --output CACHE`
 the format and the reader only.
 """
 
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -176,6 +177,8 @@ class SSL4EOS12Cache:
         self.bands: dict[str, list[str]] = self.manifest['bands']
         self.size: int = self.manifest['size']
         self.counts: dict[str, list[int]] = self.manifest['locations']
+        #: The ``.npy`` header ``np.save`` writes for each (product, timestamps).
+        self._headers: dict[tuple[str, int], bytes] = {}
 
     def check_compatible(self, products: Sequence[str], size: int | None) -> None:
         """Raise if the cache was written for other products or another grid.
@@ -202,10 +205,38 @@ class SSL4EOS12Cache:
         """Path of the array of one product at one location."""
         return os.path.join(self.path, product, f'{location}.npy')
 
+    def _expected_header(self, product: str, count: int) -> bytes:
+        """The header ``np.save`` writes for an array of ``count`` timestamps."""
+        key = (product, count)
+        if key not in self._headers:
+            buffer = io.BytesIO()
+            shape = (count * len(self.bands[product]), self.size, self.size)
+            dtype = DTYPES[self.encoding][product_kind(product)]
+            np.lib.format.write_array_header_1_0(
+                buffer,
+                {
+                    'descr': np.lib.format.dtype_to_descr(dtype),
+                    'fortran_order': False,
+                    'shape': shape,
+                },
+            )
+            self._headers[key] = buffer.getvalue()
+        return self._headers[key]
+
     def _read_header(
         self, file: BinaryIO, path: str, product: str, location: str
     ) -> int:
-        """Check the ``.npy`` header of an open cache file; return the data offset."""
+        """Check the ``.npy`` header of an open cache file; return the data offset.
+
+        A header byte-identical to the one the writer produces for the expected
+        shape and type is accepted without parsing (parsing it costs about as
+        much as reading a uint8 sample); any other is parsed and checked.
+        """
+        count = self.counts[location][self.products.index(product)]
+        expected = self._expected_header(product, count)
+        if file.read(len(expected)) == expected:
+            return len(expected)
+        file.seek(0)
         try:
             version = np.lib.format.read_magic(file)
             if version == (1, 0):
@@ -220,13 +251,12 @@ class SSL4EOS12Cache:
                 f'cache file {path!r} has no valid .npy header ({err}); {REWRITE_HINT}'
             ) from None
         bands = len(self.bands[product])
-        count = self.counts[location][self.products.index(product)]
-        expected = (count * bands, self.size, self.size)
+        want_shape = (count * bands, self.size, self.size)
         want = DTYPES[self.encoding][product_kind(product)]
-        if shape != expected or dtype != want or fortran:
+        if shape != want_shape or dtype != want or fortran:
             raise ValueError(
                 f'cache file {path!r} holds {dtype} {shape}; expected '
-                f'{want} {expected} ({count} timestamps x {bands} bands)'
+                f'{want} {want_shape} ({count} timestamps x {bands} bands)'
             )
         return file.tell()
 
