@@ -85,7 +85,9 @@ class SSL4EOS12Pairs(NonGeoDataset):
     move through shared memory compared to float32. The data module converts
     to float32 and normalises on the device; ``tensor.float()`` gives exactly
     the values a float32 read would. S2 band files of another type are read as
-    float32 (then ``image_s2`` is float32). S1 can hold -inf/NaN where
+    float32 (then ``image_s2`` is float32). torch implements few CPU operations
+    for uint16 (no comparisons or reductions): call ``.float()`` to inspect a
+    sample. S1 can hold -inf/NaN where
     backscatter is zero; :class:`~torchgeo_decur.transforms.ClipNormalize`
     maps those to the bottom of its window.
 
