@@ -4,15 +4,25 @@ Loads random paired samples (two views of S1 and S2, as in pretraining) through 
 DataLoader, first from the GeoTIFF layout under ``--root``, then from each cache
 given with ``--cache`` and from each encoding in ``--write-cache`` (written to a
 temporary directory first; the write time is reported). Wall-clock timing starts
-once the first batch has arrived, so worker start-up is not counted; the best of
-``--repeats`` runs is kept. CPU seconds per sample (this process plus its
-workers) are reported too: on a machine shared with other jobs they measure the
-work per sample, which wall-clock rates cannot.
+once the first batch has arrived, so worker start-up is not counted. The paths
+are run in turn, ``--repeats`` rounds of one run each, so that a disturbance
+from other jobs hits all of them alike; the best and the median run are
+reported, and the ratios use the medians. CPU seconds per sample (this process
+plus its workers) are reported too: on a machine shared with other jobs they
+measure the work per sample, which wall-clock rates cannot.
+
+Samples travel in their storage types (S2 uint16 DN, S1 float32 dB, uint8
+codes). ``--float32-baseline`` adds, side by side in the same rounds, the
+GeoTIFF and lossless cache paths with every sample converted to float32 in the
+worker: what the loader returned before storage types were kept, so the JSON
+holds before/after numbers measured together. ``--floor`` adds a dataset
+returning one preloaded sample of each cache path (same types and shapes): the
+DataLoader's own cost, which no reader can beat.
 
 Example (a real SSL4EO-S12 sample location in torchgeo's layout, one worker)::
 
     python -m benchmarks.data_loading --root /path/to/ssl4eo-s12-sample \
-        --num-workers 1 --write-cache raw uint8
+        --num-workers 1 --write-cache raw uint8 --floor --float32-baseline
 """
 
 import argparse
@@ -24,6 +34,7 @@ from collections.abc import Sized
 from statistics import median
 from typing import Any, cast
 
+import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
@@ -32,6 +43,19 @@ from torchgeo_decur.datamodules.utils import tune_worker_memory
 from torchgeo_decur.datasets import SSL4EOS12Pairs
 
 from .common import emit, environment, pick_device
+
+
+class AsFloat32(Dataset[dict[str, Tensor]]):
+    """Every image of another dataset's samples as float32, in the worker."""
+
+    def __init__(self, dataset: Dataset[dict[str, Tensor]]) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(cast(Sized, self.dataset))
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return {k: v.float() for k, v in self.dataset[index].items()}
 
 
 class Preloaded(Dataset[dict[str, Tensor]]):
@@ -85,33 +109,50 @@ def load_once(
     return count, elapsed, (_cpu_seconds() - cpu_start) / total
 
 
-def samples_per_second(
-    dataset: Dataset[dict[str, Tensor]],
-    samples: int,
-    batch_size: int,
-    num_workers: int,
-    repeats: int,
-) -> dict[str, Any]:
-    """Best and median throughput over ``repeats`` runs.
+def summarise(runs: list[tuple[int, float, float]], num_workers: int) -> dict[str, Any]:
+    """Best and median throughput of a path's runs.
 
-    The best run is the least disturbed by other processes on a shared machine;
-    CPU seconds per sample do not depend on such competition at all.
+    The best run is the least disturbed by other processes on a shared machine,
+    the median the typical one; CPU seconds per sample do not depend on such
+    competition at all.
     """
-    runs = [
-        load_once(dataset, samples, batch_size, num_workers) for _ in range(repeats)
-    ]
     rates = [count / seconds for count, seconds, _ in runs]
     cpu = min(c for _, _, c in runs)
     workers = max(1, num_workers)
     return {
         'samples': runs[0][0],
-        'repeats': repeats,
+        'repeats': len(runs),
         'samples_per_second': max(rates),
         'samples_per_second_median': median(rates),
         'samples_per_second_per_worker': max(rates) / workers,
+        'samples_per_second_per_worker_median': median(rates) / workers,
         'cpu_seconds_per_sample': cpu,
         'samples_per_cpu_second': 1.0 / cpu,
     }
+
+
+def measure(
+    paths: dict[str, tuple[Dataset[dict[str, Tensor]], int]],
+    batch_size: int,
+    num_workers: int,
+    repeats: int,
+) -> dict[str, dict[str, Any]]:
+    """Run every path once per round, ``repeats`` rounds, and summarise each.
+
+    Args:
+        paths: Name -> (dataset, timed samples per run).
+        batch_size: Samples per batch.
+        num_workers: DataLoader workers.
+        repeats: Rounds.
+
+    Returns:
+        Name -> :func:`summarise` of its runs.
+    """
+    runs: dict[str, list[tuple[int, float, float]]] = {name: [] for name in paths}
+    for _ in range(repeats):
+        for name, (dataset, samples) in paths.items():
+            runs[name].append(load_once(dataset, samples, batch_size, num_workers))
+    return {name: summarise(r, num_workers) for name, r in runs.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -126,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         '--cache-samples', type=int, default=512, help='timed samples per cache'
     )
     p.add_argument('--size', type=int, default=264)
-    p.add_argument('--repeats', type=int, default=3, help='runs per path (best kept)')
+    p.add_argument('--repeats', type=int, default=3, help='rounds (one run per path)')
     p.add_argument('--cache', nargs='*', default=[], help='existing cache dirs')
     p.add_argument(
         '--write-cache',
@@ -141,14 +182,21 @@ def main(argv: list[str] | None = None) -> None:
         help='also time a dataset that returns one preloaded sample of each '
         'measured path: the DataLoader floor no reader can beat',
     )
+    p.add_argument(
+        '--float32-baseline',
+        action='store_true',
+        help='also time the GeoTIFF and lossless cache paths with float32 samples '
+        '(the loader before storage types), in the same rounds',
+    )
     args = p.parse_args(argv)
 
     geotiff = SSL4EOS12Pairs(args.root, size=args.size)
-    paths = {
-        'geotiff': samples_per_second(
-            geotiff, args.samples, args.batch_size, args.num_workers, args.repeats
-        )
+    todo: dict[str, tuple[Dataset[dict[str, Tensor]], int]] = {
+        'geotiff': (geotiff, args.samples)
     }
+    if args.float32_baseline:
+        todo['geotiff+float32'] = (AsFloat32(geotiff), args.samples)
+    written: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         caches = {f'cache:{os.path.basename(c.rstrip("/"))}': c for c in args.cache}
         for encoding in args.write_cache:
@@ -158,47 +206,86 @@ def main(argv: list[str] | None = None) -> None:
                 args.root, output, encoding=encoding, size=args.size, progress=False
             )
             caches[f'cache:{encoding}'] = output
-            paths[f'cache:{encoding}'] = {'write_seconds': time.perf_counter() - start}
+            written[f'cache:{encoding}'] = {
+                'write_seconds': time.perf_counter() - start
+            }
         for name, directory in caches.items():
             dataset = SSL4EOS12Pairs(args.root, size=args.size, cache=directory)
-            paths.setdefault(name, {}).update(
-                samples_per_second(
-                    dataset,
-                    args.cache_samples,
-                    args.batch_size,
-                    args.num_workers,
-                    args.repeats,
-                )
-            )
+            sample = dataset[0]
+            todo[name] = (dataset, args.cache_samples)
+            if args.float32_baseline and any(
+                v.dtype != torch.float32 and v.dtype != torch.uint8
+                for v in sample.values()
+            ):
+                todo[f'{name}+float32'] = (AsFloat32(dataset), args.cache_samples)
             if args.floor:
-                paths[f'floor:{name}'] = samples_per_second(
-                    Preloaded(dataset[0], len(dataset)),
+                todo[f'floor:{name}'] = (
+                    Preloaded(sample, len(dataset)),
                     args.cache_samples,
-                    args.batch_size,
-                    args.num_workers,
-                    args.repeats,
                 )
-    base = paths['geotiff']
+                if f'{name}+float32' in todo:
+                    todo[f'floor:{name}+float32'] = (
+                        Preloaded(
+                            {k: v.float() for k, v in sample.items()}, len(dataset)
+                        ),
+                        args.cache_samples,
+                    )
+        paths = measure(todo, args.batch_size, args.num_workers, args.repeats)
+        dtypes = {
+            name: {k: str(v.dtype) for k, v in dataset[0].items()}
+            for name, (dataset, _) in todo.items()
+        }
+    for name, extra in written.items():
+        paths[name].update(extra)
     emit(
         {
             'benchmark': 'data_loading',
             'config': vars(args),
             'environment': environment(pick_device('cpu')),
             'locations': len(geotiff),
+            'dtypes': dtypes,
             'paths': paths,
-            # Wall-clock (best run) and CPU-time ratios against the GeoTIFF path.
-            'speedup_vs_geotiff': {
-                name: result['samples_per_second'] / base['samples_per_second']
-                for name, result in paths.items()
-                if name != 'geotiff'
-            },
+            # Median wall-clock and best CPU-time ratios against the GeoTIFF path.
+            'speedup_vs_geotiff': ratios(paths, 'geotiff'),
             'cpu_speedup_vs_geotiff': {
-                name: base['cpu_seconds_per_sample'] / result['cpu_seconds_per_sample']
+                name: paths['geotiff']['cpu_seconds_per_sample']
+                / result['cpu_seconds_per_sample']
                 for name, result in paths.items()
                 if name != 'geotiff'
             },
+            'targets': targets(paths),
         }
     )
+
+
+def ratios(paths: dict[str, dict[str, Any]], base: str) -> dict[str, float]:
+    """Median samples/s of every other path over that of ``base``."""
+    rate = paths[base]['samples_per_second_median']
+    return {
+        name: result['samples_per_second_median'] / rate
+        for name, result in paths.items()
+        if name != base
+    }
+
+
+def targets(paths: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The loading targets, on median rates per worker, where measured.
+
+    * the lossless cache at least 8x the GeoTIFF path (against the float32
+      GeoTIFF path as well, when ``--float32-baseline`` ran it);
+    * the uint8 cache at least 90 % of its DataLoader floor.
+    """
+    out: dict[str, Any] = {}
+    rate = {n: r['samples_per_second_median'] for n, r in paths.items()}
+    if 'cache:raw' in rate:
+        for base in ('geotiff', 'geotiff+float32'):
+            if base in rate:
+                ratio = rate['cache:raw'] / rate[base]
+                out[f'raw_vs_{base}'] = {'ratio': ratio, 'met': ratio >= 8}
+    if 'cache:uint8' in rate and 'floor:cache:uint8' in rate:
+        ratio = rate['cache:uint8'] / rate['floor:cache:uint8']
+        out['uint8_vs_floor'] = {'ratio': ratio, 'met': ratio >= 0.9}
+    return out
 
 
 if __name__ == '__main__':

@@ -12,6 +12,10 @@ Three paths, each through a DataLoader with ``--num-workers`` workers:
   (two seasons per modality, resized to ``--size`` px), the loader of the curated
   pretraining configs.
 
+Integer rasters (the S2 bands) leave the workers as uint16 (the data module's
+``native_dtypes``); ``--float32-baseline`` adds the own-raster paths with
+``native_dtypes=False`` (float32 patches, as before), run in turn with them.
+
 Patches differ in size and view count between the paths, so besides patches per
 second (and per worker) the JSON reports band-pixels per second (patches x views x
 bands x height x width). Timing starts after the first batch (worker start-up not
@@ -101,27 +105,46 @@ def summarise(runs: list[tuple[int, int, float]], workers: int) -> dict[str, Any
 
 def geo_path(
     datasets: dict[str, RasterDataset], patch: int, args: argparse.Namespace
-) -> dict[str, Any]:
-    """Throughput of MultimodalGeoDataModule's training loader (raw patches)."""
-    dm = MultimodalGeoDataModule(
-        datasets,
-        patch_size=patch,
-        length=args.patches + args.batch_size,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        statistics_patches=4,
-        min_valid_fraction=0.0,
-    )
-    # torchgeo announces each CRS/resolution change on stdout; keep stdout JSON.
-    with contextlib.redirect_stdout(sys.stderr):
-        dm.setup('fit')
+) -> dict[str, dict[str, Any]]:
+    """Throughput of MultimodalGeoDataModule's training loader (raw patches).
+
+    Returns ``{'': result}``, plus ``{'+float32': result}`` with
+    ``--float32-baseline`` (``native_dtypes=False``: every patch as float32
+    through the workers), the two run in turn.
+    """
+    variants = {'': True} | ({'+float32': False} if args.float32_baseline else {})
+    modules = {}
+    for suffix, native in variants.items():
+        dm = MultimodalGeoDataModule(
+            datasets,
+            patch_size=patch,
+            length=args.patches + args.batch_size,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            statistics_patches=4,
+            min_valid_fraction=0.0,
+            native_dtypes=native,
+        )
+        # torchgeo announces each CRS/resolution change on stdout; keep stdout JSON.
+        with contextlib.redirect_stdout(sys.stderr):
+            dm.setup('fit')
+        modules[suffix] = dm
     keys = [f'image_{m}' for m in datasets]
-    runs = [timed(dm.train_dataloader(), keys) for _ in range(args.repeats)]
-    out = summarise(runs, args.num_workers)
-    out['patch_size'] = patch
-    out['bands'] = {m: dm.channels[m] for m in datasets}
-    out['views'] = 1
-    return out
+    runs: dict[str, list[tuple[int, int, float]]] = {s: [] for s in modules}
+    for _ in range(args.repeats):
+        for suffix, dm in modules.items():
+            runs[suffix].append(timed(dm.train_dataloader(), keys))
+    results = {}
+    for suffix, dm in modules.items():
+        out = summarise(runs[suffix], args.num_workers)
+        out['patch_size'] = patch
+        out['bands'] = {m: dm.channels[m] for m in datasets}
+        out['dtypes'] = {
+            m: str(dm.train_dataset.dtypes.get(m) or 'torch.float32') for m in datasets
+        }
+        out['views'] = 1
+        results[suffix] = out
+    return results
 
 
 def ssl4eo_path(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,20 +181,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument('--fixture-patch', type=int, default=32)
     p.add_argument('--size', type=int, default=264, help='SSL4EO-S12 sample size')
     p.add_argument('--repeats', type=int, default=3)
+    p.add_argument(
+        '--float32-baseline',
+        action='store_true',
+        help='also time the own-raster paths with native_dtypes=False (float32 '
+        'patches), in turn with the default',
+    )
     args = p.parse_args(argv)
 
-    paths = {
-        'geo:fixture': geo_path(
-            {
-                m: RasterDataset(paths=os.path.join(FIXTURE, m))
-                for m in ('s1', 's2', 'dem')
-            },
-            args.fixture_patch,
-            args,
-        )
-    }
+    fixture = geo_path(
+        {m: RasterDataset(paths=os.path.join(FIXTURE, m)) for m in ('s1', 's2', 'dem')},
+        args.fixture_patch,
+        args,
+    )
+    paths = {f'geo:fixture{suffix}': r for suffix, r in fixture.items()}
     if args.root is not None:
-        paths['geo:ssl4eo'] = geo_path(
+        ssl4eo = geo_path(
             {
                 's1': SSL4EOS1(paths=os.path.join(args.root, 's1')),
                 's2': SSL4EOS2L1C(paths=os.path.join(args.root, 's2c')),
@@ -179,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             args.patch,
             args,
         )
+        paths |= {f'geo:ssl4eo{suffix}': r for suffix, r in ssl4eo.items()}
         paths['ssl4eo:geotiff'] = ssl4eo_path(args)
     emit(
         {

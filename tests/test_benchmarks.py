@@ -74,17 +74,39 @@ def test_data_loading_benchmark() -> None:
         '--repeats',
         '1',
         '--write-cache',
+        'raw',
         'uint8',
         '--floor',
+        '--float32-baseline',
     )
     assert result['locations'] == 4
-    assert set(result['paths']) == {'geotiff', 'cache:uint8', 'floor:cache:uint8'}
+    assert set(result['paths']) == {
+        'geotiff',
+        'geotiff+float32',
+        'cache:raw',
+        'cache:raw+float32',
+        'cache:uint8',
+        'floor:cache:raw',
+        'floor:cache:raw+float32',
+        'floor:cache:uint8',
+    }
     for path in result['paths'].values():
         assert path['samples'] == 8
         assert path['samples_per_second'] > 0
         assert path['cpu_seconds_per_sample'] > 0
     assert result['paths']['cache:uint8']['write_seconds'] > 0
     assert result['speedup_vs_geotiff']['cache:uint8'] > 0
+    # Storage types vs the float32 baseline; floors load what their path loads.
+    dtypes = result['dtypes']
+    assert dtypes['geotiff']['image_s2'] == 'torch.uint16'
+    assert dtypes['cache:raw+float32']['image_s2'] == 'torch.float32'
+    assert dtypes['floor:cache:uint8'] == dtypes['cache:uint8']
+    assert dtypes['floor:cache:uint8']['image_s1'] == 'torch.uint8'
+    assert set(result['targets']) == {
+        'raw_vs_geotiff',
+        'raw_vs_geotiff+float32',
+        'uint8_vs_floor',
+    }
 
 
 def test_decur_loss_benchmark() -> None:

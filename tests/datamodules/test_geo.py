@@ -259,7 +259,7 @@ def test_mostly_invalid_patches_are_redrawn(tmp_path: Path) -> None:
     )
     dm.setup('fit')
     batch = next(iter(dm.train_dataloader()))
-    assert (batch['image_s2'] > 0).all()
+    assert (batch['image_s2'].float() > 0).all()  # uint16 DN: compare as float
     assert len(batch['image_s2']) == 16
 
 
@@ -319,3 +319,36 @@ def test_pretrains_decur_on_three_modalities() -> None:
     logged = trainer.logged_metrics
     for name in ('train_intra_dem', 'train_common_s1_dem', 'train_unique_s2_dem'):
         assert torch.isfinite(logged[name]), name
+
+
+@pytest.mark.parametrize('normalize', [True, False])
+def test_integer_rasters_travel_in_their_type_and_scale_identically(
+    normalize: bool,
+) -> None:
+    batches = []
+    for native in (True, False):
+        dm = module(normalize=normalize, native_dtypes=native)
+        dm.setup('fit')
+        dm.trainer = SimpleNamespace(training=True, lightning_module=None)
+        batch = next(iter(dm.train_dataloader()))
+        # The fixture's S2 is uint16, S1 and the DEM float32.
+        s2 = torch.uint16 if native else torch.float32
+        assert batch['image_s2'].dtype == s2
+        assert batch['image_s1'].dtype == batch['image_dem'].dtype == torch.float32
+        batches.append(dm.on_after_batch_transfer(batch, 0))
+    new, old = batches
+    for m in ('s1', 's2', 'dem'):
+        assert new[f'image_{m}'].dtype == torch.float32, m
+        assert torch.equal(new[f'image_{m}'], old[f'image_{m}']), m
+
+
+def test_a_patch_its_storage_type_cannot_hold_is_refused() -> None:
+    dm = module(('s1', 's2'))
+    dm.setup('fit')
+    ds = dm.train_dataset
+    sample = ds.read(*next(iter(dm.train_sampler)))
+    sample['image_s2'][0, 0, 0] = 0.5  # not a uint16 value
+    with pytest.raises(
+        ValueError, match=r"'s2'.*not exact torch.uint16.*native_dtypes"
+    ):
+        ds.to_storage(sample)

@@ -1,4 +1,5 @@
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -49,7 +50,26 @@ def test_normalisation_uses_band_statistics() -> None:
 
 def test_raw_option_and_errors() -> None:
     dm = SSL4EOS12PairsDataModule(root=ROOT, normalization='none')
-    batch = {'image_s1': torch.full((1, 2, 1, 1), -12.0)}
-    assert torch.equal(dm.aug(batch)['image_s1'], batch['image_s1'])
+    batch = {
+        'image_s1': torch.full((1, 2, 1, 1), -12.0),
+        'image_s2': torch.full((1, 13, 1, 1), 65535, dtype=torch.uint16),
+    }
+    out = dm.aug(batch)
+    assert torch.equal(out['image_s1'], batch['image_s1'])
+    # Raw values, as float32 on the device.
+    assert out['image_s2'].dtype == torch.float32
+    assert (out['image_s2'] == 65535.0).all()
     with pytest.raises(ValueError, match='normalization'):
         SSL4EOS12PairsDataModule(root=ROOT, normalization='zscore')  # type: ignore[arg-type]
+
+
+def test_batches_pinned_only_for_a_cuda_trainer() -> None:
+    dm = SSL4EOS12PairsDataModule(root=ROOT, size=24, batch_size=2)
+    dm.setup('fit')
+    assert not dm.train_dataloader().pin_memory  # no trainer
+    for device, pinned in (('cpu', False), ('cuda', True)):
+        dm.trainer = SimpleNamespace(  # type: ignore[assignment]
+            strategy=SimpleNamespace(root_device=torch.device(device)), world_size=1
+        )
+        assert dm.train_dataloader().pin_memory is pinned, device
+        assert dm.val_dataloader().pin_memory is pinned, device

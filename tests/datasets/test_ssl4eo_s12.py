@@ -24,7 +24,9 @@ def test_pairs_locations_found_on_disk() -> None:
     assert set(sample) == {'image_s1', 'image_s2'}
     assert sample['image_s1'].shape == (4, 24, 24)
     assert sample['image_s2'].shape == (26, 24, 24)
+    # Storage types: float32 dB, uint16 DN (converted on the device).
     assert sample['image_s1'].dtype == torch.float32
+    assert sample['image_s2'].dtype == torch.uint16
     # Raw dB values including the fixture's zero-backscatter pixels.
     assert (
         torch.isneginf(sample['image_s1']).any()
@@ -159,7 +161,8 @@ def test_real_sample_loads(shared_realdata: str) -> None:
     assert sample['image_s2'].shape == (26, 264, 264)
     s1 = sample['image_s1'][torch.isfinite(sample['image_s1'])]
     assert -60 < s1.median() < 10  # dB
-    assert 100 < sample['image_s2'].median() < 10000  # DN
+    assert sample['image_s2'].dtype == torch.uint16
+    assert 100 < sample['image_s2'].float().median() < 10000  # DN
 
 
 def band(path: str) -> torch.Tensor:
@@ -185,7 +188,7 @@ def test_seasons_follow_acquisition_date_not_folder_name() -> None:
         want_b2 = band(os.path.join(ROOT, 's2c', location, s2, 'B2.tif'))
         # Season k is the k-th acquisition of both products: same date here.
         assert torch.equal(sample['image_s1'][0].nan_to_num(), want_vv.nan_to_num())
-        assert torch.equal(sample['image_s2'][1], want_b2)
+        assert torch.equal(sample['image_s2'][1].float(), want_b2)
 
 
 def test_acquisition_order_of_real_product_names(tmp_path: str) -> None:

@@ -81,7 +81,10 @@ def test_lossless_cache_gives_identical_samples(
         for seed in SEEDS:
             want, got = seeded(tiffs, index, seed), seeded(cached, index, seed)
             for key in want:
-                assert same(got[key], want[key]), (index, seed, key)
+                # 'raw' keeps the GeoTIFF types (uint16 DN); 'float32' widens them.
+                if encoding == 'raw':
+                    assert got[key].dtype == want[key].dtype, key
+                assert same(got[key].float(), want[key].float()), (index, seed, key)
             # The fixture's -inf / NaN backscatter survives the cache.
             assert not torch.isfinite(got['image_s1']).all()
             for quantize in (False, True):
@@ -161,10 +164,13 @@ def test_uint8_cache_refuses_settings_it_cannot_reproduce(
     raw = SSL4EOS12PairsDataModule(
         root=ROOT, size=24, cache=caches['raw'], normalization='none'
     )
-    # normalization='none' passes raw values through unchanged (it only warns
-    # about non-finite values).
+    # normalization='none' passes raw values through unchanged as float32 (it
+    # only warns about non-finite values).
     x = torch.rand(2, 4, 8, 8)
-    assert raw.aug({'image_s1': x})['image_s1'] is x
+    dn = torch.randint(0, 65536, (2, 26, 8, 8)).to(torch.uint16)
+    out = raw.aug({'image_s1': x, 'image_s2': dn})
+    assert out['image_s1'] is x
+    assert torch.equal(out['image_s2'], dn.to(torch.int32).float())
 
 
 def test_invalid_locations_follow_dataset_rules(tmp_path: str) -> None:
@@ -345,3 +351,67 @@ def test_unfinished_cache_says_to_rerun(caches: dict[str, str], tmp_path: str) -
     os.replace(os.path.join(path, 'manifest.json'), os.path.join(path, 'writing.json'))
     with pytest.raises(ValueError, match=r'unfinished.*rerun the same'):
         SSL4EOS12Pairs(ROOT, size=24, cache=path)
+
+
+def float32_in_worker(sample: dict[str, Tensor]) -> dict[str, Tensor]:
+    """What the workers returned before native types: every image as float32."""
+    return {k: v.float() if v.dtype == torch.uint16 else v for k, v in sample.items()}
+
+
+@pytest.mark.parametrize(
+    ('source', 'normalization', 'quantize'),
+    [
+        (None, 'decur', False),
+        (None, 'decur', True),
+        (None, 'none', False),
+        ('raw', 'decur', False),
+        ('raw', 'decur', True),
+        ('raw', 'none', False),
+        ('uint8', 'decur', True),
+    ],
+)
+def test_native_types_scale_bit_identically(
+    caches: dict[str, str], source: str | None, normalization: str, quantize: bool
+) -> None:
+    # Old path: float32 samples from the GeoTIFFs; new path: storage types
+    # converted and scaled after the "transfer". One case goes through a worker
+    # process (shared memory); the seeds give both loaders the same draws.
+    workers = 1 if source == 'raw' and quantize else 0
+    new_dm = SSL4EOS12PairsDataModule(
+        root=ROOT,
+        size=24,
+        batch_size=4,
+        num_workers=workers,
+        normalization=normalization,  # type: ignore[arg-type]
+        quantize=quantize,
+        cache=None if source is None else caches[source],
+    )
+    old_dm = SSL4EOS12PairsDataModule(
+        root=ROOT,
+        size=24,
+        batch_size=4,
+        num_workers=workers,
+        normalization=normalization,  # type: ignore[arg-type]
+        quantize=quantize,
+    )
+    batches = []
+    for dm, float32 in ((old_dm, True), (new_dm, False)):
+        dm.setup('fit')
+        if float32:
+            dm.dataset.transforms = float32_in_worker
+        torch.manual_seed(3)  # shuffling order
+        random.seed(3)  # season draws (main process)
+        batch = next(iter(dm.train_dataloader()))
+        if not float32:
+            stored = {'raw': torch.uint16, 'uint8': torch.uint8}.get(
+                source or 'raw', torch.uint16
+            )
+            assert batch['image_s2'].dtype == stored
+            assert batch['image_s1'].dtype == (
+                torch.uint8 if source == 'uint8' else torch.float32
+            )
+        batches.append(dm.aug(batch))
+    old, new = batches
+    for key in ('image_s1', 'image_s2'):
+        assert new[key].dtype == torch.float32, key
+        assert same(new[key], old[key]), (source, normalization, quantize, key)

@@ -54,7 +54,9 @@ def _encode(
 
     Args:
         encoding: Cache encoding.
-        raw: ``{'s1': (T1 x 2, H, W), s2_product: (T2 x B, H, W)}`` float32.
+        raw: ``{'s1': (T1 x 2, H, W), s2_product: (T2 x B, H, W)}`` raw values
+            as the dataset reads them (S1 float32; S2 uint16, or float32 for
+            band files of another type).
         s2_product: Key of the S2 product in ``raw``.
 
     Returns:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+import torchvision.transforms.v2 as T
 
 from ..transforms.normalize import ApplyToKeys, ClipNormalize
 from ..transforms.statistics import BandStatistics
@@ -102,6 +103,21 @@ def clip_normalization(
             for m in modalities
         }
     )
+
+
+def to_float32(modalities: list[str]) -> ApplyToKeys:
+    """Convert every ``image_<m>`` to float32 (exact for 8- and 16-bit integers).
+
+    The on-device step of data modules that pass raw values on unscaled, so
+    that batches reach the task as float32 whatever type the workers used.
+
+    Args:
+        modalities: Modalities to convert.
+
+    Returns:
+        A transform of batch dictionaries.
+    """
+    return ApplyToKeys({f'image_{m}': T.ToDtype(torch.float32) for m in modalities})
 
 
 def check_task_modalities(

@@ -4,6 +4,7 @@ import warnings
 from typing import Any, Literal
 
 import torch
+import torchvision.transforms.v2 as T
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torchgeo.datamodules import NonGeoDataModule
@@ -12,7 +13,7 @@ from ..datasets.ssl4eo_s12 import SeasonMode, SSL4EOS12Pairs
 from ..datasets.ssl4eo_s12_cache import read_manifest
 from ..transforms.normalize import ApplyToKeys, Dequantize
 from ..transforms.pretrained import ssl4eo_s12_normalization
-from .utils import TrainBatchCheck, tune_worker_memory
+from .utils import PinMemoryOnCuda, TrainBatchCheck, tune_worker_memory
 
 
 class WarnNonFinite(nn.Module):
@@ -62,13 +63,27 @@ class WarnNonFinite(nn.Module):
         return batch
 
 
-class SSL4EOS12PairsDataModule(TrainBatchCheck, NonGeoDataModule):
+class SSL4EOS12PairsDataModule(PinMemoryOnCuda, TrainBatchCheck, NonGeoDataModule):
     """Lightning data module for :class:`~torchgeo_decur.datasets.SSL4EOS12Pairs`.
 
     Loads raw values in the workers and normalises on the device after the batch
     transfer (the DeCUR per-band mean ± 2σ window). Self-supervised
     pretraining has no validation split: validation reads the training locations
     at one fixed timestamp (see :meth:`setup`).
+
+    Batches leave the workers in the samples' storage types, so the fewest bytes
+    cross the workers' shared memory and the host-to-device copy:
+
+    * ``image_s1``: (N, views x 2, size, size) float32 dB (uint8 codes from a
+      ``uint8`` cache);
+    * ``image_s2``: (N, views x 13 (L1C) or 12 (L2A), size, size) uint16 DN
+      (float32 from a ``float32`` cache, uint8 codes from a ``uint8`` cache).
+
+    After the transfer (``on_after_batch_transfer``) both are float32 on the
+    device: scaled to [0, 1], or raw values in their units with
+    ``normalization='none'``; the conversion is exact, so the tensors equal those
+    of a float32 loader bit for bit. On a CUDA trainer the loaders pin their
+    batches (``pin_memory``), so the copy to the GPU runs asynchronously.
 
     Its DataLoader workers raise glibc's malloc thresholds when they start
     (:func:`~torchgeo_decur.datamodules.utils.tune_worker_memory` as
@@ -111,7 +126,7 @@ class SSL4EOS12PairsDataModule(TrainBatchCheck, NonGeoDataModule):
             on_invalid: ``'error'`` or ``'skip'`` unpaired/malformed locations.
             check_files: Verify every band file when the dataset is built.
             normalization: ``'decur'`` for the DeCUR input scaling, ``'none'`` to
-                pass raw values on.
+                pass raw values on (as float32).
             quantize: Reproduce the uint8 quantisation of the reference pipeline.
             cache: Directory of a cache written by ``torchgeo-decur
                 cache-ssl4eo-s12`` for the same ``s2_product`` and ``size``; read
@@ -154,9 +169,18 @@ class SSL4EOS12PairsDataModule(TrainBatchCheck, NonGeoDataModule):
                 {'image_s1': Dequantize(), 'image_s2': Dequantize()}
             )
         elif normalization == 'decur':
+            # ClipNormalize converts to float32 first (exact for uint16 DN).
             self.aug = ssl4eo_s12_normalization(s2_product, quantize)
         else:
-            self.aug = WarnNonFinite()
+            self.aug = nn.Sequential(
+                ApplyToKeys(
+                    {
+                        'image_s1': T.ToDtype(torch.float32),
+                        'image_s2': T.ToDtype(torch.float32),
+                    }
+                ),
+                WarnNonFinite(),
+            )
 
     def setup(self, stage: str) -> None:
         """Build the dataset, and the validation view of it.

@@ -334,3 +334,46 @@ class OptionalValidation:
         ):
             return []
         return super().val_dataloader()  # type: ignore[misc]
+
+
+def trains_on_cuda(datamodule: Any) -> bool:
+    """Whether the trainer a data module is attached to runs on a CUDA device.
+
+    Args:
+        datamodule: A LightningDataModule (its ``trainer`` may be None).
+
+    Returns:
+        True if the trainer's root device is a CUDA device.
+    """
+    trainer = getattr(datamodule, 'trainer', None)
+    strategy = getattr(trainer, 'strategy', None)
+    device = getattr(strategy, 'root_device', None)
+    return isinstance(device, torch.device) and device.type == 'cuda'
+
+
+class PinMemoryOnCuda:
+    """Data module mixin: page-locked (pinned) batches when training on CUDA.
+
+    Put it before torchgeo's data module class in the bases. Every loader of
+    torchgeo's ``_dataloader_factory`` then gets ``pin_memory=True`` when the
+    attached trainer runs on a CUDA device: the loader's pinning thread copies
+    each batch into page-locked memory, from which the host-to-device copy runs
+    at full speed and asynchronously (Lightning copies with
+    ``non_blocking=True``). Without a trainer, or on a CPU or other device,
+    pinning only costs a copy, so it stays off.
+    """
+
+    def _dataloader_factory(self, split: str) -> Any:
+        """The parent's loader, pinned on a CUDA trainer.
+
+        Args:
+            split: Either 'train', 'val', 'test', or 'predict'.
+
+        Returns:
+            The data loader.
+        """
+        loader = super()._dataloader_factory(split)  # type: ignore[misc]
+        # Not a constructor argument of torchgeo's factory; DataLoader allows
+        # setting it before the first iteration.
+        loader.pin_memory = trains_on_cuda(self)
+        return loader

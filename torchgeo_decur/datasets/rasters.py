@@ -12,7 +12,7 @@ the sample it belongs to.
 """
 
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -31,8 +31,14 @@ def read_band(
     where: str = '',
     band: int = 1,
     expect_count: int | None = 1,
+    keep_dtypes: Collection[str] = (),
 ) -> np.ndarray:
     """Read one band of a raster file as float32, naming the file on any failure.
+
+    Files whose data type is listed in ``keep_dtypes`` are returned in that type
+    instead. GDAL resamples in the file's type either way (a bilinear uint16 read
+    rounds to whole numbers, also into a float32 buffer), so such a read equals
+    the float32 one converted, value for value.
 
     Args:
         path: Raster file (usually a single-band GeoTIFF).
@@ -42,10 +48,12 @@ def read_band(
             location '0000042'``).
         band: 1-based index of the band to read.
         expect_count: Required number of bands in the file (None: any).
+        keep_dtypes: File data types (rasterio names, e.g. ``'uint16'``) read
+            as they are rather than as float32.
 
     Returns:
-        Float32 array of shape ``out_shape`` (or the native (H, W)) in the file's
-        units.
+        Array of shape ``out_shape`` (or the native (H, W)) in the file's units:
+        float32, or the file's own type if it is in ``keep_dtypes``.
 
     Raises:
         RasterReadError: If the file cannot be opened or decoded, or holds a
@@ -59,16 +67,19 @@ def read_band(
                 f'{"a single band" if expect_count == 1 else expect_count}'
                 f'{suffix}'
             )
+        dtype = 'float32'
+        if 1 <= band <= src.count and src.dtypes[band - 1] in keep_dtypes:
+            dtype = src.dtypes[band - 1]
         if out_shape is None:
-            array = src.read(band, out_dtype='float32')
+            array = src.read(band, out_dtype=dtype)
         else:
             array = src.read(
                 band,
                 out_shape=out_shape,
                 resampling=Resampling.bilinear,
-                out_dtype='float32',
+                out_dtype=dtype,
             )
-    return np.asarray(array, dtype=np.float32)
+    return np.asarray(array, dtype=dtype)
 
 
 @contextmanager

@@ -76,19 +76,29 @@ class SSL4EOS12Pairs(NonGeoDataset):
     in the DeCUR reference. Views are stacked on the channel axis:
 
     * ``image_s1``: (views x 2, size, size) float32 backscatter in dB (VV, VH)
-    * ``image_s2``: (views x 13, size, size) float32 digital numbers (L1C), or
+    * ``image_s2``: (views x 13, size, size) uint16 digital numbers (L1C), or
       views x 12 for L2A
 
-    Values are raw; the data module normalises on the device. S1 can hold -inf/NaN
-    where backscatter is zero; :class:`~torchgeo_decur.transforms.ClipNormalize`
+    Values are raw and in their storage type: S2 digital numbers stay uint16
+    (SSL4EO-S12's own GeoTIFF type; bilinear resampling of uint16 bands gives
+    whole numbers, so nothing is lost), which halves what DataLoader workers
+    move through shared memory compared to float32. The data module converts
+    to float32 and normalises on the device; ``tensor.float()`` gives exactly
+    the values a float32 read would. S2 band files of another type are read as
+    float32 (then ``image_s2`` is float32). torch implements few CPU operations
+    for uint16 (no comparisons or reductions): call ``.float()`` to inspect a
+    sample. S1 can hold -inf/NaN where
+    backscatter is zero; :class:`~torchgeo_decur.transforms.ClipNormalize`
     maps those to the bottom of its window.
 
     With ``cache`` (written by ``torchgeo-decur cache-ssl4eo-s12``, see
     :mod:`~torchgeo_decur.datasets.ssl4eo_s12_cache`) samples come from one
-    ``.npy`` array per location and product instead of 30 GeoTIFFs: identical
-    raw samples for the lossless encodings; for the ``uint8`` encoding the sample
-    tensors hold the uint8 codes of the DeCUR scaling instead of raw values (the
-    data module turns them into the same [0, 1] input as ``quantize=True``).
+    ``.npy`` array per location and product instead of 30 GeoTIFFs, in the
+    cache's storage type: identical raw samples for the lossless encodings
+    (``raw``: float32 S1 and uint16 S2 as above; ``float32``: float32 S2); for
+    the ``uint8`` encoding both tensors hold the uint8 codes of the DeCUR scaling
+    instead of raw values (the data module turns them into the same [0, 1] input
+    as ``quantize=True``).
 
     Timestamps ("seasons") are ordered by the acquisition date in their folder
     names (``S1A_IW_GRDH_1SDV_20200321T...``, ``20200321T..._T32UPU``), not by the
@@ -266,8 +276,9 @@ class SSL4EOS12Pairs(NonGeoDataset):
             location: Location folder name.
 
         Returns:
-            ``{product: (T x bands, H, W)}`` float32 raw values, timestamps in
-            acquisition order (the order season indices refer to).
+            ``{product: (T x bands, H, W)}`` raw values (S1 float32 dB, S2 uint16
+            DN, see the class docstring), timestamps in acquisition order (the
+            order season indices refer to).
 
         Raises:
             ValueError: If a band file is missing, has several bands, or the
@@ -328,11 +339,16 @@ class SSL4EOS12Pairs(NonGeoDataset):
         return paths
 
     def _read_timestamp(self, product: str, location: str, stamp: str) -> Tensor:
-        """Read all bands of one timestamp into a (bands, H, W) float32 tensor."""
+        """Read all bands of one timestamp into a (bands, H, W) tensor.
+
+        S1 as float32; S2 as uint16 when its band files are uint16, else float32
+        (numpy's promotion of a mixed stack, exact for uint16).
+        """
         where = f'SSL4EO-S12 location {location!r}, {product}'
         shape = None if self.size is None else (self.size, self.size)
+        keep = () if product == 's1' else ('uint16',)
         arrays = [
-            read_band(path, shape, where)
+            read_band(path, shape, where, keep_dtypes=keep)
             for path in self._band_paths(product, location, stamp)
         ]
         shapes = {a.shape for a in arrays}
@@ -413,7 +429,7 @@ class SSL4EOS12Pairs(NonGeoDataset):
         s1 = sample['image_s1'][0].nan_to_num(neginf=-40.0).numpy()
         s2 = sample['image_s2']
         rgb = s2[[3, 2, 1]].permute(1, 2, 0).numpy()
-        rgb = np.clip(rgb / 3000.0, 0, 1)
+        rgb = np.clip(rgb.astype(np.float32) / 3000.0, 0, 1)
         fig, axs = plt.subplots(1, 2, figsize=(8, 4))
         axs[0].imshow(s1, cmap='gray')
         axs[0].set_title('S1 VV (dB)')
