@@ -22,6 +22,10 @@ cross-modal and cross-season views share content a model can learn (the
 quickstart's validation loss falls on it). The locations differ in their class
 mix.
 
+``quickstart/`` holds 16 locations in the same layout (``s1`` and ``s2c`` only),
+the sample the quickstart config trains on; its first four locations equal the
+fixture's.
+
 ``invalid/`` holds broken locations for error-handling tests: location 0000005 only
 in s1 (unpaired), 0000006 only in s2c (unpaired), 0000007 with a missing S2 band,
 0000008 with an S1 band file holding two bands.
@@ -38,7 +42,8 @@ from rasterio.transform import from_origin
 
 SIZE = 24  # 10 m grid (real data: 264)
 SEASONS = 4
-LOCATIONS = 16
+LOCATIONS = 4  # the test fixture
+QUICKSTART_LOCATIONS = 16  # the quickstart's sample under quickstart/
 S1_BANDS = ('VV', 'VH')
 S2C_BANDS = (
     'B1',
@@ -276,10 +281,15 @@ def write_location(
 
 
 def main() -> None:
-    """Write the fixture (replacing the previous one) next to this script."""
-    rng = np.random.default_rng(0)
-    for name in ('s1', 's2c', 's2a', 'invalid'):
+    """Write the fixture and the quickstart sample (replacing the previous ones)."""
+    for name in ('s1', 's2c', 's2a', 'invalid', 'quickstart'):
         shutil.rmtree(os.path.join(HERE, name), ignore_errors=True)
+    # The quickstart needs more locations than the tests: with four, a batch holds
+    # too few samples for the cross-correlation to generalise to validation.
+    rng = np.random.default_rng(0)
+    for i in range(QUICKSTART_LOCATIONS):
+        write_location(os.path.join(HERE, 'quickstart'), f'{i:07d}', rng, ('s1', 's2c'))
+    rng = np.random.default_rng(0)
     for i in range(LOCATIONS):
         write_location(HERE, f'{i:07d}', rng)
 
