@@ -73,6 +73,8 @@ def read_log(csv_dir: str) -> dict[str, dict[int, float]]:
     out: dict[str, dict[int, float]] = defaultdict(dict)
     with open(newest, newline='') as f:
         for row in csv.DictReader(f):
+            if not row.get('epoch'):
+                continue  # a step-only row (the learning-rate monitor's)
             epoch = int(row['epoch'])
             if row.get('train_loss'):
                 steps[epoch].append(float(row['train_loss']))

@@ -239,7 +239,8 @@ def test_step_breakdown_crop_mode_keeps_the_crops() -> None:
 def test_quickstart_curve_from_a_csv_log(tmp_path: Any) -> None:
     from benchmarks.quickstart_picture import main, read_log
 
-    # A CSVLogger layout: train_loss every step, val_* once per epoch.
+    # A CSVLogger layout: train_loss every step, val_* once per epoch, and the
+    # learning-rate monitor's rows, which have a step but no epoch.
     log = tmp_path / 'run' / 'csv' / 'version_0'
     log.mkdir(parents=True)
     rows = ['epoch,step,train_loss,val_loss,val_std_s1,val_std_s2']
@@ -247,6 +248,7 @@ def test_quickstart_curve_from_a_csv_log(tmp_path: Any) -> None:
     val = {0: 9.0, 1: 6.5, 2: 4.5}
     step = 0
     for epoch, losses in train.items():
+        rows.append(f',{step},,,,')
         for loss in losses:
             rows.append(f'{epoch},{step},{loss},,,')
             step += 1

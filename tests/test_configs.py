@@ -5,7 +5,6 @@ import glob
 import math
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -51,96 +50,80 @@ def test_tiny_config_fast_dev_run(config: str, tmp_path: Path) -> None:
     )
 
 
-@pytest.fixture(scope='module')
-def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """conf/quickstart.yaml as written, once, through the torchgeo CLI."""
-    tmp = tmp_path_factory.mktemp('quickstart')
-    out = tmp / 'quickstart'
+def test_quickstart_learns_logs_and_resumes(tmp_path: Path) -> None:
+    """conf/quickstart.yaml as written, through the torchgeo CLI, then resumed.
+
+    One test, so that the run happens once however the tests are distributed.
+    """
+    out = tmp_path / 'quickstart'
     text = Path(ROOT, 'conf', 'quickstart.yaml').read_text()
     text = text.replace('output/quickstart', str(out))
     text = text.replace(
         'tests/data/ssl4eo_s12', str(Path(ROOT, 'tests', 'data', 'ssl4eo_s12'))
     )
-    config = tmp / 'quickstart.yaml'
+    config = tmp_path / 'quickstart.yaml'
     config.write_text(text)
     main(['fit', '--config', str(config), '--trainer.accelerator=cpu'])
-    return config
+    max_epochs = int(re.search(r'max_epochs: (\d+)', text)[1])
 
-
-def quickstart_metrics(config: Path) -> list[dict[str, str]]:
-    """Rows of the run's CSV log."""
-    path = config.parent / 'quickstart' / 'csv' / 'version_0' / 'metrics.csv'
-    with open(path, newline='') as f:
-        return list(csv.DictReader(f))
-
-
-def test_quickstart_learns(quickstart_run: Path) -> None:
-    rows = quickstart_metrics(quickstart_run)
+    # Learning: the validation views are fixed, so the drop is learning, not
+    # noise: the last epoch is clearly below the first, the second half below
+    # the first half, and the training loss falls too.
+    with open(out / 'csv' / 'version_0' / 'metrics.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
     val = {int(r['epoch']): r for r in rows if r.get('val_loss')}
     epochs = sorted(val)
-    max_epochs = int(re.search(r'max_epochs: (\d+)', quickstart_run.read_text())[1])
     assert epochs == list(range(max_epochs))
     losses = [float(val[e]['val_loss']) for e in epochs]
-    # The validation views are fixed, so the drop is learning, not noise: the
-    # last epoch is clearly below the first, and the second half below the first.
     assert losses[-1] < 0.8 * losses[0], losses
     half = len(losses) // 2
     assert sum(losses[half:]) / (len(losses) - half) < sum(losses[:half]) / half
     train = [float(r['train_loss']) for r in rows if r.get('train_loss')]
     assert sum(train[-5:]) < sum(train[:5]), train
-    # Collapse monitors: the spread of the L2-normalised embeddings is about
-    # 1/sqrt(K) when healthy and 0 when collapsed; the common dimensions of the
-    # two modalities end up positively correlated.
-    k = int(re.search(r'projector_dims: \[\d+, (\d+)\]', quickstart_run.read_text())[1])
-    last = val[epochs[-1]]
+    # Collapse monitors: the spread of the L2-normalised embeddings (0 when
+    # collapsed, about 1/sqrt(K) when spread out) grows from its value at
+    # initialisation, and the common dimensions of the two modalities become
+    # positively correlated.
+    first, last = val[epochs[0]], val[epochs[-1]]
     for m in ('s1', 's2'):
-        assert float(last[f'val_std_{m}']) > 0.5 / math.sqrt(k), last
-    assert float(last['val_common_diag']) > float(val[0]['val_common_diag'])
+        assert float(last[f'val_std_{m}']) > 2 * float(first[f'val_std_{m}']), last
+    assert float(last['val_common_diag']) > float(first['val_common_diag']) + 0.05
     for row in val.values():
         assert all(math.isfinite(float(v)) for v in row.values() if v), row
 
-
-def test_quickstart_logs_the_correlation_picture(quickstart_run: Path) -> None:
-    run = quickstart_run.parent / 'quickstart' / 'tensorboard' / 'version_0'
-    acc = EventAccumulator(str(run), size_guidance={'images': 0})
+    # The correlation picture, once per validation epoch, in TensorBoard.
+    acc = EventAccumulator(
+        str(out / 'tensorboard' / 'version_0'), size_guidance={'images': 0}
+    )
     acc.Reload()
-    assert 'correlation' in acc.Tags()['images']
-    max_epochs = int(re.search(r'max_epochs: (\d+)', quickstart_run.read_text())[1])
-    assert len(acc.Images('correlation')) == max_epochs  # one per epoch
+    assert len(acc.Images('correlation')) == max_epochs
     assert 'val_loss' in acc.Tags()['scalars']
 
-
-def test_quickstart_checkpoints_and_resumes(quickstart_run: Path) -> None:
-    out = quickstart_run.parent / 'quickstart'
-    last = out / 'checkpoints' / 'last.ckpt'
-    done = torch.load(last, weights_only=True, map_location='cpu')
-    assert list((out / 'checkpoints').glob('best-epoch=*.ckpt'))
-    # One more epoch from the last checkpoint (a copy: the other tests of this
-    # module read the run as it was).
-    resumed_dir = quickstart_run.parent / 'resumed'
-    shutil.copytree(out, resumed_dir / 'quickstart')
-    config = resumed_dir / 'quickstart.yaml'
-    config.write_text(
-        quickstart_run.read_text().replace(str(out), str(resumed_dir / 'quickstart'))
-    )
+    # Checkpoints: last.ckpt to resume from and the best epoch's weights.
+    checkpoints = out / 'checkpoints'
+    assert sorted(p.name for p in checkpoints.iterdir()) == [
+        f'best-epoch={losses.index(min(losses))}.ckpt',
+        'last.ckpt',
+    ]
+    done = torch.load(checkpoints / 'last.ckpt', weights_only=True, map_location='cpu')
+    assert done['global_step'] == max_epochs  # one step per epoch
+    # Resuming in place, as the config's comment tells the user, runs one more
+    # epoch and refreshes last.ckpt whether or not that epoch is the best.
     main(
         [
             'fit',
             '--config',
             str(config),
             '--trainer.accelerator=cpu',
-            f'--trainer.max_epochs={done["epoch"] + 2}',
-            f'--ckpt_path={resumed_dir / "quickstart" / "checkpoints" / "last.ckpt"}',
+            f'--trainer.max_epochs={max_epochs + 1}',
+            f'--ckpt_path={checkpoints / "last.ckpt"}',
         ]
     )
     resumed = torch.load(
-        resumed_dir / 'quickstart' / 'checkpoints' / 'last.ckpt',
-        weights_only=True,
-        map_location='cpu',
+        checkpoints / 'last.ckpt', weights_only=True, map_location='cpu'
     )
-    steps_per_epoch = done['global_step'] // (done['epoch'] + 1)
     assert resumed['epoch'] == done['epoch'] + 1
-    assert resumed['global_step'] == done['global_step'] + steps_per_epoch
+    assert resumed['global_step'] == done['global_step'] + 1  # one step per epoch
 
 
 # Trainer settings of the full configs that need GPUs (or downloads) are replaced;
