@@ -70,3 +70,20 @@ def quiet_trainer(**kwargs: Any) -> Trainer:
         'enable_model_summary': False,
     }
     return Trainer(**(options | kwargs))
+
+
+def _fixture_locations() -> list[str]:
+    """The location folders tests/data/ssl4eo_s12/data.py writes (its LOCATIONS)."""
+    import importlib.util
+
+    path = os.path.join(DATA, 'ssl4eo_s12', 'data.py')
+    spec = importlib.util.spec_from_file_location('ssl4eo_s12_fixture', path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [f'{i:07d}' for i in range(module.LOCATIONS)]
+
+
+#: The good locations of the bundled SSL4EO-S12 sample, in order.
+SSL4EO_S12_LOCATIONS = _fixture_locations()

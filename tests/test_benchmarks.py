@@ -2,11 +2,14 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from typing import Any
 
-from .conftest import DATA, ROOT
+import pytest
+
+from .conftest import DATA, ROOT, SSL4EO_S12_LOCATIONS
 
 
 def run(*args: str) -> dict[str, Any]:
@@ -79,7 +82,7 @@ def test_data_loading_benchmark() -> None:
         '--floor',
         '--float32-baseline',
     )
-    assert result['locations'] == 4
+    assert result['locations'] == len(SSL4EO_S12_LOCATIONS)
     assert set(result['paths']) == {
         'geotiff',
         'geotiff+float32',
@@ -253,3 +256,58 @@ def test_step_breakdown_crop_mode_keeps_the_crops() -> None:
     assert torch.equal(crop._params['src'], boxes)
     assert resampled.shape == sliced.shape == (6, 13, 16, 16)
     torch.testing.assert_close(resampled, sliced, rtol=0, atol=1e-4)
+
+
+def test_quickstart_curve_from_a_csv_log(tmp_path: Any) -> None:
+    from benchmarks.quickstart_picture import main, read_log
+
+    # A CSVLogger layout: train_loss every step, val_* once per epoch, and the
+    # learning-rate monitor's rows, which have a step but no epoch.
+    log = tmp_path / 'run' / 'csv' / 'version_0'
+    log.mkdir(parents=True)
+    rows = ['epoch,step,train_loss,val_loss,val_std_s1,val_std_s2']
+    train = {0: (10.0, 8.0), 1: (6.0, 5.0), 2: (4.0, 3.0)}
+    val = {0: 9.0, 1: 6.5, 2: 4.5}
+    step = 0
+    for epoch, losses in train.items():
+        rows.append(f',{step},,,,')
+        for loss in losses:
+            rows.append(f'{epoch},{step},{loss},,,')
+            step += 1
+        rows.append(f'{epoch},{step - 1},,{val[epoch]},0.08,0.07')
+    (log / 'metrics.csv').write_text('\n'.join(rows) + '\n')
+    # An older version of the log is ignored.
+    (tmp_path / 'run' / 'csv' / 'version_10').mkdir()
+    (tmp_path / 'run' / 'csv' / 'version_10' / 'metrics.csv').write_text(
+        '\n'.join(rows).replace('9.0,', '99.0,') + '\n'
+    )
+    (tmp_path / 'run' / 'csv' / 'version_2').mkdir()
+    (tmp_path / 'run' / 'csv' / 'version_2' / 'metrics.csv').write_text(
+        'epoch,step,train_loss\n0,0,1.0\n'
+    )
+    parsed = read_log(str(tmp_path / 'run' / 'csv'))
+    assert parsed['train_loss'] == {e: sum(v) / len(v) for e, v in train.items()}
+    assert parsed['val_loss'] == {0: 99.0, 1: 6.5, 2: 4.5}  # version_10 is newest
+    assert parsed['val_std_s1'] == dict.fromkeys(val, 0.08)
+
+    shutil.rmtree(tmp_path / 'run' / 'csv' / 'version_10')
+    shutil.rmtree(tmp_path / 'run' / 'csv' / 'version_2')
+    png, result = tmp_path / 'loss.png', tmp_path / 'quickstart.json'
+    args = [
+        f'--output-dir={tmp_path / "run"}',
+        f'--loss={png}',
+        '--correlation=',
+        f'--json={result}',
+    ]
+    assert main(args) == 0
+    assert png.read_bytes().startswith(b'\x89PNG')
+    written = json.loads(result.read_text())
+    assert written['per_epoch']['val_loss'] == {str(e): v for e, v in val.items()}
+    assert written['summary']['val_loss_change'] == val[2] / val[0] - 1
+    assert 'fit_time' not in written  # only with --run
+    # Existing outputs are kept unless --overwrite.
+    before = png.read_bytes()
+    with pytest.raises(SystemExit, match='2'):
+        main(args)
+    assert png.read_bytes() == before
+    assert main([*args, '--overwrite']) == 0

@@ -12,7 +12,7 @@ from torchgeo_decur.cli.cache_ssl4eo_s12 import write_cache
 from torchgeo_decur.datasets import SSL4EOS12Pairs
 from torchgeo_decur.datasets.rasters import RasterReadError, read_band
 
-from ..conftest import DATA
+from ..conftest import DATA, SSL4EO_S12_LOCATIONS
 
 ROOT = os.path.join(DATA, 'ssl4eo_s12')
 
@@ -64,7 +64,7 @@ def test_read_band_names_the_file(tmp_path: Path) -> None:
 def test_corrupt_file_errors_name_path_and_location(tmp_path: Path) -> None:
     root, bad = corrupt_copy(tmp_path)
     ds = SSL4EOS12Pairs(str(root), size=12, season_mode='fixed', season=0)
-    assert ds.locations == ['0000000', '0000001', '0000002', '0000003']
+    assert ds.locations == SSL4EO_S12_LOCATIONS
     for index, location in enumerate(ds.locations[:3]):
         with pytest.raises(ValueError, match='cannot read') as info:
             ds[index]
@@ -84,7 +84,7 @@ def test_skip_leaves_only_locations_that_read(tmp_path: Path) -> None:
     root, bad = corrupt_copy(tmp_path)
     with pytest.warns(UserWarning, match='skipping it') as record:
         ds = SSL4EOS12Pairs(str(root), size=12, on_invalid='skip')
-    assert ds.locations == ['0000003']
+    assert ds.locations == SSL4EO_S12_LOCATIONS[3:]
     assert set(ds.skipped) == {'0000000', '0000001', '0000002'}
     messages = ' '.join(str(w.message) for w in record)
     for path in bad.values():
@@ -123,7 +123,7 @@ def test_cache_writer_skips_the_same_locations(tmp_path: Path) -> None:
             on_invalid='skip',
             progress=False,
         )
-    assert list(manifest['locations']) == ['0000003']
+    assert list(manifest['locations']) == SSL4EO_S12_LOCATIONS[3:]
     assert set(manifest['skipped']) == {'0000000', '0000001', '0000002'}
     for location, path in bad.items():
         assert str(path) in manifest['skipped'][location]

@@ -10,7 +10,7 @@ from torchgeo.datasets import DatasetNotFoundError
 from torchgeo_decur.datasets import SSL4EOS12Pairs
 from torchgeo_decur.datasets.ssl4eo_s12 import acquisition_order
 
-from ..conftest import DATA
+from ..conftest import DATA, SSL4EO_S12_LOCATIONS
 
 ROOT = os.path.join(DATA, 'ssl4eo_s12')
 INVALID = os.path.join(ROOT, 'invalid')
@@ -18,8 +18,8 @@ INVALID = os.path.join(ROOT, 'invalid')
 
 def test_pairs_locations_found_on_disk() -> None:
     ds = SSL4EOS12Pairs(ROOT, size=24)
-    assert len(ds) == 4
-    assert ds.locations == ['0000000', '0000001', '0000002', '0000003']
+    assert len(ds) == len(SSL4EO_S12_LOCATIONS)
+    assert ds.locations == SSL4EO_S12_LOCATIONS
     sample = ds[0]
     assert set(sample) == {'image_s1', 'image_s2'}
     assert sample['image_s1'].shape == (4, 24, 24)

@@ -18,7 +18,7 @@ from torchgeo_decur.datamodules import (
 from torchgeo_decur.datasets import SSL4EOS12Cache, SSL4EOS12Pairs
 from torchgeo_decur.transforms import ApplyToKeys, Dequantize
 
-from ..conftest import DATA
+from ..conftest import DATA, SSL4EO_S12_LOCATIONS
 
 ROOT = os.path.join(DATA, 'ssl4eo_s12')
 INVALID = os.path.join(ROOT, 'invalid')
@@ -58,10 +58,10 @@ def test_cli_writes_cache_with_progress_bar(
     assert main([*args, '--encoding', 'uint8']) == 0
     captured = capsys.readouterr()
     assert 'Caching SSL4EO-S12 (uint8)' in captured.err  # tqdm progress bar
-    assert 'wrote 4 locations' in captured.out
+    assert f'wrote {len(SSL4EO_S12_LOCATIONS)} locations' in captured.out
     with open(os.path.join(out, 'manifest.json')) as f:
         manifest = json.load(f)
-    assert manifest['locations'] == {f'{i:07d}': [4, 4] for i in range(4)}
+    assert manifest['locations'] == {loc: [4, 4] for loc in SSL4EO_S12_LOCATIONS}
     s2 = np.load(os.path.join(out, 's2c', '0000002.npy'), mmap_mode='r')
     assert s2.shape == (4 * 13, 24, 24)
     assert s2.dtype == np.uint8

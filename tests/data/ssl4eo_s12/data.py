@@ -13,6 +13,19 @@ Bands keep their native grids like the real files (10 m: SIZE px, 20 m: SIZE/2,
 between S1A and S1B (``S1A_..._20200307``, ``S1B_..._20200605``, ...), so sorting
 the folder names does not sort them by date.
 
+Every location is one scene: a smooth land-cover map of a few classes (water,
+forest, cropland, built-up, bare soil), each class with a Sentinel-2 spectral
+signature and a Sentinel-1 VV/VH backscatter level. All timestamps and both
+sensors render that same map, with a small seasonal change (vegetation greens up
+and dries out), per-pixel noise on S2 and multiplicative speckle on S1, so the
+cross-modal and cross-season views share content a model can learn (the
+quickstart's validation loss falls on it). The locations differ in their class
+mix.
+
+``quickstart/`` holds 16 locations in the same layout (``s1`` and ``s2c`` only),
+the sample the quickstart config trains on; its first four locations equal the
+fixture's.
+
 ``invalid/`` holds broken locations for error-handling tests: location 0000005 only
 in s1 (unpaired), 0000006 only in s2c (unpaired), 0000007 with a missing S2 band,
 0000008 with an S1 band file holding two bands.
@@ -29,7 +42,8 @@ from rasterio.transform import from_origin
 
 SIZE = 24  # 10 m grid (real data: 264)
 SEASONS = 4
-LOCATIONS = 4
+LOCATIONS = 4  # the test fixture
+QUICKSTART_LOCATIONS = 16  # the quickstart's sample under quickstart/
 S1_BANDS = ('VV', 'VH')
 S2C_BANDS = (
     'B1',
@@ -61,14 +75,82 @@ RES_DIVISOR = {
 DATES = ('20200307T101031', '20200605T101559', '20200903T101031', '20201202T101409')
 SATELLITES = ('S1A', 'S1B')
 
+# Land-cover classes of the scenes: S2 L1C top-of-atmosphere DN per band (in
+# S2C_BANDS order), S1 backscatter (VV, VH) in dB, and how strongly the class
+# follows the vegetation season (0: not at all).
+CLASSES = {
+    'water': (
+        (1500, 1200, 1000, 700, 600, 500, 450, 400, 380, 150, 10, 150, 100),
+        (-22.0, -29.0),
+        0.0,
+    ),
+    'forest': (
+        (1300, 1000, 900, 650, 1000, 2200, 2700, 2900, 3000, 900, 15, 1500, 700),
+        (-8.0, -14.0),
+        0.4,
+    ),
+    'cropland': (
+        (1400, 1100, 1200, 1000, 1500, 2600, 3100, 3300, 3400, 1000, 15, 2200, 1200),
+        (-11.0, -18.0),
+        1.0,
+    ),
+    'built-up': (
+        (1700, 1600, 1600, 1700, 1800, 2000, 2100, 2200, 2250, 800, 25, 2600, 2200),
+        (-3.0, -10.0),
+        0.0,
+    ),
+    'bare soil': (
+        (1600, 1500, 1700, 2100, 2400, 2600, 2700, 2800, 2900, 900, 20, 3300, 2700),
+        (-14.0, -23.0),
+        0.1,
+    ),
+}
+# Vegetation season per timestamp (March, June, September, December): scales the
+# red-edge/NIR reflectance and shifts the VH backscatter of vegetated classes.
+GREENNESS = (-0.10, 0.15, 0.05, -0.20)
+# Atmospheric correction as a per-band offset: L2A = L1C - offset (DN).
+L2A_OFFSET = (700, 500, 300, 200, 150, 100, 100, 100, 100, 100, 0, 50, 50)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def smooth_field(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Spatially correlated noise in [0, 1] (real scenes are not white noise)."""
-    coarse = rng.random((size // 4 + 2, size // 4 + 2))
-    field = np.kron(coarse, np.ones((4, 4)))[:size, :size]
+def smooth_field(rng: np.random.Generator, size: int, cells: int = 4) -> np.ndarray:
+    """Spatially smooth noise in [0, 1]: a coarse random grid, bilinearly upsampled.
+
+    Args:
+        rng: Random generator.
+        size: Side length (px).
+        cells: Coarse grid cells per side.
+
+    Returns:
+        (size, size) float64 array.
+    """
+    coarse = rng.random((cells + 1, cells + 1))
+    at = np.linspace(0, cells, size)
+    rows = np.stack([np.interp(at, np.arange(cells + 1), c) for c in coarse])
+    field = np.stack([np.interp(at, np.arange(cells + 1), r) for r in rows.T], 1)
     return (field - field.min()) / (np.ptp(field) + 1e-9)
+
+
+def scene(rng: np.random.Generator, size: int = SIZE) -> np.ndarray:
+    """A land-cover map: the class whose (location-biased) smooth field is highest.
+
+    Args:
+        rng: Random generator.
+        size: Side length (px).
+
+    Returns:
+        (size, size) int array of indices into ``CLASSES``.
+    """
+    bias = rng.dirichlet(np.ones(len(CLASSES)))  # the location's class mix
+    fields = np.stack([smooth_field(rng, size) + 0.5 * b for b in bias])
+    return fields.argmax(0)
+
+
+def block_mean(array: np.ndarray, div: int) -> np.ndarray:
+    """Average ``div`` x ``div`` blocks (a coarser band grid of the same area)."""
+    size = array.shape[0] // div
+    return array[: size * div, : size * div].reshape(size, div, size, div).mean((1, 3))
 
 
 def write_band(path: str, array: np.ndarray, pixel_deg: float, bands: int = 1) -> None:
@@ -89,8 +171,23 @@ def write_band(path: str, array: np.ndarray, pixel_deg: float, bands: int = 1) -
 
 
 def write_s1(
-    root: str, loc: str, rng: np.random.Generator, bad_count: bool = False
+    root: str,
+    loc: str,
+    land: np.ndarray,
+    rng: np.random.Generator,
+    bad_count: bool = False,
 ) -> None:
+    """Write the VV and VH GeoTIFFs of every timestamp of one location.
+
+    Args:
+        root: Fixture root.
+        loc: Location folder name.
+        land: The location's land-cover map (SIZE, SIZE).
+        rng: Random generator (speckle).
+        bad_count: Write VH with two bands (a malformed file).
+    """
+    levels = np.array([c[1] for c in CLASSES.values()])  # (classes, 2) dB
+    season_weight = np.array([c[2] for c in CLASSES.values()])
     for season, date in enumerate(DATES[:SEASONS]):
         # Sentinel-1A and -1B alternate, as in the real archive, so that name
         # order (all S1A before all S1B) differs from acquisition order.
@@ -98,11 +195,13 @@ def write_s1(
         stamp = (
             f'{satellite}_IW_GRDH_1SDV_{date}_{date}_03{season}904_03CFBA_D45{season}'
         )
-        base = smooth_field(rng, SIZE)
-        for band, (low, span) in zip(
-            S1_BANDS, ((-25.0, 22.0), (-32.0, 24.0)), strict=True
-        ):
-            db = (low + span * base + rng.normal(0, 1.0, base.shape)).astype(np.float32)
+        for b, band in enumerate(S1_BANDS):
+            # Vegetation volume scattering rises with the season, mostly in VH.
+            shift = (1 + 3 * b) * GREENNESS[season] * season_weight[land]
+            db = levels[land, b] + shift
+            # Multiplicative speckle of a 4-look intensity image.
+            speckle = rng.gamma(4.0, 1 / 4.0, land.shape)
+            db = (db + 10 * np.log10(speckle)).astype(np.float32)
             db[0, 0] = -np.inf  # zero backscatter
             db[1, 1] = np.nan
             write_band(
@@ -114,53 +213,93 @@ def write_s1(
 
 
 def write_s2(
-    root: str, product: str, loc: str, rng: np.random.Generator, skip: str | None = None
+    root: str,
+    product: str,
+    loc: str,
+    land: np.ndarray,
+    rng: np.random.Generator,
+    skip: str | None = None,
 ) -> None:
-    bands = S2C_BANDS if product == 's2c' else S2A_BANDS
-    for date in DATES[:SEASONS]:
+    """Write the band GeoTIFFs of every timestamp of one location and product.
+
+    Args:
+        root: Fixture root.
+        product: ``'s2c'`` (L1C) or ``'s2a'`` (L2A).
+        loc: Location folder name.
+        land: The location's land-cover map (SIZE, SIZE).
+        rng: Random generator (noise).
+        skip: A band not to write (a broken location).
+    """
+    signatures = np.array([c[0] for c in CLASSES.values()], dtype=float)
+    season_weight = np.array([c[2] for c in CLASSES.values()])
+    offset = np.array(L2A_OFFSET, dtype=float) if product == 's2a' else 0.0
+    signatures = signatures - offset
+    # Red-edge and NIR bands (B6, B7, B8, B8A) follow the vegetation season.
+    nir = np.array([b in ('B6', 'B7', 'B8', 'B8A') for b in S2C_BANDS])
+    for season, date in enumerate(DATES[:SEASONS]):
         stamp = f'{date}_{date}_T32UPU'
-        base = smooth_field(rng, SIZE)
-        for i, band in enumerate(bands):
+        gain = 1 + GREENNESS[season] * season_weight[land]  # (SIZE, SIZE)
+        for band in S2C_BANDS if product == 's2c' else S2A_BANDS:
             if band == skip:
                 continue
+            i = S2C_BANDS.index(band)
+            dn = signatures[land, i] * (gain if nir[i] else 1.0)
+            dn = dn * (1 + rng.normal(0, 0.03, land.shape))  # sensor noise
             div = RES_DIVISOR.get(band, 1)
-            size = SIZE // div
-            field = base[::div, ::div][:size, :size]
-            dn = (
-                300
-                + 3000 * field * (0.5 + i / len(bands))
-                + rng.normal(0, 50, field.shape)
-            )
-            if band == 'B10':
-                dn = 5 + 40 * field
+            dn = block_mean(dn, div)
             write_band(
                 os.path.join(root, product, loc, stamp, f'{band}.tif'),
-                np.clip(dn, 0, 65535).astype(np.uint16),
+                np.clip(np.round(dn), 0, 65535).astype(np.uint16),
                 1e-4 * div,
             )
 
 
+def write_location(
+    root: str,
+    loc: str,
+    rng: np.random.Generator,
+    products: tuple[str, ...] = ('s1', 's2c', 's2a'),
+    skip: str | None = None,
+    bad_count: bool = False,
+) -> None:
+    """Draw one scene and write it for the given products.
+
+    Args:
+        root: Fixture root.
+        loc: Location folder name.
+        rng: Random generator.
+        products: Which of ``'s1'``, ``'s2c'``, ``'s2a'`` to write.
+        skip: An S2 band not to write.
+        bad_count: Write a malformed S1 VH file.
+    """
+    land = scene(rng)
+    if 's1' in products:
+        write_s1(root, loc, land, rng, bad_count=bad_count)
+    for product in ('s2c', 's2a'):
+        if product in products:
+            write_s2(root, product, loc, land, rng, skip=skip)
+
+
 def main() -> None:
-    rng = np.random.default_rng(0)
-    for name in ('s1', 's2c', 's2a', 'invalid'):
+    """Write the fixture and the quickstart sample (replacing the previous ones)."""
+    for name in ('s1', 's2c', 's2a', 'invalid', 'quickstart'):
         shutil.rmtree(os.path.join(HERE, name), ignore_errors=True)
+    # The quickstart needs more locations than the tests: with four, a batch holds
+    # too few samples for the cross-correlation to generalise to validation.
+    rng = np.random.default_rng(0)
+    for i in range(QUICKSTART_LOCATIONS):
+        write_location(os.path.join(HERE, 'quickstart'), f'{i:07d}', rng, ('s1', 's2c'))
+    rng = np.random.default_rng(0)
     for i in range(LOCATIONS):
-        loc = f'{i:07d}'
-        write_s1(HERE, loc, rng)
-        write_s2(HERE, 's2c', loc, rng)
-        write_s2(HERE, 's2a', loc, rng)
+        write_location(HERE, f'{i:07d}', rng)
 
     invalid = os.path.join(HERE, 'invalid')
     for i in range(2):  # two good locations so skipping leaves something
-        loc = f'{i:07d}'
-        write_s1(invalid, loc, rng)
-        write_s2(invalid, 's2c', loc, rng)
-    write_s1(invalid, '0000005', rng)
-    write_s2(invalid, 's2c', '0000006', rng)
-    write_s1(invalid, '0000007', rng)
-    write_s2(invalid, 's2c', '0000007', rng, skip='B8A')
-    write_s1(invalid, '0000008', rng, bad_count=True)
-    write_s2(invalid, 's2c', '0000008', rng)
+        write_location(invalid, f'{i:07d}', rng, ('s1', 's2c'))
+    write_location(invalid, '0000005', rng, ('s1',))
+    write_location(invalid, '0000006', rng, ('s2c',))
+    write_location(invalid, '0000007', rng, ('s1', 's2c'), skip='B8A')
+    write_location(invalid, '0000008', rng, ('s1', 's2c'), bad_count=True)
 
 
 if __name__ == '__main__':
