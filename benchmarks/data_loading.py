@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchgeo_decur.cli.cache_ssl4eo_s12 import write_cache
 from torchgeo_decur.datamodules.utils import tune_worker_memory
 from torchgeo_decur.datasets import SSL4EOS12Pairs
+from torchgeo_decur.datasets.utils import collate_batch_rows
 
 from .common import emit, environment, pick_device
 
@@ -91,13 +92,15 @@ def load_once(
     # One extra batch: it is loaded first and not timed.
     total = samples + batch_size
     sampler = RandomSampler(cast(Sized, dataset), replacement=True, num_samples=total)
-    # The data module's worker hook, so the numbers match training.
+    # The data module's worker hook and collate function, so the numbers match
+    # training (cached batches are read into one buffer and not stacked again).
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
         worker_init_fn=tune_worker_memory,
+        collate_fn=collate_batch_rows,
     )
     cpu_start = _cpu_seconds()
     batches = iter(loader)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 from torchgeo_decur.cli import main
 from torchgeo_decur.cli.cache_ssl4eo_s12 import _encode, write_cache
@@ -16,6 +17,7 @@ from torchgeo_decur.datamodules import (
     ssl4eo_s12_normalization,
 )
 from torchgeo_decur.datasets import SSL4EOS12Cache, SSL4EOS12Pairs
+from torchgeo_decur.datasets.utils import collate_batch_rows
 from torchgeo_decur.transforms import ApplyToKeys, Dequantize
 
 from ..conftest import DATA, SSL4EO_S12_LOCATIONS
@@ -415,3 +417,52 @@ def test_native_types_scale_bit_identically(
     for key in ('image_s1', 'image_s2'):
         assert new[key].dtype == torch.float32, key
         assert same(new[key], old[key]), (source, normalization, quantize, key)
+
+
+def bits(x: Tensor) -> Tensor:
+    """The tensor's bits as signed integers (exact; CPU torch cannot compare uint16)."""
+    return x.view({1: torch.int8, 2: torch.int16, 4: torch.int32}[x.element_size()])
+
+
+def test_batched_cache_reads_equal_per_sample_reads(caches: dict[str, str]) -> None:
+    order = [2, 0, 3, 1]
+    for encoding, path in caches.items():
+        ds = SSL4EOS12Pairs(ROOT, size=24, cache=path)
+        random.seed(5)
+        singles = [ds[i] for i in order]
+        random.seed(5)  # the same season draws, in the same order
+        rows = ds.__getitems__(order)
+        batch = collate_batch_rows(rows)
+        for key in ('image_s1', 'image_s2'):
+            assert batch[key].shape == (len(order), *singles[0][key].shape)
+            assert batch[key].dtype == singles[0][key].dtype
+            # The batch is the buffer the rows were read into: no second copy.
+            assert batch[key].data_ptr() == rows[0][key].data_ptr()
+            for row, sample in enumerate(singles):
+                assert torch.equal(bits(batch[key][row]), bits(sample[key])), (
+                    encoding,
+                    key,
+                    row,
+                )
+    # Samples that are not rows of one buffer are stacked as usual.
+    stacked = collate_batch_rows(singles)
+    for key in ('image_s1', 'image_s2'):
+        expected = torch.stack([s[key] for s in singles])
+        assert torch.equal(bits(stacked[key]), bits(expected))
+        assert stacked[key].data_ptr() != singles[0][key].data_ptr()
+    # A buffer of the wrong type is refused, naming what the product needs.
+    ds = SSL4EOS12Pairs(ROOT, size=24, cache=caches['raw'])
+    with pytest.raises(ValueError, match='needs uint16'):
+        ds.cache.read('s2c', ds.locations[0], [0], out=torch.empty(13, 24, 24))  # type: ignore[union-attr]
+
+
+def test_batched_cache_reads_through_a_worker(caches: dict[str, str]) -> None:
+    # In a worker the batch is assembled in shared memory and sent as it is;
+    # the values equal those read one sample at a time in this process.
+    ds = SSL4EOS12Pairs(ROOT, size=24, cache=caches['raw'], season_mode='fixed')
+    loader = DataLoader(ds, batch_size=4, num_workers=1, collate_fn=collate_batch_rows)
+    (batch,) = list(loader)
+    for key in ('image_s1', 'image_s2'):
+        expected = torch.stack([ds[i][key] for i in range(len(ds))])
+        assert batch[key].dtype == expected.dtype
+        assert torch.equal(bits(batch[key]), bits(expected)), key

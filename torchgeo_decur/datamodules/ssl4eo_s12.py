@@ -11,6 +11,7 @@ from torchgeo.datamodules import NonGeoDataModule
 
 from ..datasets.ssl4eo_s12 import SeasonMode, SSL4EOS12Pairs
 from ..datasets.ssl4eo_s12_cache import read_manifest
+from ..datasets.utils import collate_batch_rows
 from ..transforms.normalize import ApplyToKeys, Dequantize
 from ..transforms.pretrained import ssl4eo_s12_normalization
 from .utils import PinMemoryOnCuda, TrainBatchCheck, tune_worker_memory
@@ -151,6 +152,9 @@ class SSL4EOS12PairsDataModule(PinMemoryOnCuda, TrainBatchCheck, NonGeoDataModul
             check_files=check_files,
             cache=cache,
         )
+        # Cached batches are read into one buffer per key (the dataset's
+        # __getitems__); this collate hands that buffer on instead of copying it.
+        self.collate_fn = collate_batch_rows
         if normalization not in ('decur', 'none'):
             raise ValueError(
                 f"normalization must be 'decur' or 'none', got {normalization!r}"

@@ -20,6 +20,7 @@ from ..transforms.normalize import (
 )
 from .rasters import read_band
 from .ssl4eo_s12_cache import SSL4EOS12Cache
+from .utils import batch_buffer
 
 SeasonMode = Literal['random', 'same', 'paired', 'fixed']
 #: Sentinel-2 L2A band order (kept under this name for existing imports).
@@ -409,6 +410,42 @@ class SSL4EOS12Pairs(NonGeoDataset):
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Tensor]]:
+        """Load a batch of samples; from a cache, straight into one buffer per key.
+
+        Reading a cache, the planes of all samples go into one batch buffer per
+        modality (in shared memory in a DataLoader worker) and the samples
+        returned are its rows, so
+        :func:`~torchgeo_decur.datasets.utils.collate_batch_rows` (the data
+        module's collate function) hands the buffer on without stacking it
+        again: one copy per sample fewer than reading each sample on its own.
+        The samples are the same as :meth:`__getitem__`'s, drawn in the same
+        order. Without a cache, or with ``transforms``, it calls
+        :meth:`__getitem__` per index.
+
+        Args:
+            indices: Location indices of the batch.
+
+        Returns:
+            One sample dictionary per index.
+        """
+        cache = self.cache
+        if cache is None or self.transforms is not None or not indices:
+            return [self[i] for i in indices]
+        keys = ('image_s1', 'image_s2')
+        batch = {}
+        for key, product in zip(keys, self.products, strict=True):
+            dtype = torch.from_numpy(np.empty(0, cache.dtype(product))).dtype
+            channels = self.views * len(cache.bands[product])
+            shape = (len(indices), channels, cache.size, cache.size)
+            batch[key] = batch_buffer(shape, dtype)
+        for row, index in enumerate(indices):
+            location = self.locations[index]
+            choice = self._choose_seasons(cache.counts[location])
+            for key, product, picks in zip(keys, self.products, choice, strict=True):
+                cache.read(product, location, picks, out=batch[key][row])
+        return [{key: batch[key][row] for key in keys} for row in range(len(indices))]
 
     def __len__(self) -> int:
         """Number of paired locations."""

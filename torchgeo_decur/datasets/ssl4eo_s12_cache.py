@@ -211,7 +211,7 @@ class SSL4EOS12Cache:
         if key not in self._headers:
             buffer = io.BytesIO()
             shape = (count * len(self.bands[product]), self.size, self.size)
-            dtype = DTYPES[self.encoding][product_kind(product)]
+            dtype = self.dtype(product)
             np.lib.format.write_array_header_1_0(
                 buffer,
                 {
@@ -252,7 +252,7 @@ class SSL4EOS12Cache:
             ) from None
         bands = len(self.bands[product])
         want_shape = (count * bands, self.size, self.size)
-        want = DTYPES[self.encoding][product_kind(product)]
+        want = self.dtype(product)
         if shape != want_shape or dtype != want or fortran:
             raise ValueError(
                 f'cache file {path!r} holds {dtype} {shape}; expected '
@@ -279,12 +279,23 @@ class SSL4EOS12Cache:
             with file:
                 offset = self._read_header(file, path, product, location)
                 count = self.counts[location][self.products.index(product)]
-                itemsize = DTYPES[self.encoding][product_kind(product)].itemsize
+                itemsize = self.dtype(product).itemsize
                 size = count * len(self.bands[product]) * self.size**2 * itemsize
                 if os.fstat(file.fileno()).st_size < offset + size:
                     raise ValueError(f'cache file {path!r} is truncated')
 
-    def read(self, product: str, location: str, picks: Sequence[int]) -> Tensor:
+    def dtype(self, product: str) -> np.dtype[Any]:
+        """Storage type of one product's arrays (see :data:`DTYPES`)."""
+        dtype: np.dtype[Any] = DTYPES[self.encoding][product_kind(product)]
+        return dtype
+
+    def read(
+        self,
+        product: str,
+        location: str,
+        picks: Sequence[int],
+        out: Tensor | None = None,
+    ) -> Tensor:
         """Read the chosen timestamps of one product, stacked on the channel axis.
 
         Only the planes of the picked timestamps are read, with positioned reads
@@ -297,6 +308,8 @@ class SSL4EOS12Cache:
             product: ``'s1'``, ``'s2c'`` or ``'s2a'``.
             location: Location folder name.
             picks: Timestamp indices (acquisition order), one per view.
+            out: Contiguous CPU tensor of the returned shape and storage type to
+                read into (one row of a batch buffer); a new one if None.
 
         Returns:
             (len(picks) x bands, size, size) in the storage type: ``'raw'``: S1
@@ -308,16 +321,25 @@ class SSL4EOS12Cache:
                 or dtype.
         """
         bands = len(self.bands[product])
-        stored = DTYPES[self.encoding][product_kind(product)]
+        stored = self.dtype(product)
         block = bands * self.size**2 * stored.itemsize  # bytes per timestamp
-        out = np.empty((len(picks) * bands, self.size, self.size), dtype=stored)
+        shape = (len(picks) * bands, self.size, self.size)
+        if out is None:
+            buffer = np.empty(shape, dtype=stored)
+        else:
+            buffer = out.numpy()
+            if buffer.shape != shape or buffer.dtype != stored:
+                raise ValueError(
+                    f'output buffer is {buffer.dtype} {buffer.shape}; reading '
+                    f'{product} of {location!r} needs {stored} {shape}'
+                )
         file, path = self._open(product, location)
         with file:
             offset = self._read_header(file, path, product, location)
             for view, index in enumerate(picks):
                 file.seek(offset + index * block)
-                target = out[view * bands : (view + 1) * bands]
+                target = buffer[view * bands : (view + 1) * bands]
                 done = file.readinto(memoryview(target).cast('B'))  # type: ignore[attr-defined]
                 if done != block:
                     raise ValueError(f'cache file {path!r} is truncated')
-        return torch.from_numpy(out)
+        return torch.from_numpy(buffer) if out is None else out

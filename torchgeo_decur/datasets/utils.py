@@ -1,6 +1,12 @@
 """Small helpers shared by the datasets."""
 
+import math
 from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import default_collate, get_worker_info
 
 
 def distinct_subset(
@@ -24,3 +30,72 @@ def distinct_subset(
             f'modalities must be distinct entries of {tuple(allowed)}, got {list(mods)}'
         )
     return mods
+
+
+def batch_buffer(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
+    """An uninitialised tensor to assemble a batch in.
+
+    In a DataLoader worker it lives in shared memory, as the tensors that
+    :func:`torch.utils.data.default_collate` builds there do, so handing the batch
+    to the main process copies nothing. (torch has no public call for an
+    uninitialised shared tensor; ``UntypedStorage._new_shared`` is the one
+    ``default_collate`` itself uses.)
+
+    Args:
+        shape: Batch shape, e.g. (B, C, H, W).
+        dtype: Element type.
+
+    Returns:
+        A contiguous CPU tensor of that shape and type.
+    """
+    if get_worker_info() is None:
+        return torch.empty(tuple(shape), dtype=dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    storage: torch.UntypedStorage = torch.UntypedStorage._new_shared(nbytes)  # type: ignore[no-untyped-call]
+    out = torch.empty(0, dtype=dtype)
+    out.set_(storage, 0, tuple(shape), _contiguous_strides(shape))
+    return out
+
+
+def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    """Element strides of a C-contiguous tensor of ``shape``."""
+    strides = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        strides[i] = strides[i + 1] * shape[i + 1]
+    return tuple(strides)
+
+
+def collate_batch_rows(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Collate samples, returning batch buffers whose rows they already are.
+
+    A dataset's ``__getitems__`` can read a whole batch into one buffer per key
+    (:func:`batch_buffer`) and return the rows as samples; stacking them again
+    would copy the batch a second time. When every value of every sample is row
+    ``i`` of one shared buffer, in order, that buffer is the batch; anything else
+    goes through :func:`torch.utils.data.default_collate`.
+
+    Args:
+        samples: Sample dictionaries, in batch order.
+
+    Returns:
+        The batch dictionary.
+    """
+    first = samples[0]
+    batch: dict[str, Any] = {}
+    for key, value in first.items():
+        base = value._base if isinstance(value, Tensor) else None
+        if base is None or base.shape[0] != len(samples):
+            return dict(default_collate(list(samples)))
+        for row, sample in enumerate(samples):
+            item = sample.get(key)
+            if (
+                not isinstance(item, Tensor)
+                or item._base is not base
+                or item.data_ptr() != base[row].data_ptr()
+                or item.shape != base.shape[1:]
+            ):
+                return dict(default_collate(list(samples)))
+        batch[key] = base
+    if any(set(sample) != set(first) for sample in samples):
+        return dict(default_collate(list(samples)))
+    return batch
