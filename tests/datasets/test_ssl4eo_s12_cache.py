@@ -450,6 +450,9 @@ def test_batched_cache_reads_equal_per_sample_reads(caches: dict[str, str]) -> N
         expected = torch.stack([s[key] for s in singles])
         assert torch.equal(bits(stacked[key]), bits(expected))
         assert stacked[key].data_ptr() != singles[0][key].data_ptr()
+    # Samples that are not dictionaries are collated as usual too.
+    plain = collate_batch_rows([torch.ones(2), torch.zeros(2)])
+    assert torch.equal(plain, torch.tensor([[1.0, 1.0], [0.0, 0.0]]))
     # A buffer of the wrong type is refused, naming what the product needs.
     ds = SSL4EOS12Pairs(ROOT, size=24, cache=caches['raw'])
     with pytest.raises(ValueError, match='needs uint16'):

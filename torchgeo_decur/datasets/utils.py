@@ -65,7 +65,7 @@ def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(strides)
 
 
-def collate_batch_rows(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def collate_batch_rows(samples: Sequence[Any]) -> Any:
     """Collate samples, returning batch buffers whose rows they already are.
 
     A dataset's ``__getitems__`` can read a whole batch into one buffer per key
@@ -75,17 +75,20 @@ def collate_batch_rows(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     goes through :func:`torch.utils.data.default_collate`.
 
     Args:
-        samples: Sample dictionaries, in batch order.
+        samples: Samples in batch order (dictionaries of tensors, or anything
+            :func:`~torch.utils.data.default_collate` takes).
 
     Returns:
-        The batch dictionary.
+        The batch.
     """
     first = samples[0]
+    if not all(isinstance(sample, dict) for sample in samples):
+        return default_collate(list(samples))
     batch: dict[str, Any] = {}
     for key, value in first.items():
         base = value._base if isinstance(value, Tensor) else None
         if base is None or base.shape[0] != len(samples):
-            return dict(default_collate(list(samples)))
+            return default_collate(list(samples))
         for row, sample in enumerate(samples):
             item = sample.get(key)
             if (
@@ -94,8 +97,8 @@ def collate_batch_rows(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 or item.data_ptr() != base[row].data_ptr()
                 or item.shape != base.shape[1:]
             ):
-                return dict(default_collate(list(samples)))
+                return default_collate(list(samples))
         batch[key] = base
     if any(set(sample) != set(first) for sample in samples):
-        return dict(default_collate(list(samples)))
+        return default_collate(list(samples))
     return batch
