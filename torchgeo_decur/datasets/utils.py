@@ -53,16 +53,10 @@ def batch_buffer(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
     nbytes = math.prod(shape) * dtype.itemsize
     storage: torch.UntypedStorage = torch.UntypedStorage._new_shared(nbytes)  # type: ignore[no-untyped-call]
     out = torch.empty(0, dtype=dtype)
-    out.set_(storage, 0, tuple(shape), _contiguous_strides(shape))
+    # Without strides set_ makes the tensor contiguous; torch's stubs list only
+    # the overload that takes them.
+    out.set_(storage, 0, tuple(shape))  # type: ignore[call-overload]
     return out
-
-
-def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
-    """Element strides of a C-contiguous tensor of ``shape``."""
-    strides = [1] * len(shape)
-    for i in range(len(shape) - 2, -1, -1):
-        strides[i] = strides[i + 1] * shape[i + 1]
-    return tuple(strides)
 
 
 def collate_batch_rows(samples: Sequence[Any]) -> Any:
