@@ -7,10 +7,12 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
+from torch.utils.data import Dataset
 
 
 def pick_device(name: str) -> torch.device:
@@ -109,3 +111,29 @@ def write_json(path: str, result: dict[str, Any], overwrite: bool = False) -> No
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+class CycledSamples(Dataset[dict[str, Tensor]]):
+    """Returns a few preloaded samples in turn: no reading or decoding.
+
+    What is left of loading is the DataLoader's own cost (collation, the move
+    through worker shared memory), the floor every real dataset is compared with.
+    """
+
+    def __init__(self, samples: Sequence[dict[str, Tensor]], length: int) -> None:
+        """Initialize a new CycledSamples instance.
+
+        Args:
+            samples: The samples, returned in turn.
+            length: Dataset length (any number of indices).
+        """
+        self.samples = list(samples)
+        self.length = length
+
+    def __len__(self) -> int:
+        """The given length."""
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Sample ``index`` modulo the number of samples."""
+        return self.samples[index % len(self.samples)]

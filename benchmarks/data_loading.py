@@ -43,7 +43,7 @@ from torchgeo_decur.datamodules.utils import tune_worker_memory
 from torchgeo_decur.datasets import SSL4EOS12Pairs
 from torchgeo_decur.datasets.utils import collate_batch_rows
 
-from .common import emit, environment, pick_device
+from .common import CycledSamples, emit, environment, pick_device
 
 
 class AsFloat32(Dataset[dict[str, Tensor]]):
@@ -57,20 +57,6 @@ class AsFloat32(Dataset[dict[str, Tensor]]):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         return {k: v.float() for k, v in self.dataset[index].items()}
-
-
-class Preloaded(Dataset[dict[str, Tensor]]):
-    """Returns one fixed sample: the DataLoader's own cost (collate, transfer)."""
-
-    def __init__(self, sample: dict[str, Tensor], length: int) -> None:
-        self.sample = sample
-        self.length = length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        return self.sample
 
 
 def _cpu_seconds() -> float:
@@ -223,13 +209,13 @@ def main(argv: list[str] | None = None) -> None:
                 todo[f'{name}+float32'] = (AsFloat32(dataset), args.cache_samples)
             if args.floor:
                 todo[f'floor:{name}'] = (
-                    Preloaded(sample, len(dataset)),
+                    CycledSamples([sample], len(dataset)),
                     args.cache_samples,
                 )
                 if f'{name}+float32' in todo:
                     todo[f'floor:{name}+float32'] = (
-                        Preloaded(
-                            {k: v.float() for k, v in sample.items()}, len(dataset)
+                        CycledSamples(
+                            [{k: v.float() for k, v in sample.items()}], len(dataset)
                         ),
                         args.cache_samples,
                     )

@@ -58,19 +58,26 @@ from torchgeo_decur.transforms.augmentations import (
 )
 from torchgeo_decur.transforms.normalize import Dequantize
 
-from .common import emit, environment, pick_device, synchronize, write_json
+from .common import (
+    CycledSamples,
+    emit,
+    environment,
+    pick_device,
+    synchronize,
+    write_json,
+)
 
 CHANNELS = {'s1': 2, 's2': 13}
 PRESETS = {'s1': 'sar', 's2': 'optical'}
 VARIANTS = ('ours', 'reference')
 
 
-class UInt8Samples(Dataset[dict[str, Tensor]]):
+class UInt8Samples(CycledSamples):
     """A few random uint8 samples (two stacked views per modality), in turn."""
 
     def __init__(self, size: int, length: int, distinct: int = 8) -> None:
         g = torch.Generator().manual_seed(0)
-        self.samples = [
+        samples = [
             {
                 f'image_{m}': torch.randint(
                     0, 256, (2 * c, size, size), generator=g, dtype=torch.uint8
@@ -79,13 +86,7 @@ class UInt8Samples(Dataset[dict[str, Tensor]]):
             }
             for _ in range(distinct)
         ]
-        self.length = length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        return self.samples[index % len(self.samples)]
+        super().__init__(samples, length)
 
 
 class AugmentedOnCPU(UInt8Samples):

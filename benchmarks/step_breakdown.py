@@ -73,6 +73,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchgeo_decur import DeCURTask
 
 from .common import (
+    CycledSamples,
     current_rss_mib,
     emit,
     environment,
@@ -183,27 +184,19 @@ def set_crop_mode(task: DeCURTask, mode: str) -> None:
                 op._compute_matrix_lazily = mode == 'slice'
 
 
-class PreloadedSamples(Dataset[dict[str, Tensor]]):
-    """A few random samples in [0, 1], returned in turn (no reading or decoding)."""
-
-    def __init__(
-        self, channels: Mapping[str, int], size: int, length: int, distinct: int = 4
-    ) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.samples = [
-            {
-                f'image_{m}': torch.rand(2 * c, size, size, generator=g)
-                for m, c in channels.items()
-            }
-            for _ in range(distinct)
-        ]
-        self.length = length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        return self.samples[index % len(self.samples)]
+def preloaded_samples(
+    channels: Mapping[str, int], size: int, length: int, distinct: int = 4
+) -> CycledSamples:
+    """A few random samples in [0, 1] (two stacked views per modality), in turn."""
+    g = torch.Generator().manual_seed(0)
+    samples = [
+        {
+            f'image_{m}': torch.rand(2 * c, size, size, generator=g)
+            for m, c in channels.items()
+        }
+        for _ in range(distinct)
+    ]
+    return CycledSamples(samples, length)
 
 
 def build_data(
@@ -232,7 +225,7 @@ def build_data(
         return iter([batch] * batches), identity, channels
     dataset: Dataset[dict[str, Tensor]]
     if args.data == 'synthetic':
-        dataset = PreloadedSamples(channels, s, n * batches)
+        dataset = preloaded_samples(channels, s, n * batches)
         collate = None
         normalize = identity
     else:
