@@ -98,6 +98,9 @@ def test_data_loading_benchmark() -> None:
         assert path['samples_per_second'] > 0
         assert path['cpu_seconds_per_sample'] > 0
     assert result['paths']['cache:uint8']['write_seconds'] > 0
+    bandwidth = result['copy_bandwidth']
+    assert set(bandwidth) == {'memcpy_gb_per_s', 'file_read_gb_per_s'}
+    assert all(0 < rate < float('inf') for rate in bandwidth.values())
     assert result['speedup_vs_geotiff']['cache:uint8'] > 0
     # Storage types vs the float32 baseline; floors load what their path loads.
     dtypes = result['dtypes']
