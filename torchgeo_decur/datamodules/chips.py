@@ -17,8 +17,8 @@ checkpoint.
 import os
 import warnings
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal, cast
+from collections.abc import Sequence
+from typing import Literal, cast
 
 import torch
 from torch import Tensor
@@ -31,9 +31,8 @@ from ..transforms.statistics import BandStatistics
 from .scaling import (
     BandStats,
     StatisticsState,
-    check_channels,
+    TaskAgreement,
     check_statistics,
-    check_task_modalities,
     clip_normalization,
     finish_estimate,
     given_statistics,
@@ -65,7 +64,9 @@ def read_split_file(path: str) -> list[str]:
     return keys
 
 
-class PairedChipsDataModule(StatisticsState, OptionalValidation, NonGeoDataModule):
+class PairedChipsDataModule(
+    TaskAgreement, StatisticsState, OptionalValidation, NonGeoDataModule
+):
     """Multimodal chips from one folder per modality, for pretraining.
 
     Chips are paired by key (file stem, or what ``pattern`` extracts from it; see
@@ -81,6 +82,8 @@ class PairedChipsDataModule(StatisticsState, OptionalValidation, NonGeoDataModul
     with ``seed`` (nodata and non-finite values left out) and saved in
     ``hparams['statistics']``, which Lightning writes into every checkpoint.
     """
+
+    modality_noun = 'folders'
 
     def __init__(
         self,
@@ -308,47 +311,6 @@ class PairedChipsDataModule(StatisticsState, OptionalValidation, NonGeoDataModul
 
     def _build_aug(self) -> None:
         self.aug = clip_normalization(self.hparams['statistics'], self.modalities)
-
-    # ------------------------------------------------------- task agreement
-    def _task(self) -> Any:
-        trainer = getattr(self, 'trainer', None)
-        return None if trainer is None else trainer.lightning_module
-
-    def _check_task_hparams(self) -> None:
-        """Compare modality names and given channel counts with the task's."""
-        task = self._task()
-        check_task_modalities(task, self.modalities, self._describe, 'folders')
-        given = (getattr(task, 'hparams', None) or {}).get('in_channels') or {}
-        check_channels(self.channels, given, 'the task has in_channels', self._describe)
-
-    def on_after_batch_transfer(
-        self, batch: dict[str, Any], dataloader_idx: int
-    ) -> dict[str, Any]:
-        """Check the first batch against the task, then scale on the device.
-
-        Args:
-            batch: Batch dictionary on the device.
-            dataloader_idx: Index of the loader.
-
-        Returns:
-            The batch with every ``image_<m>`` scaled to [0, 1].
-        """
-        if not self._checked_task:
-            channels = getattr(self._task(), 'in_channels', None)
-            if isinstance(channels, Mapping):
-                check_channels(
-                    self.channels,
-                    channels,
-                    'the task expects in_channels',
-                    self._describe,
-                )
-            self._checked_task = True
-        key = f'image_{self.modalities[0]}'
-        if key in batch and isinstance(self.aug, torch.nn.Module):
-            self.aug.to(batch[key].device)
-        return cast(
-            dict[str, Any], super().on_after_batch_transfer(batch, dataloader_idx)
-        )
 
 
 __all__ = ('PairedChipsDataModule', 'read_split_file')

@@ -41,9 +41,8 @@ from ..transforms.statistics import BandStatistics, valid_mask
 from .scaling import (
     BandStats,
     StatisticsState,
-    check_channels,
+    TaskAgreement,
     check_statistics,
-    check_task_modalities,
     clip_normalization,
     finish_estimate,
     given_statistics,
@@ -316,7 +315,7 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
 
 
 class MultimodalGeoDataModule(
-    PinMemoryOnCuda, StatisticsState, OptionalValidation, GeoDataModule
+    PinMemoryOnCuda, TaskAgreement, StatisticsState, OptionalValidation, GeoDataModule
 ):
     """Co-registered multimodal patches from any torchgeo RasterDatasets.
 
@@ -349,6 +348,8 @@ class MultimodalGeoDataModule(
     left out) and saved in ``hparams['statistics']``, which Lightning writes into
     every checkpoint (``datamodule_hyper_parameters``).
     """
+
+    modality_noun = 'datasets'
 
     def __init__(
         self,
@@ -632,47 +633,8 @@ class MultimodalGeoDataModule(
             self.aug = to_float32(self.modalities)
 
     # ------------------------------------------------------- task agreement
-    def _task(self) -> Any:
-        trainer = getattr(self, 'trainer', None)
-        return None if trainer is None else trainer.lightning_module
-
-    def _check_task_hparams(self) -> None:
-        """Compare modality names and given channel counts with the task's."""
-        task = self._task()
-        check_task_modalities(task, self.modalities, self._describe, 'datasets')
-        given = (getattr(task, 'hparams', None) or {}).get('in_channels') or {}
-        self._check_channels(given, 'the task has in_channels')
-
     def _describe(self, m: str) -> str:
         return describe(self.datasets[m])
-
-    def _check_channels(self, expected: Mapping[str, int], what: str) -> None:
-        check_channels(self.channels, expected, what, self._describe)
-
-    def on_after_batch_transfer(
-        self, batch: dict[str, Any], dataloader_idx: int
-    ) -> dict[str, Any]:
-        """Check the first batch against the task, then scale on the device.
-
-        Args:
-            batch: Batch dictionary on the device.
-            dataloader_idx: Index of the loader.
-
-        Returns:
-            The batch with every ``image_<m>`` scaled to [0, 1].
-        """
-        if not self._checked_task:
-            task = self._task()
-            channels = getattr(task, 'in_channels', None)
-            if isinstance(channels, Mapping):
-                self._check_channels(channels, 'the task expects in_channels')
-            self._checked_task = True
-        key = f'image_{self.modalities[0]}'
-        if key in batch and isinstance(self.aug, torch.nn.Module):
-            self.aug.to(batch[key].device)
-        return cast(
-            dict[str, Any], super().on_after_batch_transfer(batch, dataloader_idx)
-        )
 
 
 class ContainedGridSampler(GeoSampler):

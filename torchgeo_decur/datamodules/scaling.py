@@ -215,3 +215,83 @@ class StatisticsState:
         if state_dict.get('statistics') and self.hparams['normalize']:
             self.hparams['statistics'] = state_dict['statistics']
             self._build_aug()
+
+
+class TaskAgreement:
+    """Data module mixin: check the data against the task, scale on the device.
+
+    The data modules of own data name their modalities (after folders or
+    datasets) and count their bands; a task built for other names or band counts
+    would fail later with a shape error far from the cause. This mixin compares
+    them with the task's ``modalities`` and ``in_channels`` hyperparameters (when
+    the data module calls :meth:`_check_task_hparams` at ``setup``) and with the
+    task's resolved ``in_channels`` on the first batch, then moves the on-device
+    scaling (``self.aug``) to the batch's device and applies it. It must come
+    before torchgeo's data module class among the bases, whose
+    ``on_after_batch_transfer`` applies ``self.aug``.
+    """
+
+    #: What the user names after the modalities, for messages (e.g. 'folders').
+    modality_noun: str
+    channels: dict[str, int]
+    aug: Any
+    trainer: Any
+    _checked_task: bool = False
+
+    @property
+    def modalities(self) -> list[str]:  # pragma: no cover - data module's own
+        """Modality names, in the data module's order."""
+        raise NotImplementedError
+
+    def _describe(self, m: str) -> str:  # pragma: no cover - data module's own
+        raise NotImplementedError
+
+    def _task(self) -> Any:
+        """The Lightning module being trained, or None outside a trainer."""
+        trainer = getattr(self, 'trainer', None)
+        return None if trainer is None else trainer.lightning_module
+
+    def _check_task_hparams(self) -> None:
+        """Compare modality names and given channel counts with the task's.
+
+        Raises:
+            ValueError: If the names or the band counts differ.
+        """
+        task = self._task()
+        check_task_modalities(task, self.modalities, self._describe, self.modality_noun)
+        given = (getattr(task, 'hparams', None) or {}).get('in_channels') or {}
+        check_channels(self.channels, given, 'the task has in_channels', self._describe)
+
+    def on_after_batch_transfer(
+        self, batch: dict[str, Any], dataloader_idx: int
+    ) -> dict[str, Any]:
+        """Check the first batch against the task, then scale on the device.
+
+        Args:
+            batch: Batch dictionary on the device.
+            dataloader_idx: Index of the loader.
+
+        Returns:
+            The batch with every ``image_<m>`` scaled (or converted to float32).
+
+        Raises:
+            ValueError: On the first batch, if the task's resolved
+                ``in_channels`` differ from the data's band counts.
+        """
+        if not self._checked_task:
+            channels = getattr(self._task(), 'in_channels', None)
+            if isinstance(channels, Mapping):
+                check_channels(
+                    self.channels,
+                    channels,
+                    'the task expects in_channels',
+                    self._describe,
+                )
+            self._checked_task = True
+        key = f'image_{self.modalities[0]}'
+        if key in batch and isinstance(self.aug, torch.nn.Module):
+            self.aug.to(batch[key].device)
+        transferred: dict[str, Any] = super().on_after_batch_transfer(  # type: ignore[misc]
+            batch, dataloader_idx
+        )
+        return transferred
