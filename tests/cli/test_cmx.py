@@ -3,6 +3,8 @@
 The input is a DeCURTask-layout checkpoint of two MiT encoders holding just the
 keys that identify the variant (stem, per-stage blocks and norms) at MiT-B0
 sizes, so every run stays small; ``tests/test_export_cmx.py`` covers real files.
+The first refusal and the kill run the command in a subprocess; set-up exports
+and the other refusals call the same entry point in this process.
 """
 
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import one_line_error, run_cli, snapshot
+from .conftest import one_line_error, run_cli, run_in_process, snapshot
 from .test_export import kill_mid_write, temporaries
 
 #: smp's MiT-B0: blocks per stage and stage widths.
@@ -40,18 +42,20 @@ def mit_checkpoint(path: Path, seed: int = 0) -> Path:
 EXPECTED = ('b0_hha.pth', 'b0_rgb.pth', 'b0_rgb_hha_cmx.pth')
 
 
-def test_second_export_refused_then_overwrite(tmp_path: Path) -> None:
+def test_second_export_refused_then_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / 'out'
     ckpt = mit_checkpoint(tmp_path / 'mit.ckpt')
     args = ['cmx', str(ckpt), '--out-dir', str(out), '--stem', 'b0']
-    assert run_cli(*args).returncode == 0
+    assert run_in_process(capsys, *args).returncode == 0
     before = snapshot(str(out))
     assert sorted(before) == list(EXPECTED)
     mit_checkpoint(ckpt, seed=1)
     line = one_line_error(run_cli(*args), 'cmx')
     assert 'already exist' in line
     assert snapshot(str(out)) == before
-    assert run_cli(*args, '--overwrite').returncode == 0
+    assert run_in_process(capsys, *args, '--overwrite').returncode == 0
     after = snapshot(str(out))
     assert all(after[name] != before[name] for name in EXPECTED)
     dual = torch.load(out / 'b0_rgb_hha_cmx.pth', weights_only=True)
@@ -60,7 +64,9 @@ def test_second_export_refused_then_overwrite(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize('case', ['directory', 'truncated', 'text'])
-def test_unreadable_weights_are_one_line(tmp_path: Path, case: str) -> None:
+def test_unreadable_weights_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
     path = tmp_path / 'weights.pth'
     if case == 'directory':
         path.mkdir()
@@ -70,30 +76,37 @@ def test_unreadable_weights_are_one_line(tmp_path: Path, case: str) -> None:
     else:
         path.write_text('<html>404</html>\n')
     line = one_line_error(
-        run_cli('cmx', str(path), '--out-dir', str(tmp_path / 'out')), 'cmx'
+        run_in_process(capsys, 'cmx', str(path), '--out-dir', str(tmp_path / 'out')),
+        'cmx',
     )
     assert repr(str(path)) in line
 
 
-def test_out_dir_that_is_a_file(tmp_path: Path) -> None:
+def test_out_dir_that_is_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / 'taken'
     target.write_text('keep me')
     ckpt = mit_checkpoint(tmp_path / 'mit.ckpt')
-    line = one_line_error(run_cli('cmx', str(ckpt), '--out-dir', str(target)), 'cmx')
+    line = one_line_error(
+        run_in_process(capsys, 'cmx', str(ckpt), '--out-dir', str(target)), 'cmx'
+    )
     assert str(target) in line
     assert target.read_text() == 'keep me'
 
 
-def test_kill_during_cmx_keeps_previous_files(tmp_path: Path) -> None:
+def test_kill_during_cmx_keeps_previous_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / 'out'
     ckpt = mit_checkpoint(tmp_path / 'mit.ckpt')
     args = ['cmx', str(ckpt), '--out-dir', str(out), '--stem', 'b0']
-    assert run_cli(*args).returncode == 0
+    assert run_in_process(capsys, *args).returncode == 0
     before = snapshot(str(out))
     mit_checkpoint(ckpt, seed=1)
     kill_mid_write([*args, '--overwrite'], out)
     visible = {k: v for k, v in snapshot(str(out)).items() if not k.startswith('.')}
     assert visible == before
-    assert run_cli(*args, '--overwrite').returncode == 0
+    assert run_in_process(capsys, *args, '--overwrite').returncode == 0
     assert not temporaries(out)
     assert sorted(snapshot(str(out))) == list(EXPECTED)

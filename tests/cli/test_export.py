@@ -1,5 +1,11 @@
 """``torchgeo-decur export`` under faults, driven through the real command.
 
+Each fault that needs its own process (a kill mid-write, a file size limit) and
+the first refusal run ``torchgeo-decur`` in a subprocess; the other refusals and
+the set-up exports call the same entry point in this process
+(:func:`~tests.cli.conftest.run_in_process`), which skips a fresh interpreter's
+start-up.
+
 The checkpoints are Lightning checkpoints in the layout of this package's
 two-encoder tasks (``state_dict`` with ``backbones.<m>.*`` / ``projectors.<m>.*``
 and ``hyper_parameters``), kept tiny: the export only rearranges keys, and
@@ -19,7 +25,7 @@ from typing import Any
 import pytest
 import torch
 
-from .conftest import cli_env, one_line_error, run_cli, snapshot
+from .conftest import cli_env, one_line_error, run_cli, run_in_process, snapshot
 
 
 def write_checkpoint(
@@ -51,11 +57,13 @@ def write_checkpoint(
 EXPECTED = ('ckpt_joint_decur.pth', 'ckpt_s1_decur.pth', 'ckpt_s2_decur.pth')
 
 
-def exported(tmp_path: Path, seed: int = 0) -> tuple[Path, dict[str, bytes]]:
-    """Export a checkpoint once; return the output folder and its files."""
+def exported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], seed: int = 0
+) -> tuple[Path, dict[str, bytes]]:
+    """Export a checkpoint once (in this process); return the folder and files."""
     ckpt = write_checkpoint(tmp_path / 'ckpt.ckpt', seed)
     out = tmp_path / 'out'
-    result = run_cli('export', str(ckpt), '--output-dir', str(out))
+    result = run_in_process(capsys, 'export', str(ckpt), '--output-dir', str(out))
     assert result.returncode == 0, result.stderr
     files = snapshot(str(out))
     assert sorted(files) == list(EXPECTED)
@@ -66,8 +74,10 @@ def temporaries(folder: Path) -> list[str]:
     return glob.glob(os.path.join(folder, '.*.tmp-*'))
 
 
-def test_second_export_refused_then_overwrite_replaces(tmp_path: Path) -> None:
-    out, before = exported(tmp_path)
+def test_second_export_refused_then_overwrite_replaces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, before = exported(tmp_path, capsys)
     ckpt = write_checkpoint(tmp_path / 'ckpt.ckpt', seed=1)  # new weights
     line = one_line_error(
         run_cli('export', str(ckpt), '--output-dir', str(out)), 'export'
@@ -90,7 +100,9 @@ def test_second_export_refused_then_overwrite_replaces(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize('case', ['missing', 'directory', 'truncated', 'text', 'empty'])
-def test_unreadable_checkpoint_is_one_line(tmp_path: Path, case: str) -> None:
+def test_unreadable_checkpoint_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
     path = tmp_path / 'model.ckpt'
     if case == 'directory':
         path.mkdir()
@@ -103,29 +115,34 @@ def test_unreadable_checkpoint_is_one_line(tmp_path: Path, case: str) -> None:
         path.write_bytes(b'')
     out = tmp_path / 'out'
     line = one_line_error(
-        run_cli('export', str(path), '--output-dir', str(out)), 'export'
+        run_in_process(capsys, 'export', str(path), '--output-dir', str(out)), 'export'
     )
     assert repr(str(path)) in line
     assert not out.exists() or not os.listdir(out)
 
 
-def test_output_dir_that_is_a_file(tmp_path: Path) -> None:
+def test_output_dir_that_is_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ckpt = write_checkpoint(tmp_path / 'ckpt.ckpt')
     target = tmp_path / 'taken'
     target.write_text('keep me')
     line = one_line_error(
-        run_cli('export', str(ckpt), '--output-dir', str(target)), 'export'
+        run_in_process(capsys, 'export', str(ckpt), '--output-dir', str(target)),
+        'export',
     )
     assert str(target) in line
     assert 'not a directory' in line
     assert target.read_text() == 'keep me'
 
 
-def test_non_finite_weights_are_refused_naming_the_key(tmp_path: Path) -> None:
+def test_non_finite_weights_are_refused_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ckpt = write_checkpoint(tmp_path / 'ckpt.ckpt', nan=True)
     out = tmp_path / 'out'
     line = one_line_error(
-        run_cli('export', str(ckpt), '--output-dir', str(out)), 'export'
+        run_in_process(capsys, 'export', str(ckpt), '--output-dir', str(out)), 'export'
     )
     assert "'module.backbone_2.conv1.weight'" in line
     assert 'non-finite' in line
@@ -143,9 +160,9 @@ def _file_size_limit() -> None:
 
 
 def test_full_disk_keeps_previous_files_and_leaves_no_temporary(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out, before = exported(tmp_path)
+    out, before = exported(tmp_path, capsys)
     big = write_checkpoint(tmp_path / 'ckpt.ckpt', seed=1, big=512)  # ~150 KiB
     result = run_cli(
         'export',
@@ -179,13 +196,17 @@ def _writable_again(folder: Path) -> None:
     folder.chmod(0o755)
 
 
-def test_read_only_target_is_one_line(tmp_path: Path) -> None:
-    out, before = exported(tmp_path)
+def test_read_only_target_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, before = exported(tmp_path, capsys)
     if not _immutable(out):
         pytest.skip('cannot make a folder read-only here (root without chattr)')
     try:
         ckpt = write_checkpoint(tmp_path / 'ckpt.ckpt', seed=1)
-        result = run_cli('export', str(ckpt), '--output-dir', str(out), '--overwrite')
+        result = run_in_process(
+            capsys, 'export', str(ckpt), '--output-dir', str(out), '--overwrite'
+        )
         line = one_line_error(result, 'export')
         assert str(out) in line
     finally:
@@ -233,15 +254,19 @@ def kill_mid_write(args: list[str], out: Path) -> None:
     assert process.returncode == -signal.SIGKILL
 
 
-def test_kill_during_export_keeps_previous_files(tmp_path: Path) -> None:
-    out, before = exported(tmp_path)
+def test_kill_during_export_keeps_previous_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, before = exported(tmp_path, capsys)
     ckpt = write_checkpoint(tmp_path / 'ckpt.ckpt', seed=1)
     kill_mid_write(['export', str(ckpt), '--output-dir', str(out), '--overwrite'], out)
     visible = {k: v for k, v in snapshot(str(out)).items() if not k.startswith('.')}
     assert visible == before  # every previous file intact
     assert temporaries(out)  # the interrupted run's partial files
     # The next run finishes the job and removes what the killed one left.
-    result = run_cli('export', str(ckpt), '--output-dir', str(out), '--overwrite')
+    result = run_in_process(
+        capsys, 'export', str(ckpt), '--output-dir', str(out), '--overwrite'
+    )
     assert result.returncode == 0, result.stderr
     assert not temporaries(out)
     after = snapshot(str(out))
