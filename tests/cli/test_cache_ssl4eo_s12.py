@@ -1,8 +1,9 @@
 """``torchgeo-decur cache-ssl4eo-s12`` never mixes sources, driven through the command.
 
-The write, resume, overwrite and one refusal of each kind run the installed
-command in a subprocess; further refusals of the same kind call its ``main`` in
-this process (the same code path, without a fresh interpreter's start-up).
+The write, resume, overwrite and one refusal run the installed command in a
+subprocess; the other refusals call its ``main`` in this process (the same code
+path, and the same exit status and one-line message, without a fresh
+interpreter's start-up).
 """
 
 import json
@@ -112,7 +113,7 @@ def test_same_settings_resume_and_clean_temporaries(cache: Path) -> None:
 
 
 def test_interrupted_first_run_resumes_but_refuses_other_settings(
-    cache: Path,
+    cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = cache
     # Make it look like the first run died before its manifest was written.
@@ -122,7 +123,9 @@ def test_interrupted_first_run_resumes_but_refuses_other_settings(
     (out / 'writing.json').write_text(json.dumps(settings))
     os.remove(out / 's2c' / '0000001.npy')
     line = one_line_error(
-        run_cli(*cache_args(ROOT, out, '--size', '24', '--encoding', 'float32')),
+        run_in_process(
+            capsys, *cache_args(ROOT, out, '--size', '24', '--encoding', 'float32')
+        ),
         'cache-ssl4eo-s12',
     )
     assert "encoding='raw'" in line
@@ -151,18 +154,18 @@ def test_overwrite_replaces_the_whole_cache(cache: Path, tmp_path: Path) -> None
     assert np.load(cache / 's1' / '0000000.npy').shape == (8, 12, 12)
 
 
-def test_old_format_version_is_refused_with_rewrite_hint(cache: Path) -> None:
+def test_old_format_version_is_refused_with_rewrite_hint(
+    cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     manifest = json.loads((cache / 'manifest.json').read_text())
     manifest['version'] = 1
     (cache / 'manifest.json').write_text(json.dumps(manifest))
-    line = one_line_error(
-        run_cli(*cache_args(ROOT, cache, '--size', '24')), 'cache-ssl4eo-s12'
-    )
+    args = cache_args(ROOT, cache, '--size', '24')
+    line = one_line_error(run_in_process(capsys, *args), 'cache-ssl4eo-s12')
     assert 'version=1' in line
     assert '--overwrite' in line
-    assert (
-        run_cli(*cache_args(ROOT, cache, '--size', '24', '--overwrite')).returncode == 0
-    )
+    assert run_in_process(capsys, *args, '--overwrite').returncode == 0
+    assert json.loads((cache / 'manifest.json').read_text())['version'] != 1
 
 
 @pytest.mark.parametrize('damage', ['broken-json', 'not-an-object'])
@@ -204,9 +207,12 @@ def test_output_that_is_a_file(
     assert out.read_text() == 'keep me'
 
 
-def test_missing_root_is_one_line(tmp_path: Path) -> None:
+def test_missing_root_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / 'nowhere'
     line = one_line_error(
-        run_cli(*cache_args(str(missing), tmp_path / 'cache')), 'cache-ssl4eo-s12'
+        run_in_process(capsys, *cache_args(str(missing), tmp_path / 'cache')),
+        'cache-ssl4eo-s12',
     )
     assert str(missing) in line
