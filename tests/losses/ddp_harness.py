@@ -1,7 +1,7 @@
 """Check that a gathered loss under DDP equals the single-process loss.
 
-``check_ddp_equivalence(make_loss, world_size=2)`` trains nothing: it builds two small
-encoders without BatchNorm (SyncBatchNorm cannot run on CPU/gloo), feeds each of
+``check_ddp_equivalence_many({name: make_loss}, world_size=2)`` trains nothing:
+it builds two small encoders without BatchNorm (SyncBatchNorm cannot run on CPU/gloo), feeds each of
 ``world_size`` gloo processes its slice of one global batch, runs the loss with
 gathering enabled under ``DistributedDataParallel`` and returns the loss and the
 DDP-averaged gradients of rank 0, together with the loss and gradients of one
@@ -20,6 +20,9 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 LossFactory = Callable[[bool], Callable[..., Tensor]]
+#: Per loss name: (distributed results of rank 0 plus ``'ranks'``, single-process
+#: results), as :func:`check_ddp_equivalence_many` returns them.
+DDPResults = dict[str, tuple[dict[str, object], dict[str, object]]]
 
 PER_RANK = 6
 IN_DIM = 5
@@ -106,8 +109,8 @@ def _worker(
 
 def check_ddp_equivalence_many(
     factories: dict[str, LossFactory], world_size: int = 2, modalities: int = 2
-) -> dict[str, tuple[dict[str, object], dict[str, object]]]:
-    """Like :func:`check_ddp_equivalence` for several losses in ONE process group.
+) -> DDPResults:
+    """Run losses distributed and on one process; return both results per loss.
 
     Spawning the processes dominates the run time, so checking several losses in
     one spawn keeps the suite fast.
@@ -115,8 +118,16 @@ def check_ddp_equivalence_many(
     ``modalities`` encoders get 2 x ``modalities`` views, and the losses are called
     with (m1 v1, m1 v2, m2 v1, m2 v2, ...).
 
+    Args:
+        factories: Loss name -> picklable callable: ``make_loss(gather_distributed)``
+            returns the loss function.
+        world_size: Number of gloo processes.
+        modalities: Number of modalities (encoders).
+
     Returns:
-        ``{name: (distributed, single)}``.
+        ``{name: (distributed, single)}``, each ``{'loss': Tensor, 'grads':
+        {name: Tensor}}``; ``distributed`` also has ``'ranks'``, the results of
+        every rank.
     """
     with tempfile.TemporaryDirectory() as folder:
         mp.spawn(
@@ -143,23 +154,6 @@ def check_ddp_equivalence_many(
     return out
 
 
-def check_ddp_equivalence(
-    make_loss: LossFactory, world_size: int = 2
-) -> tuple[dict[str, object], dict[str, object]]:
-    """Run the loss distributed and on one process; return both results.
-
-    Args:
-        make_loss: Picklable callable: ``make_loss(gather_distributed)`` returns the
-            loss function.
-        world_size: Number of gloo processes.
-
-    Returns:
-        ``(distributed, single)``, each ``{'loss': Tensor, 'grads': {name: Tensor}}``;
-        ``distributed`` also has ``'ranks'``, the results of every rank.
-    """
-    return check_ddp_equivalence_many({'loss': make_loss}, world_size)['loss']
-
-
 def assert_results_equivalent(
     name: str, dist_out: dict[str, object], single: dict[str, object], rtol: float
 ) -> None:
@@ -179,22 +173,3 @@ def assert_results_equivalent(
     for param, g in single['grads'].items():  # type: ignore[attr-defined]
         got = grads[param]  # type: ignore[index]
         assert torch.allclose(got, g, rtol=rtol, atol=1e-6 * scale), (name, param)
-
-
-def assert_ddp_equivalent(
-    make_loss: LossFactory, world_size: int = 2, rtol: float = 1e-5
-) -> None:
-    """Assert loss and DDP-averaged gradients equal the single-process ones."""
-    assert_ddp_equivalent_many({'loss': make_loss}, world_size, rtol)
-
-
-def assert_ddp_equivalent_many(
-    factories: dict[str, LossFactory],
-    world_size: int = 2,
-    rtol: float = 1e-5,
-    modalities: int = 2,
-) -> None:
-    """:func:`assert_ddp_equivalent` for several losses, sharing one spawn."""
-    results = check_ddp_equivalence_many(factories, world_size, modalities)
-    for name, (dist_out, single) in results.items():
-        assert_results_equivalent(name, dist_out, single, rtol)

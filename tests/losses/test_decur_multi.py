@@ -9,7 +9,11 @@ from torch import Tensor
 
 from torchgeo_decur.losses import DeCURLoss, decur_loss, decur_loss_multi
 
-from .ddp_harness import assert_ddp_equivalent_many, check_ddp_equivalence_many
+from .ddp_harness import (
+    DDPResults,
+    assert_results_equivalent,
+    check_ddp_equivalence_many,
+)
 from .reference import barlow, correlation, decur_reference
 
 
@@ -154,29 +158,33 @@ def _call_multimodal(loss: DeCURLoss, *z: Tensor) -> Tensor:
     return loss.multimodal(list(zip(z[0::2], z[1::2], strict=True))).total
 
 
-@pytest.mark.skipif(
-    not torch.distributed.is_available(), reason='torch.distributed unavailable'
-)
-def test_two_process_ddp_with_three_modalities_equals_one_process() -> None:
-    assert_ddp_equivalent_many(
+@pytest.fixture(scope='module')
+def three_modality_ddp() -> DDPResults:
+    """Gathered (both methods) and local three-modality losses, one spawn."""
+    if not torch.distributed.is_available():
+        pytest.skip('torch.distributed unavailable')
+    return check_ddp_equivalence_many(
         {
             'gram': functools.partial(three_modality_loss, 'gram'),
             'direct': functools.partial(three_modality_loss, 'direct'),
+            'local': functools.partial(_local_three_modality_loss),
         },
         modalities=3,
     )
 
 
-@pytest.mark.skipif(
-    not torch.distributed.is_available(), reason='torch.distributed unavailable'
-)
-def test_three_modality_ddp_check_can_fail() -> None:
+def test_two_process_ddp_with_three_modalities_equals_one_process(
+    three_modality_ddp: DDPResults,
+) -> None:
+    for method in ('gram', 'direct'):
+        dist_out, single = three_modality_ddp[method]
+        assert_results_equivalent(method, dist_out, single, rtol=1e-5)
+
+
+def test_three_modality_ddp_check_can_fail(three_modality_ddp: DDPResults) -> None:
     # Without gathering, each rank's loss is that of its half batch: the check above
     # would catch a loss that does not use the global batch.
-    results = check_ddp_equivalence_many(
-        {'local': functools.partial(_local_three_modality_loss)}, modalities=3
-    )
-    dist_out, single = results['local']
+    dist_out, single = three_modality_ddp['local']
     assert not torch.allclose(dist_out['loss'], single['loss'], rtol=1e-3)  # type: ignore[arg-type]
 
 
