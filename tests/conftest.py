@@ -1,4 +1,7 @@
+import importlib
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +73,33 @@ def fast_init(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(smp_mit, 'trunc_normal_', normal)
     monkeypatch.setattr(timm_vit, 'trunc_normal_', normal)
+
+
+@pytest.fixture
+def run_benchmark(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., dict[str, Any]]:
+    """Run ``python -m benchmarks.<name> ARGS`` in this process; return its JSON.
+
+    Calls the script's ``main(argv)`` (what ``python -m`` runs) from the checkout
+    root, without a fresh interpreter's start-up, and restores what a benchmark
+    may change process-wide: torch's thread count and its random state.
+    """
+
+    def run(module: str, *args: str) -> dict[str, Any]:
+        script = importlib.import_module(module)
+        threads, state = torch.get_num_threads(), torch.get_rng_state()
+        monkeypatch.chdir(ROOT)
+        capsys.readouterr()  # drop what the test printed before
+        try:
+            script.main(list(args))
+        finally:
+            torch.set_num_threads(threads)
+            torch.set_rng_state(state)
+        result: dict[str, Any] = json.loads(capsys.readouterr().out)
+        return result
+
+    return run
 
 
 def quiet_trainer(**kwargs: Any) -> Trainer:

@@ -1,31 +1,21 @@
 """benchmarks/geo_loading.py runs and prints well-formed JSON (tiny settings)."""
 
-import json
-import subprocess
-import sys
-
-from .conftest import ROOT
+from collections.abc import Callable
+from typing import Any
 
 
-def test_geo_loading_benchmark_on_the_fixture() -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'benchmarks.geo_loading',
-            '--patches',
-            '4',
-            '--batch-size',
-            '2',
-            '--repeats',
-            '1',
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result = json.loads(out)
+def test_geo_loading_benchmark_on_the_fixture(
+    run_benchmark: Callable[..., dict[str, Any]],
+) -> None:
+    result = run_benchmark(
+        'benchmarks.geo_loading',
+        '--patches',
+        '4',
+        '--batch-size',
+        '2',
+        '--repeats',
+        '1',
+    )
     fixture = result['paths']['geo:fixture']
     assert fixture['patches'] == 4
     assert fixture['bands'] == {'s1': 2, 's2': 13, 'dem': 1}

@@ -3,28 +3,16 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from .conftest import DATA, ROOT, SSL4EO_S12_LOCATIONS
+from .conftest import DATA, SSL4EO_S12_LOCATIONS
 
 
-def run(*args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, '-m', *args],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out)
-
-
-def test_train_step_benchmark() -> None:
-    result = run(
+def test_train_step_benchmark(run_benchmark: Callable[..., dict[str, Any]]) -> None:
+    result = run_benchmark(
         'benchmarks.train_step',
         '--model',
         'resnet18',
@@ -61,8 +49,8 @@ def test_train_step_benchmark() -> None:
     assert 0 < fast['max_rel_loss_diff_vs_baseline'] < 0.05
 
 
-def test_data_loading_benchmark() -> None:
-    result = run(
+def test_data_loading_benchmark(run_benchmark: Callable[..., dict[str, Any]]) -> None:
+    result = run_benchmark(
         'benchmarks.data_loading',
         '--root',
         os.path.join(DATA, 'ssl4eo_s12'),
@@ -115,8 +103,8 @@ def test_data_loading_benchmark() -> None:
     }
 
 
-def test_decur_loss_benchmark() -> None:
-    result = run(
+def test_decur_loss_benchmark(run_benchmark: Callable[..., dict[str, Any]]) -> None:
+    result = run_benchmark(
         'benchmarks.decur_loss',
         '--device',
         'cpu',
@@ -144,10 +132,12 @@ def test_decur_loss_benchmark() -> None:
         assert check['grads_equal'], (method, check)
 
 
-def test_step_breakdown_benchmark(tmp_path: Any) -> None:
+def test_step_breakdown_benchmark(
+    run_benchmark: Callable[..., dict[str, Any]], tmp_path: Any
+) -> None:
     output = tmp_path / 'breakdown.json'
     # fmt: off
-    result = run(
+    result = run_benchmark(
         'benchmarks.step_breakdown', '--device', 'cpu', '--model', 'resnet18',
         '--batch-size', '2', '--crop', '32', '--input-size', '40',
         '--projector-dims', '32', '32', '--warmup', '1', '--steps', '2',
@@ -180,9 +170,11 @@ def test_step_breakdown_benchmark(tmp_path: Any) -> None:
     assert result['in_channels'] == {'s1': 2, 's2': 13}
 
 
-def test_gpu_decur_vs_reference_tiny(tmp_path: Any) -> None:
+def test_gpu_decur_vs_reference_tiny(
+    run_benchmark: Callable[..., dict[str, Any]], tmp_path: Any
+) -> None:
     output = tmp_path / 'gpu.json'
-    result = run(
+    result = run_benchmark(
         'benchmarks.gpu_decur_vs_reference',
         '--device',
         'cpu',
