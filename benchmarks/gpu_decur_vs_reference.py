@@ -31,7 +31,8 @@ variant (the bracket is reported if the budget runs out).
 
 One run on an H200 takes a few minutes; ``--tiny`` (with ``--device cpu``)
 checks the script end to end (ResNet-18, batch 2, 32 px crops, tiny projector,
-no warm-up, one step, a search capped at batch 2: a CPU has no out-of-memory error to find).
+no warm-up, one step, a search capped at batch 2: a CPU has no out-of-memory
+error to find).
 
 Example (GPU)::
 
