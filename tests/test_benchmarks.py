@@ -80,6 +80,8 @@ def test_data_loading_benchmark(run_benchmark: Callable[..., dict[str, Any]]) ->
         'floor:cache:raw',
         'floor:cache:raw+float32',
         'floor:cache:uint8',
+        'floor-distinct:cache:raw',
+        'floor-distinct:cache:uint8',
     }
     for path in result['paths'].values():
         assert path['samples'] == 8
@@ -96,6 +98,8 @@ def test_data_loading_benchmark(run_benchmark: Callable[..., dict[str, Any]]) ->
     assert dtypes['cache:raw+float32']['image_s2'] == 'torch.float32'
     assert dtypes['floor:cache:uint8'] == dtypes['cache:uint8']
     assert dtypes['floor:cache:uint8']['image_s1'] == 'torch.uint8'
+    assert dtypes['floor-distinct:cache:uint8'] == dtypes['cache:uint8']
+    assert result['targets']['uint8_vs_floor']['ratio_to_distinct_floor'] > 0
     assert set(result['targets']) == {
         'raw_vs_geotiff',
         'raw_vs_geotiff+float32',
