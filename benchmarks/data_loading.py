@@ -33,7 +33,7 @@ import os
 import resource
 import tempfile
 import time
-from collections.abc import Sized
+from collections.abc import Iterable, Sized
 from statistics import median
 from typing import Any, cast
 
@@ -122,12 +122,7 @@ def copy_bandwidth(
 def load_once(
     dataset: Dataset[dict[str, Tensor]], samples: int, batch_size: int, num_workers: int
 ) -> tuple[int, float, float]:
-    """Load random samples once: (timed samples, wall seconds, CPU s per sample).
-
-    The first batch is loaded before the clock starts (worker start-up). The CPU
-    time covers every sample loaded, in this process and in the workers (which
-    are joined, and so accounted, when the loader is exhausted).
-    """
+    """Load random samples once, timed by :func:`time_batches`."""
     # One extra batch: it is loaded first and not timed.
     total = samples + batch_size
     sampler = RandomSampler(cast(Sized, dataset), replacement=True, num_samples=total)
@@ -141,6 +136,22 @@ def load_once(
         worker_init_fn=tune_worker_memory,
         collate_fn=collate_batch_rows,
     )
+    return time_batches(loader, total)
+
+
+def time_batches(
+    loader: Iterable[dict[str, Tensor]], total: int
+) -> tuple[int, float, float]:
+    """Iterate a loader once: (timed samples, wall seconds, CPU s per sample).
+
+    The first batch is loaded before the clock starts (worker start-up). The CPU
+    time covers every sample loaded, in this process and in the workers (which
+    are joined, and so accounted, when the loader is exhausted).
+
+    Args:
+        loader: Batches with an ``image_s1`` key.
+        total: Samples the loader yields in all, the first batch included.
+    """
     cpu_start = _cpu_seconds()
     batches = iter(loader)
     next(batches)

@@ -22,19 +22,19 @@ import argparse
 import os
 import tempfile
 import time
-from statistics import median
 from typing import Any
 
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler
 
+from torchgeo_decur.cli.cache_ssl4eo_s12 import write_cache
 from torchgeo_decur.cli.shards import SeasonsOf
-from torchgeo_decur.datasets import SSL4EOS12Pairs, write_cache
+from torchgeo_decur.datasets import SSL4EOS12Pairs
 from torchgeo_decur.datasets.shards import write_shards
 from torchgeo_decur.datasets.terramesh import TerraMeshStream
 
 from .common import emit, environment, pick_device
-from .data_loading import _cpu_seconds
+from .data_loading import summarise, time_batches
 
 
 class Repeat(Dataset[dict[str, Tensor]]):
@@ -64,14 +64,7 @@ def load_once(
         loader = DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers
         )
-    cpu_start = _cpu_seconds()
-    batches = iter(loader)
-    next(batches)
-    start = time.perf_counter()
-    count = sum(batch['image_s1'].shape[0] for batch in batches)
-    elapsed = time.perf_counter() - start
-    del batches
-    return count, elapsed, (_cpu_seconds() - cpu_start) / total
+    return time_batches(loader, total)
 
 
 def measure(
@@ -81,17 +74,9 @@ def measure(
     workers: int,
     repeats: int,
 ) -> dict[str, Any]:
+    """The best and median rate of ``repeats`` runs (see :func:`summarise`)."""
     runs = [load_once(dataset, samples, batch_size, workers) for _ in range(repeats)]
-    rates = [count / seconds for count, seconds, _ in runs]
-    cpu = min(c for _, _, c in runs)
-    return {
-        'samples': runs[0][0],
-        'samples_per_second': max(rates),
-        'samples_per_second_median': median(rates),
-        'samples_per_second_per_worker': max(rates) / max(1, workers),
-        'cpu_seconds_per_sample': cpu,
-        'samples_per_cpu_second': 1.0 / cpu,
-    }
+    return summarise(runs, workers)
 
 
 def folder_bytes(path: str) -> int:

@@ -107,6 +107,23 @@ def test_data_loading_benchmark(run_benchmark: Callable[..., dict[str, Any]]) ->
     }
 
 
+def test_streaming_benchmark(run_benchmark: Callable[..., dict[str, Any]]) -> None:
+    # fmt: off
+    result = run_benchmark(
+        'benchmarks.streaming', '--root', os.path.join(DATA, 'ssl4eo_s12'),
+        '--size', '24', '--samples', '8', '--batch-size', '4', '--repeats', '1',
+        '--shard-samples', '8', '--samples-per-shard', '4',
+    )
+    # fmt: on
+    assert set(result['paths']) == {'cache:raw', 'shards:zstd'}
+    for path in result['paths'].values():
+        assert path['samples'] == 8
+        assert path['samples_per_second'] > 0
+        assert path['write_seconds'] > 0
+    assert result['paths']['shards:zstd']['bytes_per_sample'] > 0
+    assert result['cpu_ratio_vs_cache']['shards:zstd'] > 0
+
+
 def test_decur_loss_benchmark(run_benchmark: Callable[..., dict[str, Any]]) -> None:
     result = run_benchmark(
         'benchmarks.decur_loss',
