@@ -110,7 +110,7 @@ def test_probes_during_fit_on_a_separable_set(tmp_path: Path) -> None:
     # The encoder goes back to training mode and stays trainable.
     assert task.backbones['s2'].training
     assert all(p.requires_grad for p in task.backbones['s2'].parameters())
-    assert knn.datamodule.setups == 1
+    assert knn.datamodule.setups == 1  # type: ignore[attr-defined]
 
 
 def test_probe_scores_fall_for_permuted_labels() -> None:
@@ -179,7 +179,7 @@ def test_eurosat_probe_from_yaml(tmp_path: Path) -> None:
     cli = LightningCLI(
         args=['--config', str(path)], run=False, save_config_callback=None
     )
-    (probe,) = [c for c in cli.trainer.callbacks if isinstance(c, KNNProbe)]
+    (probe,) = [c for c in cli.trainer.callbacks if isinstance(c, KNNProbe)]  # type: ignore[attr-defined]
     assert probe.every_n_epochs == 5
     start = time.perf_counter()
     accuracy = probe.run(cli.model)

@@ -266,7 +266,7 @@ def _coverage_worker(rank: int, world: int, folder: str) -> None:
 @pytest.mark.slow
 def test_two_ranks_two_workers_see_every_sample_once() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        mp.spawn(_coverage_worker, args=(2, folder), nprocs=2, join=True)
+        mp.spawn(_coverage_worker, args=(2, folder), nprocs=2, join=True)  # type: ignore[attr-defined]
         per_rank = [
             json.loads(Path(folder, f'rank{r}.json').read_text()) for r in (0, 1)
         ]

@@ -130,7 +130,7 @@ def check_ddp_equivalence_many(
         every rank.
     """
     with tempfile.TemporaryDirectory() as folder:
-        mp.spawn(
+        mp.spawn(  # type: ignore[attr-defined]
             _worker,
             args=(world_size, folder, factories, modalities),
             nprocs=world_size,

@@ -106,7 +106,7 @@ def test_three_modality_gradients_equal_the_formula() -> None:
         (a.detach().clone().requires_grad_(), b.detach().clone().requires_grad_())
         for a, b in pairs
     ]
-    transcription(again, 20)['total'].backward()  # type: ignore[union-attr]
+    transcription(again, 20)['total'].backward()  # type: ignore[attr-defined]
     for g, t in zip(ours, [t for p in again for t in p], strict=True):
         assert torch.allclose(g, t.grad, rtol=1e-7, atol=1e-10)  # type: ignore[arg-type]
 

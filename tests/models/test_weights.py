@@ -155,7 +155,7 @@ GROUPS = [
     [joint]
     + [
         m
-        for m in type(joint)
+        for m in type(joint)  # type: ignore[attr-defined]
         if not m.is_joint and m.meta['dataset'] == joint.meta['dataset']
     ]
     for joint in JOINT

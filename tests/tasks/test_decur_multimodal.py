@@ -111,7 +111,7 @@ def test_baselines_refuse_more_than_two_modalities(cls: type) -> None:
 
 
 def test_joint_member_needs_two_modalities() -> None:
-    joint = next(m for m in DeCURResNet50_Weights if m.is_joint)
+    joint = next(m for m in DeCURResNet50_Weights if m.is_joint)  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match='holds two encoders, but the task has 3'):
         DeCURTask(**{**TINY, 'weights': joint})
 

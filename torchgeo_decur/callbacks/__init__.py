@@ -23,26 +23,29 @@ if TYPE_CHECKING:
     )
     from .probe import KNNProbe, LinearProbe, OnlineProbe
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        '.correlation': (
-            'CorrelationPicture',
-            'block_average',
-            'correlation_figure',
-            'correlation_matrix',
-            'correlation_panels',
-            'figure_to_array',
-            'log_image',
-            'write_figure_png',
-        ),
-        '.probe': (
-            'KNNProbe',
-            'LinearProbe',
-            'OnlineProbe',
-        ),
-    },
-)
+# Hidden from type checkers: they see the names through the TYPE_CHECKING
+# imports above, so importing a name that does not exist is an error.
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            '.correlation': (
+                'CorrelationPicture',
+                'block_average',
+                'correlation_figure',
+                'correlation_matrix',
+                'correlation_panels',
+                'figure_to_array',
+                'log_image',
+                'write_figure_png',
+            ),
+            '.probe': (
+                'KNNProbe',
+                'LinearProbe',
+                'OnlineProbe',
+            ),
+        },
+    )
 
 __all__ = (
     'CorrelationPicture',

@@ -26,29 +26,32 @@ if TYPE_CHECKING:
     from .terramesh import TerraMeshDataModule, terramesh_normalization
     from .utils import sample_fraction
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        '..transforms.pretrained': (
-            'bigearthnet_normalization',
-            'geonrw_normalization',
-            'ssl4eo_s12_normalization',
-            'sunrgbd_normalization',
-        ),
-        '.bigearthnet_mm': ('BigEarthNetMMDataModule',),
-        '.chips': ('PairedChipsDataModule',),
-        '.eurosat': ('EuroSATDeCURDataModule',),
-        '.geo': ('MultimodalGeoDataModule',),
-        '.geonrw_mm': ('GeoNRWMMDataModule',),
-        '.ssl4eo_s12': ('SSL4EOS12PairsDataModule',),
-        '.sunrgbd': ('SUNRGBDDataModule',),
-        '.terramesh': (
-            'TerraMeshDataModule',
-            'terramesh_normalization',
-        ),
-        '.utils': ('sample_fraction',),
-    },
-)
+# Hidden from type checkers: they see the names through the TYPE_CHECKING
+# imports above, so importing a name that does not exist is an error.
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            '..transforms.pretrained': (
+                'bigearthnet_normalization',
+                'geonrw_normalization',
+                'ssl4eo_s12_normalization',
+                'sunrgbd_normalization',
+            ),
+            '.bigearthnet_mm': ('BigEarthNetMMDataModule',),
+            '.chips': ('PairedChipsDataModule',),
+            '.eurosat': ('EuroSATDeCURDataModule',),
+            '.geo': ('MultimodalGeoDataModule',),
+            '.geonrw_mm': ('GeoNRWMMDataModule',),
+            '.ssl4eo_s12': ('SSL4EOS12PairsDataModule',),
+            '.sunrgbd': ('SUNRGBDDataModule',),
+            '.terramesh': (
+                'TerraMeshDataModule',
+                'terramesh_normalization',
+            ),
+            '.utils': ('sample_fraction',),
+        },
+    )
 
 __all__ = (
     'BigEarthNetMMDataModule',

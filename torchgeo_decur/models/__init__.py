@@ -43,60 +43,63 @@ if TYPE_CHECKING:
     from .vit import DeCURViTSmall16_Weights, decur_vit_small_patch16_224
     from .weights_enum import DeCURWeightsEnum
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        '.backbones': (
-            'build_backbone',
-            'feature_dim',
-        ),
-        '.builders': ('build_encoder',),
-        '.checkpoints': (
-            'load_encoder_state',
-            'load_exact',
-            'read_checkpoint',
-            'remap_backbone_state_dict',
-            'select_encoder_state_dict',
-            'split_joint_state_dict',
-            'strip_prefix',
-            'unwrap_state_dict',
-        ),
-        '.fusion': (
-            'FCNFusionSegmenter',
-            'LateFusionClassifier',
-        ),
-        '.heads': ('Projector',),
-        '.mit': (
-            'MIT_VARIANTS',
-            'MiTEncoder',
-        ),
-        '.mit_weights': (
-            'DeCURMiTB2_Weights',
-            'DeCURMiTB5_Weights',
-            'decur_mit_b2',
-            'decur_mit_b5',
-        ),
-        '.rda': (
-            'LAYER3_SETTINGS',
-            'LAYER4_SETTINGS',
-            'DeformableAttention',
-            'ResNetRDA',
-            'deformable_attention_blocks',
-            'share_deformable_attention',
-        ),
-        '.resnet': (
-            'DeCURResNet50_Weights',
-            'DeCURResNet50RDA_Weights',
-            'decur_resnet50',
-            'decur_resnet50_rda',
-        ),
-        '.vit': (
-            'DeCURViTSmall16_Weights',
-            'decur_vit_small_patch16_224',
-        ),
-        '.weights_enum': ('DeCURWeightsEnum',),
-    },
-)
+# Hidden from type checkers: they see the names through the TYPE_CHECKING
+# imports above, so importing a name that does not exist is an error.
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            '.backbones': (
+                'build_backbone',
+                'feature_dim',
+            ),
+            '.builders': ('build_encoder',),
+            '.checkpoints': (
+                'load_encoder_state',
+                'load_exact',
+                'read_checkpoint',
+                'remap_backbone_state_dict',
+                'select_encoder_state_dict',
+                'split_joint_state_dict',
+                'strip_prefix',
+                'unwrap_state_dict',
+            ),
+            '.fusion': (
+                'FCNFusionSegmenter',
+                'LateFusionClassifier',
+            ),
+            '.heads': ('Projector',),
+            '.mit': (
+                'MIT_VARIANTS',
+                'MiTEncoder',
+            ),
+            '.mit_weights': (
+                'DeCURMiTB2_Weights',
+                'DeCURMiTB5_Weights',
+                'decur_mit_b2',
+                'decur_mit_b5',
+            ),
+            '.rda': (
+                'LAYER3_SETTINGS',
+                'LAYER4_SETTINGS',
+                'DeformableAttention',
+                'ResNetRDA',
+                'deformable_attention_blocks',
+                'share_deformable_attention',
+            ),
+            '.resnet': (
+                'DeCURResNet50_Weights',
+                'DeCURResNet50RDA_Weights',
+                'decur_resnet50',
+                'decur_resnet50_rda',
+            ),
+            '.vit': (
+                'DeCURViTSmall16_Weights',
+                'decur_vit_small_patch16_224',
+            ),
+            '.weights_enum': ('DeCURWeightsEnum',),
+        },
+    )
 
 __all__ = (
     'LAYER3_SETTINGS',
