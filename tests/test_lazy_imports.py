@@ -36,14 +36,19 @@ def test_a_name_claimed_twice_is_refused() -> None:
 
 def test_command_line_and_package_import_leave_the_trainers_alone() -> None:
     # What `torchgeo-decur export/info/cmx/...` imports before it runs; the
-    # package import still registers the DeCUR weights with torchgeo.
+    # package import still registers the DeCUR weights with torchgeo and the
+    # encoders that timm does not have with timm (a fresh interpreter, so no
+    # other test can have imported their modules first).
     code = (
         'import sys\n'
         'import torchgeo_decur\n'
+        'import timm\n'
         'from torchgeo_decur.cli import build_parser\n'
         'from torchgeo.models import get_weight\n'
         'build_parser()\n'
         'get_weight("DeCURResNet50_Weights.SENTINEL1_GRD_SSL4EO_DECUR")\n'
+        'for name in ("resnet50_rda", "mit_b2", "mit_b5"):\n'
+        '    assert timm.is_model(name), name\n'
         'heavy = {"lightning", "torchgeo.trainers", "zarr", "torchgeo_decur.tasks"}\n'
         'print(sorted(heavy & set(sys.modules)))\n'
     )

@@ -1,13 +1,21 @@
 """torchgeo_decur: DeCUR multimodal self-supervised learning for TorchGeo.
 
-Importing the package registers its models and weights with torchgeo. The tasks
-are imported on first use (``torchgeo_decur.DeCURTask``), so command-line tools
-that need only the models or datasets start faster.
+Importing the package registers its models and weights with torchgeo, and the
+encoders timm does not have (``resnet50_rda``, ``mit_b2``, ``mit_b5``) with timm.
+The tasks are imported on first use (``torchgeo_decur.DeCURTask``), so
+command-line tools that need only the models or datasets start faster.
 """
 
 from typing import TYPE_CHECKING
 
 from ._lazy import lazy_exports
+
+# mit and rda are imported for their side effect: they register the encoders
+# timm lacks (resnet50_rda, mit_b2, mit_b5) with timm, so that timm.create_model
+# and every model name of the tasks and configs work after `import
+# torchgeo_decur`. They cost milliseconds: the weights load timm and smp anyway.
+from .models import mit as _mit  # noqa: F401
+from .models import rda as _rda  # noqa: F401
 from .models.mit_weights import DeCURMiTB2_Weights, DeCURMiTB5_Weights
 from .models.registry import register_with_torchgeo
 from .models.resnet import DeCURResNet50_Weights, DeCURResNet50RDA_Weights
@@ -29,21 +37,24 @@ register_with_torchgeo()
 
 __version__ = '0.1.0.dev0'
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        '.tasks': (
-            'DeCURTask',
-            'MultimodalBarlowTwinsTask',
-            'MultimodalCLIPTask',
-            'MultimodalClassificationTask',
-            'MultimodalSSLTask',
-            'MultimodalSegmentationTask',
-            'MultimodalSimCLRTask',
-            'MultimodalVICRegTask',
-        )
-    },
-)
+# Hidden from type checkers: they see the names through the TYPE_CHECKING
+# imports above, so importing a name that does not exist is an error.
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            '.tasks': (
+                'DeCURTask',
+                'MultimodalBarlowTwinsTask',
+                'MultimodalCLIPTask',
+                'MultimodalClassificationTask',
+                'MultimodalSSLTask',
+                'MultimodalSegmentationTask',
+                'MultimodalSimCLRTask',
+                'MultimodalVICRegTask',
+            )
+        },
+    )
 
 __all__ = (
     'DeCURMiTB2_Weights',
