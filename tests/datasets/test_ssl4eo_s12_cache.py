@@ -450,6 +450,12 @@ def test_batched_cache_reads_equal_per_sample_reads(caches: dict[str, str]) -> N
         expected = torch.stack([s[key] for s in singles])
         assert torch.equal(bits(stacked[key]), bits(expected))
         assert stacked[key].data_ptr() != singles[0][key].data_ptr()
+    # Rows of any other tensor (e.g. a dataset's preloaded array that happens to
+    # be one batch long) are copied: the batch must not alias that memory.
+    preloaded = torch.arange(8.0).reshape(4, 2)
+    aliased = collate_batch_rows([{'x': preloaded[i]} for i in range(4)])
+    assert torch.equal(aliased['x'], preloaded)
+    assert aliased['x'].data_ptr() != preloaded.data_ptr()
     # Samples that are not dictionaries are collated as usual too.
     plain = collate_batch_rows([torch.ones(2), torch.zeros(2)])
     assert torch.equal(plain, torch.tensor([[1.0, 1.0], [0.0, 0.0]]))

@@ -32,6 +32,10 @@ def distinct_subset(
     return mods
 
 
+#: Attribute set on the tensors :func:`batch_buffer` returns.
+_BATCH_BUFFER = '_torchgeo_decur_batch_buffer'
+
+
 def batch_buffer(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
     """An uninitialised tensor to assemble a batch in.
 
@@ -49,13 +53,16 @@ def batch_buffer(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
         A contiguous CPU tensor of that shape and type.
     """
     if get_worker_info() is None:
-        return torch.empty(tuple(shape), dtype=dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    storage: torch.UntypedStorage = torch.UntypedStorage._new_shared(nbytes)  # type: ignore[no-untyped-call]
-    out = torch.empty(0, dtype=dtype)
-    # Without strides set_ makes the tensor contiguous; torch's stubs list only
-    # the overload that takes them.
-    out.set_(storage, 0, tuple(shape))  # type: ignore[call-overload]
+        out = torch.empty(tuple(shape), dtype=dtype)
+    else:
+        nbytes = math.prod(shape) * dtype.itemsize
+        storage: torch.UntypedStorage = torch.UntypedStorage._new_shared(nbytes)  # type: ignore[no-untyped-call]
+        out = torch.empty(0, dtype=dtype)
+        # Without strides set_ makes the tensor contiguous; torch's stubs list
+        # only the overload that takes them.
+        out.set_(storage, 0, tuple(shape))  # type: ignore[call-overload]
+    # Marks the tensor for collate_batch_rows, which hands on only such buffers.
+    setattr(out, _BATCH_BUFFER, True)
     return out
 
 
@@ -65,8 +72,10 @@ def collate_batch_rows(samples: Sequence[Any]) -> Any:
     A dataset's ``__getitems__`` can read a whole batch into one buffer per key
     (:func:`batch_buffer`) and return the rows as samples; stacking them again
     would copy the batch a second time. When every value of every sample is row
-    ``i`` of one shared buffer, in order, that buffer is the batch; anything else
-    goes through :func:`torch.utils.data.default_collate`.
+    ``i`` of one buffer made by :func:`batch_buffer`, in order, that buffer is the
+    batch; anything else goes through :func:`torch.utils.data.default_collate`
+    (rows of any other tensor, e.g. a dataset's preloaded array, are copied, so
+    the batch never aliases a dataset's own memory).
 
     Args:
         samples: Samples in batch order (dictionaries of tensors, or anything
@@ -81,7 +90,11 @@ def collate_batch_rows(samples: Sequence[Any]) -> Any:
     batch: dict[str, Any] = {}
     for key, value in first.items():
         base = value._base if isinstance(value, Tensor) else None
-        if base is None or base.shape[0] != len(samples):
+        if (
+            base is None
+            or not getattr(base, _BATCH_BUFFER, False)
+            or base.shape[0] != len(samples)
+        ):
             return default_collate(list(samples))
         for row, sample in enumerate(samples):
             item = sample.get(key)
