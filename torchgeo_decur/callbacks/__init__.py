@@ -3,7 +3,8 @@
 :class:`CorrelationPicture` draws DeCUR's cross- and intra-modal correlation
 matrices of the validation embeddings once per validation epoch;
 :class:`KNNProbe` and :class:`LinearProbe` measure how well one modality's frozen
-encoder separates the classes of a labelled data module every few epochs.
+encoder separates the classes of a labelled data module every few epochs. :class:`EmbeddingWriter` writes the
+per-patch embeddings of a ``predict`` run.
 """
 
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
         log_image,
         write_figure_png,
     )
+    from .embedding_writer import EmbeddingWriter
     from .probe import KNNProbe, LinearProbe, OnlineProbe
 
 # Hidden from type checkers: they see the names through the TYPE_CHECKING
@@ -39,6 +41,7 @@ if not TYPE_CHECKING:
                 'log_image',
                 'write_figure_png',
             ),
+            '.embedding_writer': ('EmbeddingWriter',),
             '.probe': (
                 'KNNProbe',
                 'LinearProbe',
@@ -49,6 +52,7 @@ if not TYPE_CHECKING:
 
 __all__ = (
     'CorrelationPicture',
+    'EmbeddingWriter',
     'KNNProbe',
     'LinearProbe',
     'OnlineProbe',
