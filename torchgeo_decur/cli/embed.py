@@ -27,6 +27,7 @@ other settings, or an existing ``embeddings.parquet``, are refused unless
 
 import argparse
 import json
+import os
 from typing import Any
 
 
@@ -122,6 +123,12 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
         The writer's summary (rank 0): ``patches``, ``dims``, ``files``,
         ``written_now``, ``seconds``.
     """
+    parquet = os.path.join(args.output_dir, 'embeddings.parquet')
+    if not args.overwrite and os.path.exists(parquet):
+        # Checked before torch loads; the writer checks again (every rank).
+        raise FileExistsError(
+            f'{parquet!r} exists; pass --overwrite (overwrite=True) to compute it again'
+        )
     # Torch, Lightning and torchgeo load here, not when the parser is built.
     from lightning.pytorch import Trainer
     from torchgeo.datasets import RasterDataset
@@ -149,7 +156,6 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
         geotiff=not args.no_geotiff,
         geotiff_bands=args.geotiff_bands,
     )
-    writer.check_output()  # before the encoder is read
     task = EmbeddingTask(
         args.encoder, args.modalities, args.fuse, args.model, args.scaling
     )

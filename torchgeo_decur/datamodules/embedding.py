@@ -9,8 +9,9 @@
   modality, put on one grid and intersected exactly as
   :class:`~torchgeo_decur.datamodules.MultimodalGeoDataModule` does, cut into
   ``patch_size`` windows every ``stride`` pixels by torchgeo's
-  :class:`~torchgeo.samplers.GridGeoSampler`; ``bounds`` are the window's in the
-  grid's CRS.
+  :class:`~torchgeo.samplers.GriddedPatchSampler` (one regular grid over the
+  common ground, snapped to its pixels, windows that touch it); ``bounds`` are the
+  window's in the grid's CRS.
 * **chips**: :class:`~torchgeo_decur.datasets.PairedChips` folders, one patch
   per key; ``bounds`` are the first modality's chip footprint, in the CRS of the
   first chip (NaN for chips without georeference).
@@ -34,7 +35,7 @@ from rasterio.warp import transform_bounds
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchgeo.datasets import RasterDataset
-from torchgeo.samplers import GridGeoSampler
+from torchgeo.samplers import GriddedPatchSampler
 
 from ..datasets.chips import PairedChips
 from .geo import CoRegisteredPatches, MultimodalGeoDataModule, describe
@@ -212,8 +213,8 @@ class EmbeddingDataModule(LightningDataModule):
             datasets, patch_size=self.patch_size, crs=self.crs, res=self.res
         )
         joint = layout.build_intersection()
-        sampler = GridGeoSampler(joint, self.patch_size, self.stride)
-        windows = [(x.start, x.stop, y.start, y.stop) for x, y, _ in sampler]
+        sampler = GriddedPatchSampler(joint, size=self.patch_size, stride=self.stride)
+        windows = [(x.start, x.stop, y.start, y.stop) for x, y in sampler]
         if not windows:
             xmin, ymin, xmax, ymax = joint.index.geometry.union_all().bounds
             raise ValueError(
@@ -258,7 +259,7 @@ class EmbeddingDataModule(LightningDataModule):
 
     def finished(self) -> set[int]:
         """Ids an EmbeddingWriter of the trainer has already written."""
-        trainer = getattr(self, '_trainer', None)
+        trainer = getattr(self, 'trainer', None)
         done: set[int] = set()
         for callback in getattr(trainer, 'callbacks', []) or []:
             finished = getattr(callback, 'finished_ids', None)
