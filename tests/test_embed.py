@@ -162,7 +162,16 @@ def test_existing_output_is_refused_by_the_command(
     source = exports['folder'] / 'tiny_s2_decur.pth'
     before = (s2_run / 'embeddings.parquet').read_bytes()
     proc = subprocess.run(
-        [sys.executable, '-m', 'torchgeo_decur.cli', 'embed', str(source), str(s2_run), '--raster', f's2={S2}'],
+        [
+            sys.executable,
+            '-m',
+            'torchgeo_decur.cli',
+            'embed',
+            str(source),
+            str(s2_run),
+            '--raster',
+            f's2={S2}',
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -392,3 +401,35 @@ def test_the_predict_path_needs_no_command(exports: dict[str, Any]) -> None:
         'patch_id': (2,),
         'bounds': (2, 4),
     }
+
+
+def test_a_task_checkpoint_gives_its_encoders_and_recorded_scaling(
+    tmp_path: Path, exports: dict[str, Any]
+) -> None:
+    state = {f'backbones.s1.{k}': v for k, v in exports['s1'].state_dict().items()}
+    state |= {f'backbones.s2.{k}': v for k, v in exports['s2'].state_dict().items()}
+    ckpt = {
+        'epoch': 3,
+        'global_step': 30,
+        'state_dict': state,
+        'hyper_parameters': {'modalities': ['s1', 's2'], 'model': 'resnet18'},
+        'datamodule_hyper_parameters': {'statistics': STATS},
+    }
+    path = tmp_path / 'last.ckpt'
+    torch.save(ckpt, path)
+    task = EmbeddingTask(str(path), ['s2'])
+    assert task.modalities == ['s2']
+    assert task.embedding_settings()['scaling']['s2']['std'] == STATS['s2']['std']
+    x = torch.rand(2, 13, 32, 32) * 3000
+    scale = ClipNormalize(STATS['s2']['mean'], STATS['s2']['std'])
+    with torch.no_grad():
+        want = exports['s2'](scale(x))
+        got = task.embed({'image_s2': x})['embedding']
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    del ckpt['datamodule_hyper_parameters']
+    torch.save(ckpt, path)
+    with pytest.raises(
+        ValueError, match=r"records no input scaling for modalities \['s2'\]"
+    ):
+        EmbeddingTask(str(path), ['s2'])
+    assert EmbeddingTask(str(path), ['s2'], scaling='none').scaling['s2'](x) is x

@@ -193,7 +193,10 @@ def to_unit(values: np.ndarray, low: float = 2.0, high: float = 98.0) -> np.ndar
     """Stretch each column's ``low``-``high`` percentiles to [0, 1] (clipped)."""
     lo = np.nanpercentile(values, low, axis=0)
     hi = np.nanpercentile(values, high, axis=0)
-    return np.clip((values - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
+    scaled: np.ndarray = np.clip(
+        (values - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0
+    )
+    return scaled
 
 
 @dataclass

@@ -22,10 +22,10 @@ rank agree on them. Patches already written by an
 the loader, so an interrupted run resumes where it stopped.
 """
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import rasterio
 import shapely
 import torch
@@ -124,6 +124,13 @@ def chip_footprints(chips: PairedChips) -> tuple[list[list[float]], str | None]:
                 )
             out.append([left, bottom, right, top])
     return out, None if crs is None else crs.to_wkt()
+
+
+def _path_list(paths: Any) -> list[str]:
+    """A dataset's ``paths`` (one path or several) as a list of strings."""
+    if isinstance(paths, str | os.PathLike):
+        return [os.fspath(paths)]
+    return [os.fspath(p) for p in paths]
 
 
 class EmbeddingDataModule(LightningDataModule):
@@ -248,10 +255,7 @@ class EmbeddingDataModule(LightningDataModule):
     def embedding_settings(self) -> dict[str, Any]:
         """What determines the patches, recorded in and checked against outputs."""
         inputs = (
-            {
-                m: [str(p) for p in np.atleast_1d(d.paths)]
-                for m, d in self.datasets.items()
-            }
+            {m: _path_list(d.paths) for m, d in self.datasets.items()}
             if self.datasets is not None
             else dict(self.chips or {})
         )

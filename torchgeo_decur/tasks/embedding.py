@@ -337,7 +337,7 @@ class EmbeddingTask(LightningModule):
         trainer = getattr(self, '_trainer', None)
         data = getattr(trainer, 'datamodule', None)
         channels = getattr(data, 'channels', None)
-        if channels:
+        if channels and data is not None:
             where = data.describe() if hasattr(data, 'describe') else 'the data'
             check_input_channels(self.resolved, channels, where)
 
