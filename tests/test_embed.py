@@ -174,7 +174,7 @@ def test_existing_output_is_refused_by_the_command(
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
