@@ -1,11 +1,12 @@
 """Base of the DeCUR Weights enums (torchvision ``WeightsEnum``, torchgeo style).
 
 One enum per architecture (:mod:`.enums`), one member per released file
-(:data:`~.released.RELEASED_FILES`). Members download through ``WeightsEnum.get_state_dict``
-(torch.hub cache, ``weights_only=True``) and return the weights of **one encoder**
-with timm's key names, whatever the file's layout, so torchgeo's own builders and
-tasks (``torchgeo.models.get_model``, ``torchgeo.tasks.Classification``) load them
-unchanged. Joint members (both encoders) also give the whole file through
+(:data:`~.released.RELEASED_FILES`). Members download through
+``WeightsEnum.get_state_dict`` (torch.hub cache, ``weights_only=True``) and return
+the weights of **one encoder** with timm's key names, whatever the file's layout,
+so torchgeo's own builders and tasks (``torchgeo.models.get_model``,
+``torchgeo.tasks.Classification``) load them unchanged. Joint members (both
+encoders) also give the whole file through
 :meth:`DeCURWeightsEnum.get_raw_state_dict`.
 """
 
