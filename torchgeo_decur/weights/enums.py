@@ -4,6 +4,8 @@ Each member is :func:`~.released.released_weights` of its row of
 :data:`~.released.RELEASED_FILES`; :data:`WEIGHTS` lists the enums.
 """
 
+from torchvision.models._api import WeightsEnum
+
 from .base import DeCURWeightsEnum
 from .released import released_weights
 
@@ -110,7 +112,7 @@ class DeCURMiTB5_Weights(DeCURWeightsEnum):  # noqa: N801
 
 #: The DeCUR Weights enums: the one list that registration with torchgeo,
 #: checkpoint inspection and the tests go through.
-WEIGHTS: tuple[type[DeCURWeightsEnum], ...] = (
+WEIGHTS: tuple[type[WeightsEnum], ...] = (
     DeCURResNet50_Weights,
     DeCURResNet50RDA_Weights,
     DeCURViTSmall16_Weights,
