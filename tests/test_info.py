@@ -8,15 +8,15 @@ from lightning.pytorch import Trainer
 
 from torchgeo_decur import DeCURTask
 from torchgeo_decur.cli import main
-from torchgeo_decur.models import (
+from torchgeo_decur.models.inspect import inspect_checkpoint
+from torchgeo_decur.weights import (
+    INPUTS,
     DeCURMiTB2_Weights,
     DeCURResNet50_Weights,
     DeCURResNet50RDA_Weights,
     DeCURViTSmall16_Weights,
     DeCURWeightsEnum,
 )
-from torchgeo_decur.models.inputs import INPUTS
-from torchgeo_decur.models.inspect import inspect_checkpoint
 
 from .models.released import write_group
 

@@ -16,6 +16,7 @@ PACKAGES = [
     'torchgeo_decur.datamodules',
     'torchgeo_decur.datasets',
     'torchgeo_decur.models',
+    'torchgeo_decur.weights',
 ]
 
 

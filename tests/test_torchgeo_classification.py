@@ -14,7 +14,7 @@ from torchgeo_decur import (
     DeCURViTSmall16_Weights,
 )
 from torchgeo_decur.datamodules import EuroSATDeCURDataModule
-from torchgeo_decur.models import DeCURWeightsEnum
+from torchgeo_decur.weights import DeCURWeightsEnum
 
 from .conftest import DATA, ROOT
 from .models.released import (

@@ -16,10 +16,14 @@ from ._lazy import lazy_exports
 # torchgeo_decur`. They cost milliseconds: the weights load timm and smp anyway.
 from .models import mit as _mit  # noqa: F401
 from .models import rda as _rda  # noqa: F401
-from .models.mit_weights import DeCURMiTB2_Weights, DeCURMiTB5_Weights
-from .models.registry import register_with_torchgeo
-from .models.resnet import DeCURResNet50_Weights, DeCURResNet50RDA_Weights
-from .models.vit import DeCURViTSmall16_Weights
+from .weights.enums import (
+    DeCURMiTB2_Weights,
+    DeCURMiTB5_Weights,
+    DeCURResNet50_Weights,
+    DeCURResNet50RDA_Weights,
+    DeCURViTSmall16_Weights,
+)
+from .weights.registry import register_with_torchgeo
 
 if TYPE_CHECKING:
     from .tasks import (

@@ -15,7 +15,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from torchgeo_decur.models import DeCURWeightsEnum, Projector
+from torchgeo_decur.models import Projector
+from torchgeo_decur.weights import DeCURWeightsEnum
 
 #: The 24 released file names, copied from the upstream README table (an
 #: independent source for the members' URLs).

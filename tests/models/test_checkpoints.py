@@ -7,12 +7,12 @@ from torch import Tensor, nn
 
 from torchgeo_decur import DeCURTask
 from torchgeo_decur.models import (
-    build_encoder,
     load_exact,
     read_checkpoint,
     split_joint_state_dict,
     unwrap_state_dict,
 )
+from torchgeo_decur.weights import build_encoder
 
 TINY = {'model': 'resnet18', 'projector_dims': [32, 32], 'common_dim': 24}
 

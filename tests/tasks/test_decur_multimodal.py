@@ -9,12 +9,12 @@ from torch import Tensor
 
 from torchgeo_decur import DeCURTask
 from torchgeo_decur.losses import decur_loss_multi
-from torchgeo_decur.models.resnet import DeCURResNet50_Weights
 from torchgeo_decur.tasks import (
     MultimodalBarlowTwinsTask,
     MultimodalClassificationTask,
     MultimodalCLIPTask,
 )
+from torchgeo_decur.weights import DeCURResNet50_Weights
 
 TINY: dict[str, Any] = {
     'modalities': ['s1', 's2', 'dem'],

@@ -1,4 +1,7 @@
-"""Encoders, heads and checkpoint handling."""
+"""Architectures (encoders, heads, fusion models) and checkpoint handling.
+
+The released DeCUR weights live in :mod:`torchgeo_decur.weights`.
+"""
 
 from typing import TYPE_CHECKING
 
@@ -6,7 +9,6 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .backbones import build_backbone, feature_dim
-    from .builders import build_encoder
     from .checkpoints import (
         load_encoder_state,
         load_exact,
@@ -20,12 +22,6 @@ if TYPE_CHECKING:
     from .fusion import FCNFusionSegmenter, LateFusionClassifier
     from .heads import Projector
     from .mit import MIT_VARIANTS, MiTEncoder
-    from .mit_weights import (
-        DeCURMiTB2_Weights,
-        DeCURMiTB5_Weights,
-        decur_mit_b2,
-        decur_mit_b5,
-    )
     from .rda import (
         LAYER3_SETTINGS,
         LAYER4_SETTINGS,
@@ -34,14 +30,6 @@ if TYPE_CHECKING:
         deformable_attention_blocks,
         share_deformable_attention,
     )
-    from .resnet import (
-        DeCURResNet50_Weights,
-        DeCURResNet50RDA_Weights,
-        decur_resnet50,
-        decur_resnet50_rda,
-    )
-    from .vit import DeCURViTSmall16_Weights, decur_vit_small_patch16_224
-    from .weights_enum import DeCURWeightsEnum
 
 # Hidden from type checkers: they see the names through the TYPE_CHECKING
 # imports above, so importing a name that does not exist is an error.
@@ -53,7 +41,6 @@ if not TYPE_CHECKING:
                 'build_backbone',
                 'feature_dim',
             ),
-            '.builders': ('build_encoder',),
             '.checkpoints': (
                 'load_encoder_state',
                 'load_exact',
@@ -73,12 +60,6 @@ if not TYPE_CHECKING:
                 'MIT_VARIANTS',
                 'MiTEncoder',
             ),
-            '.mit_weights': (
-                'DeCURMiTB2_Weights',
-                'DeCURMiTB5_Weights',
-                'decur_mit_b2',
-                'decur_mit_b5',
-            ),
             '.rda': (
                 'LAYER3_SETTINGS',
                 'LAYER4_SETTINGS',
@@ -87,17 +68,6 @@ if not TYPE_CHECKING:
                 'deformable_attention_blocks',
                 'share_deformable_attention',
             ),
-            '.resnet': (
-                'DeCURResNet50_Weights',
-                'DeCURResNet50RDA_Weights',
-                'decur_resnet50',
-                'decur_resnet50_rda',
-            ),
-            '.vit': (
-                'DeCURViTSmall16_Weights',
-                'decur_vit_small_patch16_224',
-            ),
-            '.weights_enum': ('DeCURWeightsEnum',),
         },
     )
 
@@ -105,12 +75,6 @@ __all__ = (
     'LAYER3_SETTINGS',
     'LAYER4_SETTINGS',
     'MIT_VARIANTS',
-    'DeCURMiTB2_Weights',
-    'DeCURMiTB5_Weights',
-    'DeCURResNet50RDA_Weights',
-    'DeCURResNet50_Weights',
-    'DeCURViTSmall16_Weights',
-    'DeCURWeightsEnum',
     'DeformableAttention',
     'FCNFusionSegmenter',
     'LateFusionClassifier',
@@ -118,12 +82,6 @@ __all__ = (
     'Projector',
     'ResNetRDA',
     'build_backbone',
-    'build_encoder',
-    'decur_mit_b2',
-    'decur_mit_b5',
-    'decur_resnet50',
-    'decur_resnet50_rda',
-    'decur_vit_small_patch16_224',
     'deformable_attention_blocks',
     'feature_dim',
     'load_encoder_state',

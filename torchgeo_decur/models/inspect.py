@@ -15,6 +15,9 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
+from ..weights.base import DeCURWeightsEnum
+from ..weights.enums import WEIGHTS
+from ..weights.inputs import INPUTS
 from .checkpoints import (
     _reference_prefix,
     embedding_size,
@@ -22,20 +25,6 @@ from .checkpoints import (
     remap_backbone_state_dict,
     strip_prefix,
     unwrap_state_dict,
-)
-from .inputs import INPUTS
-from .mit_weights import DeCURMiTB2_Weights, DeCURMiTB5_Weights
-from .resnet import DeCURResNet50_Weights, DeCURResNet50RDA_Weights
-from .vit import DeCURViTSmall16_Weights
-from .weights import DeCURWeightsEnum
-
-#: Every DeCUR Weights enum, to recognise released files by name.
-WEIGHT_ENUMS: tuple[type[DeCURWeightsEnum], ...] = (
-    DeCURResNet50_Weights,
-    DeCURResNet50RDA_Weights,
-    DeCURViTSmall16_Weights,
-    DeCURMiTB2_Weights,
-    DeCURMiTB5_Weights,
 )
 
 #: Block counts of the four ResNet stages → timm name (bottleneck, basic).
@@ -147,7 +136,7 @@ def released_member(path: str) -> DeCURWeightsEnum | None:
         The member, or None.
     """
     name = os.path.basename(path)
-    for enum in WEIGHT_ENUMS:
+    for enum in WEIGHTS:
         for member in cast(Iterable[DeCURWeightsEnum], enum):
             if member.meta['file'] == name:
                 return member

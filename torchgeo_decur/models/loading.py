@@ -26,6 +26,7 @@ from typing import Any, TypeAlias, cast
 from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
+from ..weights.base import DeCURWeightsEnum
 from .checkpoints import (
     RDASemantics,
     check_rda_semantics,
@@ -36,7 +37,6 @@ from .checkpoints import (
     split_joint_state_dict,
     unwrap_state_dict,
 )
-from .weights_enum import DeCURWeightsEnum
 
 #: Initial weights of one encoder: None/False (random), True (timm ImageNet), a
 #: Weights enum member, its string name, or a path to a checkpoint file.

@@ -7,10 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from torchgeo_decur.models.inputs import INPUTS
-from torchgeo_decur.models.registry import WEIGHTS
 from torchgeo_decur.models.shapes import encoder_shapes
-from torchgeo_decur.models.weights_enum import DeCURWeightsEnum
+from torchgeo_decur.weights import INPUTS, WEIGHTS, DeCURWeightsEnum
 
 MEMBERS = [m for enum in WEIGHTS for m in enum]
 

@@ -1,21 +1,21 @@
 """Base of the DeCUR Weights enums (torchvision ``WeightsEnum``, torchgeo style).
 
-One enum per architecture (:mod:`.resnet`, :mod:`.vit`, :mod:`.mit_weights`), one
-member per released file. Members download through ``WeightsEnum.get_state_dict``
-(torch.hub cache, ``weights_only=True``) and return the weights of **one encoder**
-with timm's key names, whatever the file's layout, so torchgeo's own builders and
-tasks (``torchgeo.models.get_model``, ``torchgeo.tasks.Classification``) load them
-unchanged. Joint members (both encoders) also give the whole file through
+One enum per architecture (:mod:`.enums`), one member per released file
+(:data:`~.released.RELEASED_FILES`). Members download through
+``WeightsEnum.get_state_dict`` (torch.hub cache, ``weights_only=True``) and return
+the weights of **one encoder** with timm's key names, whatever the file's layout,
+so torchgeo's own builders and tasks (``torchgeo.models.get_model``,
+``torchgeo.tasks.Classification``) load them unchanged. Joint members (both
+encoders) also give the whole file through
 :meth:`DeCURWeightsEnum.get_raw_state_dict`.
 """
 
-from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from torch import Tensor, nn
-from torchvision.models._api import Weights, WeightsEnum
+from torchvision.models._api import WeightsEnum
 
-from .checkpoints import (
+from ..models.checkpoints import (
     CLASSIFIER_PREFIXES,
     RDASemantics,
     check_state_dict,
@@ -24,67 +24,8 @@ from .checkpoints import (
     split_joint_state_dict,
     unwrap_state_dict,
 )
+from ..models.shapes import encoder_shapes
 from .inputs import INPUTS
-from .shapes import encoder_shapes
-
-#: Where the authors host the released files.
-HF_URL = 'https://huggingface.co/wangyi111/DeCUR/resolve/main/'
-PUBLICATION = 'https://arxiv.org/abs/2309.05300'
-REPO = 'https://github.com/zhu-xlab/DeCUR'
-
-
-def decur_weights(
-    file: str,
-    model: str,
-    dataset: str,
-    inputs: Sequence[str],
-    backbone_kwargs: Mapping[str, Any] | None = None,
-) -> Weights:
-    """Describe one released file as a torchvision ``Weights`` value.
-
-    ``meta`` holds torchgeo's standard keys (``dataset``, ``in_chans``, ``model``,
-    ``publication``, ``repo``, ``ssl_method``, ``bands``) plus ``modality``,
-    ``file``, ``inputs`` (the :data:`~.inputs.INPUTS` keys, one per encoder),
-    ``input`` (a one-line description per modality) and ``backbone_kwargs``;
-    joint files add ``in_chans_per_modality`` and ``bands_per_modality``. Only
-    plain values: the transforms of modality 2 are built on demand by
-    :meth:`DeCURWeightsEnum.transforms_for`.
-
-    Args:
-        file: File name on the Hugging Face hub (``wangyi111/DeCUR``).
-        model: timm name of the encoder architecture.
-        dataset: Pretraining dataset.
-        inputs: Keys of :data:`~.inputs.INPUTS`, one per encoder in the file (two
-            for joint files, modality 1 first).
-        backbone_kwargs: Extra ``timm.create_model`` arguments the encoders need to
-            hold everything in the file (DeCUR's MiT ``head``).
-
-    Returns:
-        The ``Weights``; ``transforms``, ``in_chans`` and ``bands`` describe
-        modality 1.
-    """
-    specs = [INPUTS[key] for key in inputs]
-    first = specs[0]
-    meta: dict[str, Any] = {
-        'dataset': dataset,
-        'in_chans': len(first.bands),
-        'model': model,
-        'publication': PUBLICATION,
-        'repo': REPO,
-        'ssl_method': 'decur',
-        'bands': first.bands,
-        'modality': first.name
-        if len(specs) == 1
-        else tuple(spec.name for spec in specs),
-        'file': file,
-        'inputs': tuple(inputs),
-        'input': {spec.name: spec.description for spec in specs},
-        'backbone_kwargs': dict(backbone_kwargs or {}),
-    }
-    if len(specs) > 1:
-        meta['in_chans_per_modality'] = {s.name: len(s.bands) for s in specs}
-        meta['bands_per_modality'] = {s.name: s.bands for s in specs}
-    return Weights(url=HF_URL + file, transforms=first.transforms(), meta=meta)
 
 
 class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
@@ -163,7 +104,7 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
 
         The timm model ``meta['model']`` with the encoder's input channels and
         ``meta['backbone_kwargs']`` (``num_classes=0`` unless they set it), built
-        on the meta device (see :func:`~.shapes.encoder_shapes`).
+        on the meta device (see :func:`~torchgeo_decur.models.shapes.encoder_shapes`).
 
         Args:
             modality: Which encoder (see :meth:`position`).
@@ -291,4 +232,4 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
         )
 
 
-__all__ = ('HF_URL', 'PUBLICATION', 'REPO', 'DeCURWeightsEnum', 'decur_weights')
+__all__ = ('DeCURWeightsEnum',)

@@ -13,19 +13,20 @@ from collections.abc import Callable
 from torch import nn
 from torchvision.models._api import WeightsEnum
 
-from .mit_weights import (
-    DeCURMiTB2_Weights,
-    DeCURMiTB5_Weights,
+from .builders import (
     decur_mit_b2,
     decur_mit_b5,
-)
-from .resnet import (
-    DeCURResNet50_Weights,
-    DeCURResNet50RDA_Weights,
     decur_resnet50,
     decur_resnet50_rda,
+    decur_vit_small_patch16_224,
 )
-from .vit import DeCURViTSmall16_Weights, decur_vit_small_patch16_224
+from .enums import (
+    DeCURMiTB2_Weights,
+    DeCURMiTB5_Weights,
+    DeCURResNet50_Weights,
+    DeCURResNet50RDA_Weights,
+    DeCURViTSmall16_Weights,
+)
 
 #: Builder name → (builder, Weights enum). Every builder is registered as
 #: ``decur_<timm name>``; the timm names torchgeo does not use itself
@@ -46,15 +47,6 @@ BUILDERS: dict[str, tuple[Callable[..., nn.Module], type[WeightsEnum]]] = {
     'mit_b2': (decur_mit_b2, DeCURMiTB2_Weights),
     'mit_b5': (decur_mit_b5, DeCURMiTB5_Weights),
 }
-
-#: The Weights enums, one per architecture.
-WEIGHTS: tuple[type[WeightsEnum], ...] = (
-    DeCURResNet50_Weights,
-    DeCURResNet50RDA_Weights,
-    DeCURViTSmall16_Weights,
-    DeCURMiTB2_Weights,
-    DeCURMiTB5_Weights,
-)
 
 
 def register_with_torchgeo() -> None:
@@ -79,4 +71,4 @@ def register_with_torchgeo() -> None:
         api._model_weights[builder] = enum
 
 
-__all__ = ('BUILDERS', 'WEIGHTS', 'register_with_torchgeo')
+__all__ = ('BUILDERS', 'register_with_torchgeo')

@@ -9,11 +9,10 @@ from torchgeo.models import get_model, get_model_weights, get_weight, list_model
 from torchgeo.models.api import _model_weights
 
 import torchgeo_decur
-from torchgeo_decur.models import DeCURWeightsEnum, share_deformable_attention
-from torchgeo_decur.models.registry import BUILDERS, WEIGHTS
-from torchgeo_decur.models.weights import HF_URL
+from torchgeo_decur.models import share_deformable_attention
+from torchgeo_decur.weights import BUILDERS, HF_URL, WEIGHTS, DeCURWeightsEnum
 
-from .released import (
+from ..models.released import (
     README_FILES,
     SIZE,
     SIZES,
@@ -81,7 +80,7 @@ def test_builders_registered() -> None:
         assert get_model_weights(builder) is enum
         assert name in list_models()
     # Importing twice does not register twice or replace torchgeo's own builders.
-    torchgeo_decur.models.registry.register_with_torchgeo()
+    torchgeo_decur.weights.registry.register_with_torchgeo()
     assert get_model_weights('resnet50') is torchgeo.models.ResNet50_Weights
 
 

@@ -1,4 +1,7 @@
-"""torchgeo-style builders ``decur_<model>(weights, **kwargs)`` of single encoders."""
+"""torchgeo-style builders ``decur_<model>(weights, **kwargs)`` of single encoders.
+
+One builder per Weights enum; :mod:`.registry` registers them with torchgeo.
+"""
 
 import os
 from collections.abc import Callable
@@ -8,9 +11,16 @@ import timm
 from torch import nn
 from torchvision.models._api import WeightsEnum
 
-from .checkpoints import RDASemantics, check_rda_semantics, load_encoder_state
-from .loading import resolve_encoder
-from .weights_enum import DeCURWeightsEnum
+from ..models.checkpoints import RDASemantics, check_rda_semantics, load_encoder_state
+from ..models.loading import resolve_encoder
+from .base import DeCURWeightsEnum
+from .enums import (
+    DeCURMiTB2_Weights,
+    DeCURMiTB5_Weights,
+    DeCURResNet50_Weights,
+    DeCURResNet50RDA_Weights,
+    DeCURViTSmall16_Weights,
+)
 
 
 def build_encoder(
@@ -103,4 +113,24 @@ def make_builder(
     return builder
 
 
-__all__ = ('build_encoder', 'make_builder')
+decur_resnet50 = make_builder('resnet50', DeCURResNet50_Weights, 'ResNet-50')
+decur_resnet50_rda = make_builder(
+    'resnet50_rda',
+    DeCURResNet50RDA_Weights,
+    'ResNet-50 with residual deformable attention',
+)
+decur_vit_small_patch16_224 = make_builder(
+    'vit_small_patch16_224', DeCURViTSmall16_Weights, 'ViT-S/16'
+)
+decur_mit_b2 = make_builder('mit_b2', DeCURMiTB2_Weights, 'MiT-B2 encoder')
+decur_mit_b5 = make_builder('mit_b5', DeCURMiTB5_Weights, 'MiT-B5 encoder')
+
+__all__ = (
+    'build_encoder',
+    'decur_mit_b2',
+    'decur_mit_b5',
+    'decur_resnet50',
+    'decur_resnet50_rda',
+    'decur_vit_small_patch16_224',
+    'make_builder',
+)
