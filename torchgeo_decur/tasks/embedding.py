@@ -25,12 +25,12 @@ from torch import Tensor, nn
 
 from ..datamodules.scaling import given_statistics
 from ..export import input_scaling
-from ..models.builders import build_encoder
 from ..models.checkpoints import load_checkpoint_file
 from ..models.inspect import inspect_checkpoint
 from ..models.loading import lookup_member
-from ..models.weights_enum import DeCURWeightsEnum
 from ..transforms.normalize import ClipNormalize
+from ..weights.base import DeCURWeightsEnum
+from ..weights.builders import build_encoder
 
 #: How per-modality embeddings become the patch's vectors.
 Fusion = Literal['concat', 'separate']
