@@ -20,12 +20,18 @@ from torch import Tensor
 
 from .common import (
     PairLoss,
+    check_choice,
     check_non_negative,
     check_positive,
-    full_precision,
-    gather_pair,
+    global_batch,
 )
-from .decur import Method, barlow_objective, batch_standardize, correlation_stats
+from .decur import (
+    METHODS,
+    Method,
+    barlow_objective,
+    batch_standardize,
+    correlation_stats,
+)
 
 
 class BarlowTwinsLossOutput(NamedTuple):
@@ -40,6 +46,30 @@ class BarlowTwinsLossOutput(NamedTuple):
 
     total: Tensor
     cross_diag: Tensor
+
+
+def _check_settings(lambd: float, eps: float, method: str) -> None:
+    """Raise ``ValueError`` for a negative ``lambd``, ``eps`` ≤ 0 or unknown method."""
+    check_non_negative(lambd=lambd)
+    check_positive(eps=eps)
+    check_choice('method', method, METHODS)
+
+
+def _barlow_twins(
+    z1: Tensor,
+    z2: Tensor,
+    lambd: float,
+    gather_distributed: bool,
+    eps: float,
+    method: Method,
+) -> BarlowTwinsLossOutput:
+    """:func:`barlow_twins_loss` of already validated settings."""
+    named = {'z1': z1, 'z2': z2}
+    with global_batch(named, gather_distributed, 'the Barlow Twins loss') as (a, b):
+        a, b = batch_standardize(a, eps), batch_standardize(b, eps)
+        diag, sq_fro = correlation_stats(a, b, method)
+        total = barlow_objective(sq_fro, diag, 1.0, lambd)
+    return BarlowTwinsLossOutput(total, diag.detach().mean())
 
 
 def barlow_twins_loss(
@@ -69,18 +99,8 @@ def barlow_twins_loss(
         ValueError: For malformed inputs, a global batch below 2, a negative
             ``lambd``, a non-positive ``eps`` or an unknown ``method``.
     """
-    check_non_negative(lambd=lambd)
-    check_positive(eps=eps)
-    if method not in ('auto', 'gram', 'direct'):
-        raise ValueError(f"method must be 'auto', 'gram' or 'direct', got {method!r}")
-    a, b = gather_pair(z1, z2, gather_distributed, what='the Barlow Twins loss')
-    with full_precision(a):
-        a, b = batch_standardize(a, eps), batch_standardize(b, eps)
-        n, k = a.shape
-        use_gram = method == 'gram' or (method == 'auto' and n < k)
-        diag, sq_fro = correlation_stats(a, b, use_gram)
-        total = barlow_objective(sq_fro, diag, 1.0, lambd)
-    return BarlowTwinsLossOutput(total, diag.detach().mean())
+    _check_settings(lambd, eps, method)
+    return _barlow_twins(z1, z2, lambd, gather_distributed, eps, method)
 
 
 class BarlowTwinsLoss(PairLoss):
@@ -102,11 +122,11 @@ class BarlowTwinsLoss(PairLoss):
             method: ``'auto'``, ``'gram'`` or ``'direct'``.
 
         Raises:
-            ValueError: If ``lambd`` is negative or ``eps`` is not positive.
+            ValueError: If ``lambd`` is negative, ``eps`` is not positive or
+                ``method`` is unknown.
         """
         super().__init__()
-        check_non_negative(lambd=lambd)
-        check_positive(eps=eps)
+        _check_settings(lambd, eps, method)
         self.lambd = lambd
         self.gather_distributed = gather_distributed
         self.eps = eps
@@ -122,6 +142,6 @@ class BarlowTwinsLoss(PairLoss):
         Returns:
             See :class:`BarlowTwinsLossOutput`.
         """
-        return barlow_twins_loss(
+        return _barlow_twins(
             z1, z2, self.lambd, self.gather_distributed, self.eps, self.method
         )

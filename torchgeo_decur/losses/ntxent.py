@@ -13,8 +13,21 @@ import torch.nn.functional as F
 from lightly.loss import NTXentLoss as LightlyNTXentLoss
 from torch import Tensor
 
-from .common import PairLoss, full_precision, gather_pair
+from .common import PairLoss, check_temperature, global_batch
 from .contrastive import ContrastiveLossOutput, contrastive_monitors
+
+
+def _ntxent(
+    z1: Tensor, z2: Tensor, temperature: float, gather_distributed: bool
+) -> ContrastiveLossOutput:
+    """:func:`ntxent_loss` of an already validated temperature."""
+    named = {'z1': z1, 'z2': z2}
+    with global_batch(named, gather_distributed, 'the NT-Xent loss') as (a, b):
+        total = LightlyNTXentLoss(temperature=temperature)(a, b)
+        monitors = contrastive_monitors(
+            F.normalize(a.detach(), dim=1), F.normalize(b.detach(), dim=1)
+        )
+    return ContrastiveLossOutput(total, *monitors)
 
 
 def ntxent_loss(
@@ -43,15 +56,8 @@ def ntxent_loss(
     Raises:
         ValueError: For malformed inputs, a global batch below 2 or τ ≤ 0.
     """
-    if not temperature > 0:
-        raise ValueError(f'temperature must be > 0, got {temperature}')
-    a, b = gather_pair(z1, z2, gather_distributed, what='the NT-Xent loss')
-    with full_precision(a):
-        total = LightlyNTXentLoss(temperature=temperature)(a, b)
-        monitors = contrastive_monitors(
-            F.normalize(a.detach(), dim=1), F.normalize(b.detach(), dim=1)
-        )
-    return ContrastiveLossOutput(total, *monitors)
+    check_temperature(temperature)
+    return _ntxent(z1, z2, temperature, gather_distributed)
 
 
 class NTXentLoss(PairLoss):
@@ -68,8 +74,7 @@ class NTXentLoss(PairLoss):
             ValueError: If ``temperature`` is not positive.
         """
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
+        check_temperature(temperature)
         self.temperature = temperature
         self.gather_distributed = gather_distributed
 
@@ -83,4 +88,4 @@ class NTXentLoss(PairLoss):
         Returns:
             See :class:`ContrastiveLossOutput`.
         """
-        return ntxent_loss(z1, z2, self.temperature, self.gather_distributed)
+        return _ntxent(z1, z2, self.temperature, self.gather_distributed)

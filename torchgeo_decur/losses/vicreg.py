@@ -25,13 +25,7 @@ from typing import NamedTuple
 from lightly.loss.vicreg_loss import covariance_loss, invariance_loss, variance_loss
 from torch import Tensor
 
-from .common import (
-    PairLoss,
-    check_non_negative,
-    check_positive,
-    full_precision,
-    gather_pair,
-)
+from .common import PairLoss, check_non_negative, check_positive, global_batch
 
 
 class VICRegLossOutput(NamedTuple):
@@ -50,6 +44,33 @@ class VICRegLossOutput(NamedTuple):
     invariance: Tensor
     variance: Tensor
     covariance: Tensor
+
+
+def _check_settings(
+    sim_coeff: float, std_coeff: float, cov_coeff: float, eps: float
+) -> None:
+    """Raise ``ValueError`` for a negative weight or ``eps`` ≤ 0."""
+    check_non_negative(sim_coeff=sim_coeff, std_coeff=std_coeff, cov_coeff=cov_coeff)
+    check_positive(eps=eps)
+
+
+def _vicreg(
+    z1: Tensor,
+    z2: Tensor,
+    sim_coeff: float,
+    std_coeff: float,
+    cov_coeff: float,
+    gather_distributed: bool,
+    eps: float,
+) -> VICRegLossOutput:
+    """:func:`vicreg_loss` of already validated settings."""
+    named = {'z1': z1, 'z2': z2}
+    with global_batch(named, gather_distributed, 'the VICReg loss') as (x, y):
+        invariance = invariance_loss(x, y)
+        variance = (variance_loss(x, eps) + variance_loss(y, eps)) / 2
+        covariance = covariance_loss(x) + covariance_loss(y)
+        total = sim_coeff * invariance + std_coeff * variance + cov_coeff * covariance
+    return VICRegLossOutput(total, invariance, variance, covariance)
 
 
 def vicreg_loss(
@@ -77,15 +98,11 @@ def vicreg_loss(
         The loss and its terms; see :class:`VICRegLossOutput`.
 
     Raises:
-        ValueError: For malformed inputs or a global batch below 2.
+        ValueError: For malformed inputs, a global batch below 2, a negative
+            weight or a non-positive ``eps``.
     """
-    x, y = gather_pair(z1, z2, gather_distributed, what='the VICReg loss')
-    with full_precision(x):
-        invariance = invariance_loss(x, y)
-        variance = (variance_loss(x, eps) + variance_loss(y, eps)) / 2
-        covariance = covariance_loss(x) + covariance_loss(y)
-        total = sim_coeff * invariance + std_coeff * variance + cov_coeff * covariance
-    return VICRegLossOutput(total, invariance, variance, covariance)
+    _check_settings(sim_coeff, std_coeff, cov_coeff, eps)
+    return _vicreg(z1, z2, sim_coeff, std_coeff, cov_coeff, gather_distributed, eps)
 
 
 class VICRegLoss(PairLoss):
@@ -112,10 +129,7 @@ class VICRegLoss(PairLoss):
             ValueError: If a weight is negative or ``eps`` is not positive.
         """
         super().__init__()
-        check_non_negative(
-            sim_coeff=sim_coeff, std_coeff=std_coeff, cov_coeff=cov_coeff
-        )
-        check_positive(eps=eps)
+        _check_settings(sim_coeff, std_coeff, cov_coeff, eps)
         self.sim_coeff = sim_coeff
         self.std_coeff = std_coeff
         self.cov_coeff = cov_coeff
@@ -132,7 +146,7 @@ class VICRegLoss(PairLoss):
         Returns:
             See :class:`VICRegLossOutput`.
         """
-        return vicreg_loss(
+        return _vicreg(
             z1,
             z2,
             self.sim_coeff,
