@@ -48,30 +48,6 @@ class BarlowTwinsLossOutput(NamedTuple):
     cross_diag: Tensor
 
 
-def _check_settings(lambd: float, eps: float, method: str) -> None:
-    """Raise ``ValueError`` for a negative ``lambd``, ``eps`` ≤ 0 or unknown method."""
-    check_non_negative(lambd=lambd)
-    check_positive(eps=eps)
-    check_choice('method', method, METHODS)
-
-
-def _barlow_twins(
-    z1: Tensor,
-    z2: Tensor,
-    lambd: float,
-    gather_distributed: bool,
-    eps: float,
-    method: Method,
-) -> BarlowTwinsLossOutput:
-    """:func:`barlow_twins_loss` of already validated settings."""
-    named = {'z1': z1, 'z2': z2}
-    with global_batch(named, gather_distributed, 'the Barlow Twins loss') as (a, b):
-        a, b = batch_standardize(a, eps), batch_standardize(b, eps)
-        diag, sq_fro = correlation_stats(a, b, method)
-        total = barlow_objective(sq_fro, diag, 1.0, lambd)
-    return BarlowTwinsLossOutput(total, diag.detach().mean())
-
-
 def barlow_twins_loss(
     z1: Tensor,
     z2: Tensor,
@@ -99,8 +75,7 @@ def barlow_twins_loss(
         ValueError: For malformed inputs, a global batch below 2, a negative
             ``lambd``, a non-positive ``eps`` or an unknown ``method``.
     """
-    _check_settings(lambd, eps, method)
-    return _barlow_twins(z1, z2, lambd, gather_distributed, eps, method)
+    return BarlowTwinsLoss(lambd, gather_distributed, eps, method).components(z1, z2)
 
 
 class BarlowTwinsLoss(PairLoss):
@@ -126,7 +101,9 @@ class BarlowTwinsLoss(PairLoss):
                 ``method`` is unknown.
         """
         super().__init__()
-        _check_settings(lambd, eps, method)
+        check_non_negative(lambd=lambd)
+        check_positive(eps=eps)
+        check_choice('method', method, METHODS)
         self.lambd = lambd
         self.gather_distributed = gather_distributed
         self.eps = eps
@@ -142,6 +119,9 @@ class BarlowTwinsLoss(PairLoss):
         Returns:
             See :class:`BarlowTwinsLossOutput`.
         """
-        return _barlow_twins(
-            z1, z2, self.lambd, self.gather_distributed, self.eps, self.method
-        )
+        named, what = {'z1': z1, 'z2': z2}, 'the Barlow Twins loss'
+        with global_batch(named, self.gather_distributed, what) as (a, b):
+            a, b = batch_standardize(a, self.eps), batch_standardize(b, self.eps)
+            diag, sq_fro = correlation_stats(a, b, self.method)
+            total = barlow_objective(sq_fro, diag, 1.0, self.lambd)
+        return BarlowTwinsLossOutput(total, diag.detach().mean())

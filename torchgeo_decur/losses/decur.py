@@ -212,45 +212,8 @@ def barlow_objective(
 
 
 def _uses_gram(method: Method, n: int, k: int) -> bool:
-    """Whether ``method`` computes the correlations from N x N Gram matrices.
-
-    Args:
-        method: ``'gram'``, ``'direct'`` or ``'auto'`` (Gram when N < K).
-        n: Global batch size N.
-        k: Embedding size K (of the block).
-
-    Returns:
-        True for the Gram form, False for the K x K form.
-    """
+    """Whether ``method`` uses N x N Gram matrices for N samples of size K."""
     return method == 'gram' or (method == 'auto' and n < k)
-
-
-def _check_settings(
-    common_dim: int, lambd: float, weighting: str, eps: float, method: str
-) -> None:
-    """Raise ``ValueError`` for settings the DeCUR loss is not defined for.
-
-    Called once by :class:`DeCURLoss` at construction and by the functional
-    forms; that ``common_dim`` ≤ K is checked per call, where K is known.
-
-    Args:
-        common_dim: Number of common dimensions, an int ≥ 0.
-        lambd: Weight of the off-diagonal terms, ≥ 0.
-        weighting: ``'reference'`` or ``'sum'``.
-        eps: Added to the batch variance before normalising, > 0.
-        method: ``'auto'``, ``'gram'`` or ``'direct'``.
-
-    Raises:
-        ValueError: Naming the first invalid setting.
-    """
-    if isinstance(common_dim, bool) or not isinstance(common_dim, int):
-        raise ValueError(f'common_dim must be an int, got {common_dim!r}')
-    if common_dim < 0:
-        raise ValueError(f'common_dim must be in [0, K], got {common_dim}')
-    check_non_negative(lambd=lambd)
-    check_positive(eps=eps)
-    check_choice('weighting', weighting, WEIGHTINGS)
-    check_choice('method', method, METHODS)
 
 
 def _modality_views(views: Sequence[Sequence[Tensor]]) -> dict[str, Tensor]:
@@ -271,61 +234,6 @@ def _modality_views(views: Sequence[Sequence[Tensor]]) -> dict[str, Tensor]:
         for m, pair in enumerate(pairs)
         for v, z in enumerate(pair)
     }
-
-
-def _two_modality_views(
-    z1_1: Tensor, z1_2: Tensor, z2_1: Tensor, z2_2: Tensor
-) -> dict[str, Tensor]:
-    """Name the views of two modalities as the arguments of :func:`decur_loss`."""
-    return {'z1_1': z1_1, 'z1_2': z1_2, 'z2_1': z2_1, 'z2_2': z2_2}
-
-
-def _as_two_modalities(out: DeCURMultiLossOutput) -> DeCURLossOutput:
-    """The components of a two-modality loss under their two-modality names."""
-    pair = (0, 1)
-    return DeCURLossOutput(
-        out.total,
-        out.intra[0],
-        out.intra[1],
-        out.common[pair],
-        out.unique[pair],
-        out.common_diag[pair],
-        out.unique_diag[pair],
-    )
-
-
-def _decur(
-    named: Mapping[str, Tensor],
-    common_dim: int,
-    lambd: float,
-    weighting: Weighting,
-    gather_distributed: bool,
-    eps: float,
-    method: Method,
-) -> DeCURMultiLossOutput:
-    """The DeCUR loss of already validated settings.
-
-    Args:
-        named: View 1 and view 2 of modality 0, then of modality 1, ..., each
-            (N, K), by the names error messages use.
-        common_dim: Number of common dimensions, ≥ 0 (≤ K is checked here).
-        lambd: Weight of the off-diagonal terms.
-        weighting: ``'reference'`` or ``'sum'``.
-        gather_distributed: Normalise and correlate over the global batch.
-        eps: Added to the batch variance before normalising.
-        method: ``'gram'``, ``'direct'`` or ``'auto'``.
-
-    Returns:
-        See :class:`DeCURMultiLossOutput`.
-    """
-    with global_batch(named, gather_distributed, 'the DeCUR loss') as zs:
-        dim = zs[0].shape[1]
-        if common_dim > dim:
-            raise ValueError(
-                f'common_dim must be in [0, K] = [0, {dim}] for embeddings of size '
-                f'K={dim}, got {common_dim}'
-            )
-        return _decur_terms(zs, common_dim, lambd, weighting, eps, method)
 
 
 def _decur_terms(
@@ -417,6 +325,130 @@ def _decur_terms(
     return DeCURMultiLossOutput(total, intra, common, unique, common_diag, unique_diag)
 
 
+class DeCURLoss(nn.Module):
+    """DeCUR loss of M >= 2 modalities; :meth:`forward` takes two.
+
+    The settings are checked once, here; each call checks only the embeddings.
+    See :func:`decur_loss_multi` for the definition.
+    """
+
+    def __init__(
+        self,
+        common_dim: int,
+        lambd: float = 0.0051,
+        gather_distributed: bool = False,
+        weighting: Weighting = 'reference',
+        eps: float = 1e-5,
+        method: Method = 'auto',
+    ) -> None:
+        """Initialize a new DeCURLoss instance.
+
+        Args:
+            common_dim: Number of common dimensions K_c (the first K_c of K),
+                0 ≤ K_c ≤ K (the upper bound is checked per call).
+            lambd: Weight of the off-diagonal terms, ≥ 0 (0.0051 in the paper).
+            gather_distributed: Gather the embeddings of all ranks
+                (differentiably) so normalisation and correlation use the global
+                batch.
+            weighting: ``'reference'`` (the released checkpoints' weighting) or
+                ``'sum'`` (the paper's plain sum); see :func:`decur_loss_multi`.
+            eps: Added to the batch variance before normalising, > 0.
+            method: ``'gram'`` (N×N Gram matrices, O(N²K)), ``'direct'`` (K×K
+                correlation matrices, O(NK²)) or ``'auto'`` (Gram when N < K).
+
+        Raises:
+            ValueError: If ``common_dim`` is not an int ≥ 0, ``lambd`` is
+                negative, ``eps`` not positive or ``weighting``/``method``
+                unknown.
+        """
+        super().__init__()
+        if isinstance(common_dim, bool) or not isinstance(common_dim, int):
+            raise ValueError(f'common_dim must be an int, got {common_dim!r}')
+        if common_dim < 0:
+            raise ValueError(f'common_dim must be in [0, K], got {common_dim}')
+        check_non_negative(lambd=lambd)
+        check_positive(eps=eps)
+        check_choice('weighting', weighting, WEIGHTINGS)
+        check_choice('method', method, METHODS)
+        self.common_dim = common_dim
+        self.lambd = lambd
+        self.gather_distributed = gather_distributed
+        self.weighting: Weighting = weighting
+        self.eps = eps
+        self.method: Method = method
+
+    def multimodal(self, views: Sequence[Sequence[Tensor]]) -> DeCURMultiLossOutput:
+        """Compute the loss of M >= 2 modalities and its components.
+
+        Args:
+            views: For each modality, in order, its two projector outputs
+                ``(view 1, view 2)``, each (N, K).
+
+        Returns:
+            See :class:`DeCURMultiLossOutput`.
+
+        Raises:
+            ValueError: For fewer than two modalities, a modality without exactly
+                two views, differing or non-2-D shapes, ``common_dim`` > K or a
+                global batch below 2.
+        """
+        return self._loss(_modality_views(views))
+
+    def components(
+        self, z1_1: Tensor, z1_2: Tensor, z2_1: Tensor, z2_2: Tensor
+    ) -> DeCURLossOutput:
+        """Compute the loss of two modalities and its components.
+
+        Args:
+            z1_1: Modality 1, view 1, shape (N, K).
+            z1_2: Modality 1, view 2, shape (N, K).
+            z2_1: Modality 2, view 1, shape (N, K).
+            z2_2: Modality 2, view 2, shape (N, K).
+
+        Returns:
+            :meth:`multimodal`'s components under their two-modality names; see
+            :class:`DeCURLossOutput`.
+        """
+        out = self._loss({'z1_1': z1_1, 'z1_2': z1_2, 'z2_1': z2_1, 'z2_2': z2_2})
+        pair = (0, 1)
+        return DeCURLossOutput(
+            out.total,
+            out.intra[0],
+            out.intra[1],
+            out.common[pair],
+            out.unique[pair],
+            out.common_diag[pair],
+            out.unique_diag[pair],
+        )
+
+    def forward(self, z1_1: Tensor, z1_2: Tensor, z2_1: Tensor, z2_2: Tensor) -> Tensor:
+        """Compute the total DeCUR loss of two modalities.
+
+        Args:
+            z1_1: Modality 1, view 1, shape (N, K).
+            z1_2: Modality 1, view 2, shape (N, K).
+            z2_1: Modality 2, view 1, shape (N, K).
+            z2_2: Modality 2, view 2, shape (N, K).
+
+        Returns:
+            Scalar loss.
+        """
+        return self.components(z1_1, z1_2, z2_1, z2_2).total
+
+    def _loss(self, named: Mapping[str, Tensor]) -> DeCURMultiLossOutput:
+        """The loss of view 1 and 2 of modality 0, then of modality 1, ..."""
+        with global_batch(named, self.gather_distributed, 'the DeCUR loss') as zs:
+            dim = zs[0].shape[1]
+            if self.common_dim > dim:
+                raise ValueError(
+                    f'common_dim must be in [0, K] = [0, {dim}] for embeddings of '
+                    f'size K={dim}, got {self.common_dim}'
+                )
+            return _decur_terms(
+                zs, self.common_dim, self.lambd, self.weighting, self.eps, self.method
+            )
+
+
 def decur_loss_multi(
     views: Sequence[Sequence[Tensor]],
     common_dim: int,
@@ -437,40 +469,27 @@ def decur_loss_multi(
 
     which for M = 2 is the released checkpoints' weighting
     ``(intra1 + intra2 + (common + unique) / 2) / 3``; ``'sum'`` adds all terms
-    (the paper's plain sum). :func:`decur_loss` is this loss for M = 2.
+    (the paper's plain sum).
 
     Args:
         views: For each modality, in order, its two projector outputs
             ``(view 1, view 2)``, each (N, K).
-        common_dim: Number of common dimensions K_c (the first K_c of K),
-            0 ≤ K_c ≤ K.
-        lambd: Weight of the off-diagonal terms (0.0051 in the paper).
+        common_dim: Number of common dimensions K_c (the first K_c of K).
+        lambd: Weight of the off-diagonal terms.
         weighting: ``'reference'`` or ``'sum'`` (see above).
-        gather_distributed: Gather the embeddings of all ranks (differentiably)
-            so normalisation and correlation use the global batch.
+        gather_distributed: Normalise and correlate over the global batch.
         eps: Added to the batch variance before normalising, > 0.
-        method: ``'gram'`` (N×N Gram matrices, O(N²K)), ``'direct'`` (K×K
-            correlation matrices, O(NK²)) or ``'auto'`` (Gram when N < K).
+        method: ``'gram'``, ``'direct'`` or ``'auto'``; see :class:`DeCURLoss`.
 
     Returns:
         See :class:`DeCURMultiLossOutput`.
 
     Raises:
-        ValueError: For fewer than two modalities, a modality without exactly two
-            views, differing or non-2-D shapes, ``common_dim`` outside [0, K], a
-            global batch below 2, or invalid ``lambd``/``eps``/``weighting``/
-            ``method``.
+        ValueError: For invalid settings (see :class:`DeCURLoss`) or embeddings
+            (see :meth:`DeCURLoss.multimodal`).
     """
-    _check_settings(common_dim, lambd, weighting, eps, method)
-    return _decur(
-        _modality_views(views),
-        common_dim,
-        lambd,
-        weighting,
-        gather_distributed,
-        eps,
-        method,
-    )
+    loss = DeCURLoss(common_dim, lambd, gather_distributed, weighting, eps, method)
+    return loss.multimodal(views)
 
 
 def decur_loss(
@@ -487,138 +506,29 @@ def decur_loss(
 ) -> DeCURLossOutput:
     """Compute the DeCUR loss of two modalities and its components.
 
-    :func:`decur_loss_multi` for M = 2, with the components under their
-    two-modality names.
+    :func:`decur_loss_multi` with M = 2: the total is the released checkpoints'
+    ``(intra1 + intra2 + (common + unique) / 2) / 3`` (``weighting='reference'``)
+    or the paper's plain sum of the four terms (``'sum'``).
 
     Args:
         z1_1: Projector output of modality 1, view 1, shape (N, K).
         z1_2: Projector output of modality 1, view 2, shape (N, K).
         z2_1: Projector output of modality 2, view 1, shape (N, K).
         z2_2: Projector output of modality 2, view 2, shape (N, K).
-        common_dim: Number of common dimensions K_c (the first K_c of K), 0 ≤ K_c ≤ K.
-        lambd: Weight of the off-diagonal terms (0.0051 in the paper).
-        weighting: ``'reference'`` gives the released checkpoints' weighting
-            ``(intra1 + intra2 + (common + unique) / 2) / 3``; ``'sum'`` gives the
-            paper's plain sum of the four terms.
-        gather_distributed: Gather the embeddings of all ranks (differentiably)
-            so normalisation and correlation use the global batch.
+        common_dim: Number of common dimensions K_c (the first K_c of K).
+        lambd: Weight of the off-diagonal terms.
+        weighting: ``'reference'`` or ``'sum'``.
+        gather_distributed: Normalise and correlate over the global batch.
         eps: Added to the batch variance before normalising, > 0.
-        method: ``'gram'``, ``'direct'`` or ``'auto'``; see
-            :func:`decur_loss_multi`.
+        method: ``'gram'``, ``'direct'`` or ``'auto'``; see :class:`DeCURLoss`.
 
     Returns:
         The total loss and its components; see :class:`DeCURLossOutput`.
 
     Raises:
-        ValueError: If shapes differ or are not 2-D, if ``common_dim`` is outside
-            [0, K], if the global batch has fewer than 2 samples, if ``lambd`` is
-            negative or ``eps`` not positive, or if ``weighting``/``method`` is
-            unknown.
+        ValueError: For invalid settings (see :class:`DeCURLoss`), embeddings
+            that are not 2-D or differ in shape, ``common_dim`` > K or a global
+            batch below 2.
     """
-    _check_settings(common_dim, lambd, weighting, eps, method)
-    out = _decur(
-        _two_modality_views(z1_1, z1_2, z2_1, z2_2),
-        common_dim,
-        lambd,
-        weighting,
-        gather_distributed,
-        eps,
-        method,
-    )
-    return _as_two_modalities(out)
-
-
-class DeCURLoss(nn.Module):
-    """DeCUR loss as a module; :meth:`forward` returns the scalar total.
-
-    The settings are checked once, here; every call only checks the embeddings.
-    See :func:`decur_loss_multi` for the definition and the arguments.
-    """
-
-    def __init__(
-        self,
-        common_dim: int,
-        lambd: float = 0.0051,
-        gather_distributed: bool = False,
-        weighting: Weighting = 'reference',
-        eps: float = 1e-5,
-        method: Method = 'auto',
-    ) -> None:
-        """Initialize a new DeCURLoss instance.
-
-        Args:
-            common_dim: Number of common dimensions (the first ``common_dim`` of K).
-            lambd: Weight of the off-diagonal terms, ≥ 0.
-            gather_distributed: Normalise and correlate over the global batch.
-            weighting: ``'reference'`` (released checkpoints) or ``'sum'`` (paper).
-            eps: Added to the batch variance before normalising, > 0.
-            method: ``'auto'``, ``'gram'`` or ``'direct'``; see
-                :func:`decur_loss_multi`.
-
-        Raises:
-            ValueError: If ``common_dim`` or ``lambd`` is negative, ``eps`` is
-                not positive or ``weighting``/``method`` is unknown.
-        """
-        super().__init__()
-        _check_settings(common_dim, lambd, weighting, eps, method)
-        self.common_dim = common_dim
-        self.lambd = lambd
-        self.gather_distributed = gather_distributed
-        self.weighting: Weighting = weighting
-        self.eps = eps
-        self.method: Method = method
-
-    def multimodal(self, views: Sequence[Sequence[Tensor]]) -> DeCURMultiLossOutput:
-        """Compute the loss of M >= 2 modalities and its components.
-
-        Args:
-            views: For each modality its two projector outputs (N, K); see
-                :func:`decur_loss_multi`.
-
-        Returns:
-            See :class:`DeCURMultiLossOutput`.
-        """
-        return self._loss(_modality_views(views))
-
-    def components(
-        self, z1_1: Tensor, z1_2: Tensor, z2_1: Tensor, z2_2: Tensor
-    ) -> DeCURLossOutput:
-        """Compute the total loss and its components for two modalities.
-
-        Args:
-            z1_1: Modality 1, view 1, shape (N, K).
-            z1_2: Modality 1, view 2, shape (N, K).
-            z2_1: Modality 2, view 1, shape (N, K).
-            z2_2: Modality 2, view 2, shape (N, K).
-
-        Returns:
-            See :class:`DeCURLossOutput`.
-        """
-        out = self._loss(_two_modality_views(z1_1, z1_2, z2_1, z2_2))
-        return _as_two_modalities(out)
-
-    def forward(self, z1_1: Tensor, z1_2: Tensor, z2_1: Tensor, z2_2: Tensor) -> Tensor:
-        """Compute the total DeCUR loss of two modalities.
-
-        Args:
-            z1_1: Modality 1, view 1, shape (N, K).
-            z1_2: Modality 1, view 2, shape (N, K).
-            z2_1: Modality 2, view 1, shape (N, K).
-            z2_2: Modality 2, view 2, shape (N, K).
-
-        Returns:
-            Scalar loss.
-        """
-        return self._loss(_two_modality_views(z1_1, z1_2, z2_1, z2_2)).total
-
-    def _loss(self, named: Mapping[str, Tensor]) -> DeCURMultiLossOutput:
-        """The loss of the named views with this module's settings."""
-        return _decur(
-            named,
-            self.common_dim,
-            self.lambd,
-            self.weighting,
-            self.gather_distributed,
-            self.eps,
-            self.method,
-        )
+    loss = DeCURLoss(common_dim, lambd, gather_distributed, weighting, eps, method)
+    return loss.components(z1_1, z1_2, z2_1, z2_2)

@@ -17,19 +17,6 @@ from .common import PairLoss, check_temperature, global_batch
 from .contrastive import ContrastiveLossOutput, contrastive_monitors
 
 
-def _ntxent(
-    z1: Tensor, z2: Tensor, temperature: float, gather_distributed: bool
-) -> ContrastiveLossOutput:
-    """:func:`ntxent_loss` of an already validated temperature."""
-    named = {'z1': z1, 'z2': z2}
-    with global_batch(named, gather_distributed, 'the NT-Xent loss') as (a, b):
-        total = LightlyNTXentLoss(temperature=temperature)(a, b)
-        monitors = contrastive_monitors(
-            F.normalize(a.detach(), dim=1), F.normalize(b.detach(), dim=1)
-        )
-    return ContrastiveLossOutput(total, *monitors)
-
-
 def ntxent_loss(
     z1: Tensor, z2: Tensor, temperature: float = 0.1, gather_distributed: bool = False
 ) -> ContrastiveLossOutput:
@@ -56,8 +43,7 @@ def ntxent_loss(
     Raises:
         ValueError: For malformed inputs, a global batch below 2 or τ ≤ 0.
     """
-    check_temperature(temperature)
-    return _ntxent(z1, z2, temperature, gather_distributed)
+    return NTXentLoss(temperature, gather_distributed).components(z1, z2)
 
 
 class NTXentLoss(PairLoss):
@@ -88,4 +74,10 @@ class NTXentLoss(PairLoss):
         Returns:
             See :class:`ContrastiveLossOutput`.
         """
-        return _ntxent(z1, z2, self.temperature, self.gather_distributed)
+        named = {'z1': z1, 'z2': z2}
+        with global_batch(named, self.gather_distributed, 'the NT-Xent loss') as (a, b):
+            total = LightlyNTXentLoss(temperature=self.temperature)(a, b)
+            monitors = contrastive_monitors(
+                F.normalize(a.detach(), dim=1), F.normalize(b.detach(), dim=1)
+            )
+        return ContrastiveLossOutput(total, *monitors)

@@ -46,33 +46,6 @@ class VICRegLossOutput(NamedTuple):
     covariance: Tensor
 
 
-def _check_settings(
-    sim_coeff: float, std_coeff: float, cov_coeff: float, eps: float
-) -> None:
-    """Raise ``ValueError`` for a negative weight or ``eps`` ≤ 0."""
-    check_non_negative(sim_coeff=sim_coeff, std_coeff=std_coeff, cov_coeff=cov_coeff)
-    check_positive(eps=eps)
-
-
-def _vicreg(
-    z1: Tensor,
-    z2: Tensor,
-    sim_coeff: float,
-    std_coeff: float,
-    cov_coeff: float,
-    gather_distributed: bool,
-    eps: float,
-) -> VICRegLossOutput:
-    """:func:`vicreg_loss` of already validated settings."""
-    named = {'z1': z1, 'z2': z2}
-    with global_batch(named, gather_distributed, 'the VICReg loss') as (x, y):
-        invariance = invariance_loss(x, y)
-        variance = (variance_loss(x, eps) + variance_loss(y, eps)) / 2
-        covariance = covariance_loss(x) + covariance_loss(y)
-        total = sim_coeff * invariance + std_coeff * variance + cov_coeff * covariance
-    return VICRegLossOutput(total, invariance, variance, covariance)
-
-
 def vicreg_loss(
     z1: Tensor,
     z2: Tensor,
@@ -101,8 +74,8 @@ def vicreg_loss(
         ValueError: For malformed inputs, a global batch below 2, a negative
             weight or a non-positive ``eps``.
     """
-    _check_settings(sim_coeff, std_coeff, cov_coeff, eps)
-    return _vicreg(z1, z2, sim_coeff, std_coeff, cov_coeff, gather_distributed, eps)
+    loss = VICRegLoss(sim_coeff, std_coeff, cov_coeff, gather_distributed, eps)
+    return loss.components(z1, z2)
 
 
 class VICRegLoss(PairLoss):
@@ -129,7 +102,10 @@ class VICRegLoss(PairLoss):
             ValueError: If a weight is negative or ``eps`` is not positive.
         """
         super().__init__()
-        _check_settings(sim_coeff, std_coeff, cov_coeff, eps)
+        check_non_negative(
+            sim_coeff=sim_coeff, std_coeff=std_coeff, cov_coeff=cov_coeff
+        )
+        check_positive(eps=eps)
         self.sim_coeff = sim_coeff
         self.std_coeff = std_coeff
         self.cov_coeff = cov_coeff
@@ -146,12 +122,14 @@ class VICRegLoss(PairLoss):
         Returns:
             See :class:`VICRegLossOutput`.
         """
-        return _vicreg(
-            z1,
-            z2,
-            self.sim_coeff,
-            self.std_coeff,
-            self.cov_coeff,
-            self.gather_distributed,
-            self.eps,
-        )
+        named = {'z1': z1, 'z2': z2}
+        with global_batch(named, self.gather_distributed, 'the VICReg loss') as (x, y):
+            invariance = invariance_loss(x, y)
+            variance = (variance_loss(x, self.eps) + variance_loss(y, self.eps)) / 2
+            covariance = covariance_loss(x) + covariance_loss(y)
+            total = (
+                self.sim_coeff * invariance
+                + self.std_coeff * variance
+                + self.cov_coeff * covariance
+            )
+        return VICRegLossOutput(total, invariance, variance, covariance)
