@@ -20,12 +20,18 @@ from torch import Tensor
 
 from .common import (
     PairLoss,
+    check_choice,
     check_non_negative,
     check_positive,
-    full_precision,
-    gather_pair,
+    global_batch,
 )
-from .decur import Method, barlow_objective, batch_standardize, correlation_stats
+from .decur import (
+    METHODS,
+    Method,
+    barlow_objective,
+    batch_standardize,
+    correlation_stats,
+)
 
 
 class BarlowTwinsLossOutput(NamedTuple):
@@ -69,18 +75,7 @@ def barlow_twins_loss(
         ValueError: For malformed inputs, a global batch below 2, a negative
             ``lambd``, a non-positive ``eps`` or an unknown ``method``.
     """
-    check_non_negative(lambd=lambd)
-    check_positive(eps=eps)
-    if method not in ('auto', 'gram', 'direct'):
-        raise ValueError(f"method must be 'auto', 'gram' or 'direct', got {method!r}")
-    a, b = gather_pair(z1, z2, gather_distributed, what='the Barlow Twins loss')
-    with full_precision(a):
-        a, b = batch_standardize(a, eps), batch_standardize(b, eps)
-        n, k = a.shape
-        use_gram = method == 'gram' or (method == 'auto' and n < k)
-        diag, sq_fro = correlation_stats(a, b, use_gram)
-        total = barlow_objective(sq_fro, diag, 1.0, lambd)
-    return BarlowTwinsLossOutput(total, diag.detach().mean())
+    return BarlowTwinsLoss(lambd, gather_distributed, eps, method).components(z1, z2)
 
 
 class BarlowTwinsLoss(PairLoss):
@@ -102,11 +97,13 @@ class BarlowTwinsLoss(PairLoss):
             method: ``'auto'``, ``'gram'`` or ``'direct'``.
 
         Raises:
-            ValueError: If ``lambd`` is negative or ``eps`` is not positive.
+            ValueError: If ``lambd`` is negative, ``eps`` is not positive or
+                ``method`` is unknown.
         """
         super().__init__()
         check_non_negative(lambd=lambd)
         check_positive(eps=eps)
+        check_choice('method', method, METHODS)
         self.lambd = lambd
         self.gather_distributed = gather_distributed
         self.eps = eps
@@ -122,6 +119,9 @@ class BarlowTwinsLoss(PairLoss):
         Returns:
             See :class:`BarlowTwinsLossOutput`.
         """
-        return barlow_twins_loss(
-            z1, z2, self.lambd, self.gather_distributed, self.eps, self.method
-        )
+        named, what = {'z1': z1, 'z2': z2}, 'the Barlow Twins loss'
+        with global_batch(named, self.gather_distributed, what) as (a, b):
+            a, b = batch_standardize(a, self.eps), batch_standardize(b, self.eps)
+            diag, sq_fro = correlation_stats(a, b, self.method)
+            total = barlow_objective(sq_fro, diag, 1.0, self.lambd)
+        return BarlowTwinsLossOutput(total, diag.detach().mean())

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import PairLoss, full_precision, gather_pair
+from .common import PairLoss, check_temperature, global_batch
 from .contrastive import ContrastiveLossOutput, contrastive_monitors
 
 
@@ -50,8 +50,8 @@ def clip_loss(
     Raises:
         ValueError: For malformed inputs or a global batch below 2.
     """
-    a, b = gather_pair(z1, z2, gather_distributed, what='the CLIP loss')
-    with full_precision(a):
+    named = {'z1': z1, 'z2': z2}
+    with global_batch(named, gather_distributed, 'the CLIP loss') as (a, b):
         a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
         scale = torch.as_tensor(logit_scale, device=a.device).float()
         logits = scale * (a @ b.T)
@@ -97,8 +97,7 @@ class CLIPLoss(PairLoss):
                 exceeds ``max_logit_scale``.
         """
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
+        check_temperature(temperature)
         if 1 / temperature > max_logit_scale:
             raise ValueError(
                 f'1/temperature = {1 / temperature:g} exceeds max_logit_scale '

@@ -1,36 +1,13 @@
-"""Pieces shared by the two-embedding losses (baselines)."""
+"""Pieces shared by every loss: argument checks and the global-batch preamble."""
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
-from .distributed import gather_batch
-
-
-def check_pair(z_a: Tensor, z_b: Tensor, names: tuple[str, str] = ('z1', 'z2')) -> None:
-    """Raise ``ValueError`` unless both embeddings are (N, K) of the same shape.
-
-    Args:
-        z_a: First embedding batch.
-        z_b: Second embedding batch.
-        names: Names used in the error message.
-
-    Raises:
-        ValueError: If an input is not 2-D or the shapes differ.
-    """
-    for name, z in zip(names, (z_a, z_b), strict=True):
-        if z.ndim != 2:
-            raise ValueError(
-                f'{name} must have shape (N, K), got {tuple(z.shape)} ({z.ndim}-D)'
-            )
-    if z_a.shape != z_b.shape:
-        raise ValueError(
-            f'{names[0]} and {names[1]} must have the same shape, got '
-            f'{tuple(z_a.shape)} and {tuple(z_b.shape)}'
-        )
+from .distributed import gather_batch, is_distributed
 
 
 def check_non_negative(**values: float) -> None:
@@ -68,61 +45,104 @@ def check_positive(**values: float) -> None:
             raise ValueError(f'{name} must be finite and > 0, got {value}')
 
 
-def gather_pair(
-    z_a: Tensor,
-    z_b: Tensor,
-    gather_distributed: bool,
-    min_batch: int = 2,
-    what: str = 'the loss',
-) -> tuple[Tensor, Tensor]:
-    """Validate, gather (differentiably) and upcast a pair of embeddings.
-
-    Every baseline loss is computed in full on every rank from the gathered global
-    batch, so each rank holds the exact global loss value, and
-    :func:`~torchgeo_decur.losses.gather_batch`'s backward makes the DDP-averaged
-    gradients equal those of one process with the whole batch.
+def check_temperature(temperature: float) -> None:
+    """Raise ``ValueError`` unless a softmax temperature is > 0.
 
     Args:
-        z_a: Embeddings (N, K), e.g. of modality 1.
-        z_b: Embeddings (N, K) of the positives of ``z_a`` (row i pairs with row i).
-        gather_distributed: Concatenate the batches of all ranks (rank order).
-        min_batch: Smallest global batch the loss is defined for.
-        what: Name of the loss for error messages.
-
-    Returns:
-        ``(a, b)``: the (W·N, K) global batches, in float32 at least (half
-        precision does not keep the statistics of wide embeddings).
+        temperature: Temperature τ of a contrastive loss.
 
     Raises:
-        ValueError: For malformed inputs or a global batch below ``min_batch``.
+        ValueError: If ``temperature`` is not positive.
     """
-    check_pair(z_a, z_b)
-    stacked = torch.stack([z_a, z_b], dim=1)  # N x 2 x K: one collective call
-    if gather_distributed:
-        stacked = gather_batch(stacked)
-    if stacked.shape[0] < min_batch:
-        raise ValueError(
-            f'{what} needs a (global) batch of at least {min_batch} samples, got '
-            f'{stacked.shape[0]}'
-        )
-    if stacked.dtype in (torch.float16, torch.bfloat16):
-        stacked = stacked.float()
-    a, b = stacked.unbind(dim=1)
-    return a, b
+    if not temperature > 0:
+        raise ValueError(f'temperature must be > 0, got {temperature}')
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``.
+
+    Args:
+        name: Argument name, for the message.
+        value: The value given.
+        choices: The accepted values.
+
+    Raises:
+        ValueError: Listing the accepted values, e.g. ``method must be 'auto',
+            'gram' or 'direct', got 'fast'``.
+    """
+    if value not in choices:
+        quoted = [repr(c) for c in choices]
+        listed = ', '.join(quoted[:-1]) + f' or {quoted[-1]}'
+        raise ValueError(f'{name} must be {listed}, got {value!r}')
+
+
+def check_embeddings(named: Mapping[str, Tensor]) -> None:
+    """Raise ``ValueError`` unless every embedding is (N, K) of one shape.
+
+    Args:
+        named: Embeddings by the name the messages use, e.g. ``{'z1': ...,
+            'z2': ...}``.
+
+    Raises:
+        ValueError: Naming the first input that is not 2-D, or the shapes if
+            they differ.
+    """
+    for name, z in named.items():
+        if z.ndim != 2:
+            raise ValueError(
+                f'{name} must have shape (N, K), got {tuple(z.shape)} ({z.ndim}-D)'
+            )
+    shapes = {name: tuple(z.shape) for name, z in named.items()}
+    if len(set(shapes.values())) > 1:
+        if len(shapes) == 2:
+            (a, shape_a), (b, shape_b) = shapes.items()
+            raise ValueError(
+                f'{a} and {b} must have the same shape, got {shape_a} and {shape_b}'
+            )
+        raise ValueError(f'all embeddings must have the same shape, got {shapes}')
 
 
 @contextmanager
-def full_precision(x: Tensor) -> Iterator[None]:
-    """Disable autocast on ``x``'s device inside the block.
+def global_batch(
+    named: Mapping[str, Tensor], gather_distributed: bool, what: str
+) -> Iterator[tuple[Tensor, ...]]:
+    """Check, gather, upcast, compute without autocast: the preamble of every loss.
+
+    Every loss is computed in full on every rank from the gathered global batch,
+    so each rank holds the exact global loss value, and
+    :func:`~torchgeo_decur.losses.gather_batch`'s backward makes the DDP-averaged
+    gradients equal those of one process with the whole batch. Statistics of wide
+    embeddings do not survive bf16/fp16 accumulation, so half-precision inputs
+    are upcast to float32 and the block runs with autocast off.
 
     Args:
-        x: Any tensor on the device the loss runs on.
+        named: Embeddings (N, K) by the name error messages use; checked with
+            :func:`check_embeddings`.
+        gather_distributed: Concatenate the batches of all ranks (rank order);
+            nothing is copied without a process group.
+        what: Name of the loss, for the error message.
 
     Yields:
-        Nothing; the block runs without autocast.
+        The (W·N, K) global batches in the order given, in float32 at least.
+
+    Raises:
+        ValueError: For malformed embeddings or a global batch below 2 samples.
     """
-    with torch.autocast(x.device.type, enabled=False):
-        yield
+    check_embeddings(named)
+    out = tuple(named.values())
+    if gather_distributed and is_distributed():
+        # One collective for all embeddings.
+        out = gather_batch(torch.stack(out, dim=1)).unbind(dim=1)
+    n = out[0].shape[0]
+    if n < 2:
+        raise ValueError(
+            f'{what} needs a (global) batch of at least 2 samples, got {n}'
+        )
+    out = tuple(
+        z.float() if z.dtype in (torch.float16, torch.bfloat16) else z for z in out
+    )
+    with torch.autocast(out[0].device.type, enabled=False):
+        yield out
 
 
 class PairLoss(nn.Module):

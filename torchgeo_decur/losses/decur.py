@@ -1,4 +1,4 @@
-"""DeCUR loss: decoupling common and unique representations of two modalities.
+"""DeCUR loss: decoupling common and unique representations of M >= 2 modalities.
 
 Reference: Wang et al., "Decoupling Common and Unique Representations for
 Multimodal Self-supervised Learning", ECCV 2024, https://arxiv.org/abs/2309.05300.
@@ -16,20 +16,24 @@ view 1 of each modality are formed once per column block (common, unique) and
 serve both the cross-modal blocks and, summed, the intra-modal term. For N ≥ K the
 direct K×K form is cheaper and is used instead; both give the same value and
 gradients (``benchmarks/decur_loss.py`` measures time, memory and equality).
+
+One implementation serves any number of modalities: :func:`decur_loss` (two
+modalities, the paper's setting) is :func:`decur_loss_multi` with M = 2.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .common import check_non_negative, check_positive
-from .distributed import gather_batch, is_distributed
+from .common import check_choice, check_non_negative, check_positive, global_batch
 
 Weighting = Literal['reference', 'sum']
 Method = Literal['auto', 'gram', 'direct']
+WEIGHTINGS: tuple[Weighting, ...] = ('reference', 'sum')
+METHODS: tuple[Method, ...] = ('auto', 'gram', 'direct')
 
 
 class DeCURLossOutput(NamedTuple):
@@ -55,6 +59,29 @@ class DeCURLossOutput(NamedTuple):
     unique: Tensor
     common_diag: Tensor
     unique_diag: Tensor
+
+
+class DeCURMultiLossOutput(NamedTuple):
+    """Components of the DeCUR loss for M >= 2 modalities (all scalars).
+
+    Pairs ``(i, j)`` are 0-based modality positions with ``i < j``, in the order
+    ``(0, 1), (0, 2), ..., (1, 2), ...``.
+
+    Attributes:
+        total: Weighted total loss that is optimised.
+        intra: Barlow Twins loss between the two views of each modality.
+        common: Per pair, the cross-modal loss on the common block (diagonal → 1).
+        unique: Per pair, the cross-modal loss on the unique block (diagonal → 0).
+        common_diag: Per pair, mean diagonal of the common block, detached.
+        unique_diag: Per pair, mean diagonal of the unique block, detached.
+    """
+
+    total: Tensor
+    intra: tuple[Tensor, ...]
+    common: dict[tuple[int, int], Tensor]
+    unique: dict[tuple[int, int], Tensor]
+    common_diag: dict[tuple[int, int], Tensor]
+    unique_diag: dict[tuple[int, int], Tensor]
 
 
 class _Standardize(torch.autograd.Function):
@@ -142,21 +169,21 @@ def _block_gram(x: Tensor, split: int) -> tuple[Tensor, Tensor]:
     return first, second
 
 
-def correlation_stats(a: Tensor, b: Tensor, use_gram: bool) -> tuple[Tensor, Tensor]:
+def correlation_stats(a: Tensor, b: Tensor, method: Method) -> tuple[Tensor, Tensor]:
     """Diagonal and squared Frobenius norm of ``C = a^T b / N``.
 
     Args:
         a: Batch-standardised embeddings (N, d).
         b: Batch-standardised embeddings (N, d), row i paired with row i of ``a``.
-        use_gram: Use N x N Gram matrices (O(N²d), for N < d) instead of forming
-            the d x d matrix.
+        method: ``'gram'`` (N x N Gram matrices, O(N²d)), ``'direct'`` (the
+            d x d matrix, O(Nd²)) or ``'auto'`` (Gram when N < d).
 
     Returns:
         ``diag(C)`` of shape (d,) and ``‖C‖_F²`` (scalar).
     """
     n, d = a.shape
     diag = (a * b).sum(dim=0) / n
-    if use_gram:
+    if _uses_gram(method, n, d):
         gram_a, _ = _block_gram(a, d)
         gram_b, _ = _block_gram(b, d)
         sq_fro = (gram_a * gram_b).sum()
@@ -184,230 +211,13 @@ def barlow_objective(
     return on_diag + lambd * off_diag
 
 
-def _check_inputs(
-    z1_1: Tensor, z1_2: Tensor, z2_1: Tensor, z2_2: Tensor, common_dim: int
-) -> None:
-    """Raise ``ValueError`` for inputs the loss is not defined on."""
-    names = ('z1_1', 'z1_2', 'z2_1', 'z2_2')
-    tensors = (z1_1, z1_2, z2_1, z2_2)
-    for name, z in zip(names, tensors, strict=True):
-        if z.ndim != 2:
-            raise ValueError(
-                f'{name} must have shape (N, K), got {tuple(z.shape)} ({z.ndim}-D)'
-            )
-    shapes = {name: tuple(z.shape) for name, z in zip(names, tensors, strict=True)}
-    if len(set(shapes.values())) != 1:
-        raise ValueError(f'all four embeddings must have the same shape, got {shapes}')
-    dim = z1_1.shape[1]
-    if isinstance(common_dim, bool) or not isinstance(common_dim, int):
-        raise ValueError(f'common_dim must be an int, got {common_dim!r}')
-    if not 0 <= common_dim <= dim:
-        raise ValueError(
-            f'common_dim must be in [0, K] = [0, {dim}] for embeddings of size '
-            f'K={dim}, got {common_dim}'
-        )
+def _uses_gram(method: Method, n: int, k: int) -> bool:
+    """Whether ``method`` uses N x N Gram matrices for N samples of size K."""
+    return method == 'gram' or (method == 'auto' and n < k)
 
 
-def decur_loss(
-    z1_1: Tensor,
-    z1_2: Tensor,
-    z2_1: Tensor,
-    z2_2: Tensor,
-    common_dim: int,
-    lambd: float = 0.0051,
-    weighting: Weighting = 'reference',
-    gather_distributed: bool = False,
-    eps: float = 1e-5,
-    method: Method = 'auto',
-) -> DeCURLossOutput:
-    """Compute the DeCUR loss and its components.
-
-    Args:
-        z1_1: Projector output of modality 1, view 1, shape (N, K).
-        z1_2: Projector output of modality 1, view 2, shape (N, K).
-        z2_1: Projector output of modality 2, view 1, shape (N, K).
-        z2_2: Projector output of modality 2, view 2, shape (N, K).
-        common_dim: Number of common dimensions K_c (the first K_c of K), 0 ≤ K_c ≤ K.
-        lambd: Weight of the off-diagonal terms (0.0051 in the paper).
-        weighting: ``'reference'`` gives the released checkpoints' weighting
-            ``(intra1 + intra2 + (common + unique) / 2) / 3``; ``'sum'`` gives the
-            paper's plain sum of the four terms.
-        gather_distributed: Gather the embeddings of all ranks (differentiably)
-            so normalisation and correlation use the global batch.
-        eps: Added to the batch variance before normalising, > 0.
-        method: ``'gram'`` (N×N Gram matrices, O(N²K)), ``'direct'`` (K×K
-            correlation matrices, O(NK²)) or ``'auto'`` (Gram when N < K).
-
-    Returns:
-        The total loss and its components; see :class:`DeCURLossOutput`.
-
-    Raises:
-        ValueError: If shapes differ or are not 2-D, if ``common_dim`` is outside
-            [0, K], if the global batch has fewer than 2 samples, if ``lambd`` is
-            negative or ``eps`` not positive, or if ``weighting``/``method`` is
-            unknown.
-    """
-    _check_inputs(z1_1, z1_2, z2_1, z2_2, common_dim)
-    check_non_negative(lambd=lambd)
-    check_positive(eps=eps)
-    if weighting not in ('reference', 'sum'):
-        raise ValueError(f"weighting must be 'reference' or 'sum', got {weighting!r}")
-    if method not in ('auto', 'gram', 'direct'):
-        raise ValueError(f"method must be 'auto', 'gram' or 'direct', got {method!r}")
-
-    zs: tuple[Tensor, ...] = (z1_1, z1_2, z2_1, z2_2)
-    if gather_distributed and is_distributed():
-        # One collective for all four embeddings; without a process group there is
-        # nothing to gather and no reason to copy them into a stack.
-        zs = tuple(gather_batch(torch.stack(zs, dim=1)).unbind(dim=1))
-    # Correlations are computed in (at least) float32 with autocast off: the
-    # statistics of an 8192-d embedding do not survive bf16/fp16 accumulation.
-    zs = tuple(
-        z.float() if z.dtype in (torch.float16, torch.bfloat16) else z for z in zs
-    )
-    with torch.autocast(zs[0].device.type, enabled=False):
-        return _decur_terms(zs, common_dim, lambd, weighting, eps, method)
-
-
-def _decur_terms(
-    zs: tuple[Tensor, ...],
-    common_dim: int,
-    lambd: float,
-    weighting: Weighting,
-    eps: float,
-    method: Method,
-) -> DeCURLossOutput:
-    """Body of :func:`decur_loss` on the (gathered) embeddings z1_1, z1_2, z2_1, z2_2."""
-    n, dim = zs[0].shape
-    if n < 2:
-        raise ValueError(
-            f'the DeCUR loss needs a (global) batch of at least 2 samples, got {n}'
-        )
-    a1, a2, b1, b2 = (batch_standardize(z, eps) for z in zs)
-    c = common_dim
-
-    # Diagonals of the three correlation matrices, O(N·K) each.
-    diag1 = (a1 * a2).sum(dim=0) / n
-    diag2 = (b1 * b2).sum(dim=0) / n
-    cross_diag = (a1 * b1).sum(dim=0) / n
-
-    # Squared Frobenius norms of C(a1, a2), C(b1, b2) and of the common and unique
-    # diagonal blocks of C(a1, b1). The common x unique off-diagonal blocks of the
-    # cross-modal matrix are deliberately unconstrained.
-    if method == 'gram' or (method == 'auto' and n < dim):
-        # ‖X^T Y‖² = Σ (X X^T) ∘ (Y Y^T). The Gram matrices of a1 and b1 are
-        # computed per column block once and shared: the blocks give the cross
-        # terms and their sum the intra term.
-        a1_c, a1_u = _block_gram(a1, c)
-        b1_c, b1_u = _block_gram(b1, c)
-        a2_g, _ = _block_gram(a2, dim)
-        b2_g, _ = _block_gram(b2, dim)
-        sq_intra1 = ((a1_c + a1_u) * a2_g).sum()
-        sq_intra2 = ((b1_c + b1_u) * b2_g).sum()
-        sq_common = (a1_c * b1_c).sum()
-        sq_unique = (a1_u * b1_u).sum()
-    else:
-        # K x K form, cheaper once N >= K; only the two diagonal blocks of the
-        # cross-modal matrix are formed.
-        sq_intra1 = (a1.T @ a2).pow(2).sum()
-        sq_intra2 = (b1.T @ b2).pow(2).sum()
-        sq_common = (a1[:, :c].T @ b1[:, :c]).pow(2).sum()
-        sq_unique = (a1[:, c:].T @ b1[:, c:]).pow(2).sum()
-    scale = 1.0 / n**2
-    intra1 = barlow_objective(sq_intra1 * scale, diag1, 1.0, lambd)
-    intra2 = barlow_objective(sq_intra2 * scale, diag2, 1.0, lambd)
-
-    zero = a1.new_zeros(())
-    blocks = []
-    for sq_fro, cols, target in (
-        (sq_common, slice(0, c), 1.0),
-        (sq_unique, slice(c, dim), 0.0),
-    ):
-        diag = cross_diag[cols]
-        if diag.numel() == 0:
-            blocks.append((zero, zero))
-            continue
-        blocks.append(
-            (
-                barlow_objective(sq_fro * scale, diag, target, lambd),
-                diag.detach().mean(),
-            )
-        )
-    (common, common_diag), (unique, unique_diag) = blocks
-
-    if weighting == 'reference':
-        total = (intra1 + intra2 + (common + unique) / 2) / 3
-    else:
-        total = intra1 + intra2 + common + unique
-    return DeCURLossOutput(
-        total, intra1, intra2, common, unique, common_diag, unique_diag
-    )
-
-
-class DeCURMultiLossOutput(NamedTuple):
-    """Components of the DeCUR loss for M >= 2 modalities (all scalars).
-
-    Pairs ``(i, j)`` are 0-based modality positions with ``i < j``, in the order
-    ``(0, 1), (0, 2), ..., (1, 2), ...``.
-
-    Attributes:
-        total: Weighted total loss that is optimised.
-        intra: Barlow Twins loss between the two views of each modality.
-        common: Per pair, the cross-modal loss on the common block (diagonal → 1).
-        unique: Per pair, the cross-modal loss on the unique block (diagonal → 0).
-        common_diag: Per pair, mean diagonal of the common block, detached.
-        unique_diag: Per pair, mean diagonal of the unique block, detached.
-    """
-
-    total: Tensor
-    intra: tuple[Tensor, ...]
-    common: dict[tuple[int, int], Tensor]
-    unique: dict[tuple[int, int], Tensor]
-    common_diag: dict[tuple[int, int], Tensor]
-    unique_diag: dict[tuple[int, int], Tensor]
-
-
-def decur_loss_multi(
-    views: Sequence[Sequence[Tensor]],
-    common_dim: int,
-    lambd: float = 0.0051,
-    weighting: Weighting = 'reference',
-    gather_distributed: bool = False,
-    eps: float = 1e-5,
-    method: Method = 'auto',
-) -> DeCURMultiLossOutput:
-    """Compute the DeCUR loss of M >= 2 modalities and its components.
-
-    Every modality m contributes its intra-modal term ``intra_m`` (Barlow Twins
-    between its two views, all K dims); every pair i < j contributes ``common_ij``
-    and ``unique_ij``, the cross terms of view 1 of modalities i and j (the same
-    ``common_dim`` split for every pair). With ``weighting='reference'``::
-
-        total = (Σ_m intra_m + Σ_{i<j} (common_ij + unique_ij) / 2) / (M + M(M-1)/2)
-
-    which for M = 2 is the released checkpoints' weighting
-    ``(intra1 + intra2 + (common + unique) / 2) / 3``; ``'sum'`` adds all terms.
-    Each correlation uses the global batch as in :func:`decur_loss`.
-
-    Args:
-        views: For each modality, in order, its two projector outputs
-            ``(view 1, view 2)``, each (N, K).
-        common_dim: Number of common dimensions K_c (the first K_c of K).
-        lambd: Weight of the off-diagonal terms.
-        weighting: ``'reference'`` or ``'sum'`` (see above).
-        gather_distributed: Normalise and correlate over the global batch.
-        eps: Added to the batch variance before normalising, > 0.
-        method: ``'gram'``, ``'direct'`` or ``'auto'``; see :func:`decur_loss`.
-
-    Returns:
-        See :class:`DeCURMultiLossOutput`.
-
-    Raises:
-        ValueError: For fewer than two modalities, a modality without exactly two
-            views, differing or non-2-D shapes, ``common_dim`` outside [0, K], a
-            global batch below 2, or invalid ``lambd``/``eps``/``weighting``/
-            ``method``.
-    """
+def _modality_views(views: Sequence[Sequence[Tensor]]) -> dict[str, Tensor]:
+    """Name the views of M >= 2 modalities, checking there are two per modality."""
     pairs = [tuple(v) for v in views]
     if len(pairs) < 2:
         raise ValueError(
@@ -419,37 +229,14 @@ def decur_loss_multi(
             f'every modality needs exactly two views (view 1, view 2); modalities at '
             f'positions {bad} have {[len(pairs[i]) for i in bad]}'
         )
-    flat = [z for pair in pairs for z in pair]
-    for i, z in enumerate(flat):
-        if z.ndim != 2:
-            raise ValueError(
-                f'modality {i // 2} view {i % 2 + 1} must have shape (N, K), got '
-                f'{tuple(z.shape)} ({z.ndim}-D)'
-            )
-    shapes = {tuple(z.shape) for z in flat}
-    if len(shapes) != 1:
-        raise ValueError(
-            'all embeddings must have the same shape, got '
-            f'{[[tuple(z.shape) for z in pair] for pair in pairs]}'
-        )
-    _check_inputs(flat[0], flat[1], flat[2], flat[3], common_dim)
-    check_non_negative(lambd=lambd)
-    check_positive(eps=eps)
-    if weighting not in ('reference', 'sum'):
-        raise ValueError(f"weighting must be 'reference' or 'sum', got {weighting!r}")
-    if method not in ('auto', 'gram', 'direct'):
-        raise ValueError(f"method must be 'auto', 'gram' or 'direct', got {method!r}")
-    zs: tuple[Tensor, ...] = tuple(flat)
-    if gather_distributed and is_distributed():
-        zs = tuple(gather_batch(torch.stack(zs, dim=1)).unbind(dim=1))
-    zs = tuple(
-        z.float() if z.dtype in (torch.float16, torch.bfloat16) else z for z in zs
-    )
-    with torch.autocast(zs[0].device.type, enabled=False):
-        return _decur_multi_terms(zs, common_dim, lambd, weighting, eps, method)
+    return {
+        f'modality {m} view {v + 1}': z
+        for m, pair in enumerate(pairs)
+        for v, z in enumerate(pair)
+    }
 
 
-def _decur_multi_terms(
+def _decur_terms(
     zs: tuple[Tensor, ...],
     common_dim: int,
     lambd: float,
@@ -457,30 +244,31 @@ def _decur_multi_terms(
     eps: float,
     method: Method,
 ) -> DeCURMultiLossOutput:
-    """Body of :func:`decur_loss_multi` on the (gathered) embeddings.
+    """Every term of the loss from the global batch (see :func:`decur_loss_multi`).
 
-    ``zs`` holds view 1 and view 2 of modality 0, then of modality 1, ...; the
-    operations are those of :func:`_decur_terms`, per modality and per pair.
+    ``zs`` holds view 1 and view 2 of modality 0, then of modality 1, ...
     """
     n, dim = zs[0].shape
-    if n < 2:
-        raise ValueError(
-            f'the DeCUR loss needs a (global) batch of at least 2 samples, got {n}'
-        )
     std = [batch_standardize(z, eps) for z in zs]
     first, second = std[0::2], std[1::2]
     count = len(first)
     c = common_dim
     pairs = [(i, j) for i in range(count) for j in range(i + 1, count)]
     scale = 1.0 / n**2
+    # Diagonals of the intra-modal correlation matrices, O(N·K) each.
     intra_diag = [
         (a1 * a2).sum(dim=0) / n for a1, a2 in zip(first, second, strict=True)
     ]
+    # Squared Frobenius norms of the intra-modal matrices and of the common and
+    # unique diagonal blocks of each cross-modal one. The common x unique
+    # off-diagonal blocks of the cross-modal matrices are deliberately
+    # unconstrained.
     sq_intra: list[Tensor] = []
     sq_cross: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
-    if method == 'gram' or (method == 'auto' and n < dim):
-        # Gram matrices of view 1 per column block, computed once per modality and
-        # shared by its intra term and all of its pairs (see the module docstring).
+    if _uses_gram(method, n, dim):
+        # ‖X^T Y‖² = Σ (X X^T) ∘ (Y Y^T). The Gram matrices of view 1 per column
+        # block are computed once per modality and shared: their sum gives its
+        # intra term, the blocks all of its pairs' cross terms.
         grams = [_block_gram(a1, c) for a1 in first]
         for (g_c, g_u), a2 in zip(grams, second, strict=True):
             g2, _ = _block_gram(a2, dim)
@@ -491,6 +279,8 @@ def _decur_multi_terms(
                 (grams[i][1] * grams[j][1]).sum(),
             )
     else:
+        # K x K form, cheaper once N >= K; only the two diagonal blocks of each
+        # cross-modal matrix are formed.
         for a1, a2 in zip(first, second, strict=True):
             sq_intra.append((a1.T @ a2).pow(2).sum())
         for i, j in pairs:
@@ -521,8 +311,7 @@ def _decur_multi_terms(
             out[i, j] = barlow_objective(sq_fro * scale, diag, target, lambd)
             out_diag[i, j] = diag.detach().mean()
 
-    # Added one by one in the order of the two-modality formula, so that M = 2
-    # gives bit for bit the value of decur_loss.
+    # For M = 2: (intra1 + intra2 + (common + unique) / 2) / 3.
     total = intra[0]
     for term in intra[1:]:
         total = total + term
@@ -537,9 +326,10 @@ def _decur_multi_terms(
 
 
 class DeCURLoss(nn.Module):
-    """DeCUR loss as a module; :meth:`forward` returns the scalar total.
+    """DeCUR loss of M >= 2 modalities; :meth:`forward` takes two.
 
-    See :func:`decur_loss` for the definition and the arguments.
+    The settings are checked once, here; each call checks only the embeddings.
+    See :func:`decur_loss_multi` for the definition.
     """
 
     def __init__(
@@ -554,22 +344,32 @@ class DeCURLoss(nn.Module):
         """Initialize a new DeCURLoss instance.
 
         Args:
-            common_dim: Number of common dimensions (the first ``common_dim`` of K).
-            lambd: Weight of the off-diagonal terms, ≥ 0.
-            gather_distributed: Normalise and correlate over the global batch.
-            weighting: ``'reference'`` (released checkpoints) or ``'sum'`` (paper).
+            common_dim: Number of common dimensions K_c (the first K_c of K),
+                0 ≤ K_c ≤ K (the upper bound is checked per call).
+            lambd: Weight of the off-diagonal terms, ≥ 0 (0.0051 in the paper).
+            gather_distributed: Gather the embeddings of all ranks
+                (differentiably) so normalisation and correlation use the global
+                batch.
+            weighting: ``'reference'`` (the released checkpoints' weighting) or
+                ``'sum'`` (the paper's plain sum); see :func:`decur_loss_multi`.
             eps: Added to the batch variance before normalising, > 0.
-            method: ``'auto'``, ``'gram'`` or ``'direct'``; see :func:`decur_loss`.
+            method: ``'gram'`` (N×N Gram matrices, O(N²K)), ``'direct'`` (K×K
+                correlation matrices, O(NK²)) or ``'auto'`` (Gram when N < K).
 
         Raises:
-            ValueError: If ``common_dim`` or ``lambd`` is negative or ``eps`` is
-                not positive.
+            ValueError: If ``common_dim`` is not an int ≥ 0, ``lambd`` is
+                negative, ``eps`` not positive or ``weighting``/``method``
+                unknown.
         """
         super().__init__()
+        if isinstance(common_dim, bool) or not isinstance(common_dim, int):
+            raise ValueError(f'common_dim must be an int, got {common_dim!r}')
         if common_dim < 0:
-            raise ValueError(f'common_dim must be >= 0, got {common_dim}')
+            raise ValueError(f'common_dim must be in [0, K], got {common_dim}')
         check_non_negative(lambd=lambd)
         check_positive(eps=eps)
+        check_choice('weighting', weighting, WEIGHTINGS)
+        check_choice('method', method, METHODS)
         self.common_dim = common_dim
         self.lambd = lambd
         self.gather_distributed = gather_distributed
@@ -577,10 +377,27 @@ class DeCURLoss(nn.Module):
         self.eps = eps
         self.method: Method = method
 
+    def multimodal(self, views: Sequence[Sequence[Tensor]]) -> DeCURMultiLossOutput:
+        """Compute the loss of M >= 2 modalities and its components.
+
+        Args:
+            views: For each modality, in order, its two projector outputs
+                ``(view 1, view 2)``, each (N, K).
+
+        Returns:
+            See :class:`DeCURMultiLossOutput`.
+
+        Raises:
+            ValueError: For fewer than two modalities, a modality without exactly
+                two views, differing or non-2-D shapes, ``common_dim`` > K or a
+                global batch below 2.
+        """
+        return self._loss(_modality_views(views))
+
     def components(
         self, z1_1: Tensor, z1_2: Tensor, z2_1: Tensor, z2_2: Tensor
     ) -> DeCURLossOutput:
-        """Compute the total loss and its components.
+        """Compute the loss of two modalities and its components.
 
         Args:
             z1_1: Modality 1, view 1, shape (N, K).
@@ -589,43 +406,23 @@ class DeCURLoss(nn.Module):
             z2_2: Modality 2, view 2, shape (N, K).
 
         Returns:
-            See :class:`DeCURLossOutput`.
+            :meth:`multimodal`'s components under their two-modality names; see
+            :class:`DeCURLossOutput`.
         """
-        return decur_loss(
-            z1_1,
-            z1_2,
-            z2_1,
-            z2_2,
-            common_dim=self.common_dim,
-            lambd=self.lambd,
-            weighting=self.weighting,
-            gather_distributed=self.gather_distributed,
-            eps=self.eps,
-            method=self.method,
-        )
-
-    def multimodal(self, views: Sequence[Sequence[Tensor]]) -> DeCURMultiLossOutput:
-        """Compute the loss of M >= 2 modalities and its components.
-
-        Args:
-            views: For each modality its two projector outputs (N, K); see
-                :func:`decur_loss_multi`.
-
-        Returns:
-            See :class:`DeCURMultiLossOutput`.
-        """
-        return decur_loss_multi(
-            views,
-            common_dim=self.common_dim,
-            lambd=self.lambd,
-            weighting=self.weighting,
-            gather_distributed=self.gather_distributed,
-            eps=self.eps,
-            method=self.method,
+        out = self._loss({'z1_1': z1_1, 'z1_2': z1_2, 'z2_1': z2_1, 'z2_2': z2_2})
+        pair = (0, 1)
+        return DeCURLossOutput(
+            out.total,
+            out.intra[0],
+            out.intra[1],
+            out.common[pair],
+            out.unique[pair],
+            out.common_diag[pair],
+            out.unique_diag[pair],
         )
 
     def forward(self, z1_1: Tensor, z1_2: Tensor, z2_1: Tensor, z2_2: Tensor) -> Tensor:
-        """Compute the total DeCUR loss.
+        """Compute the total DeCUR loss of two modalities.
 
         Args:
             z1_1: Modality 1, view 1, shape (N, K).
@@ -637,3 +434,101 @@ class DeCURLoss(nn.Module):
             Scalar loss.
         """
         return self.components(z1_1, z1_2, z2_1, z2_2).total
+
+    def _loss(self, named: Mapping[str, Tensor]) -> DeCURMultiLossOutput:
+        """The loss of view 1 and 2 of modality 0, then of modality 1, ..."""
+        with global_batch(named, self.gather_distributed, 'the DeCUR loss') as zs:
+            dim = zs[0].shape[1]
+            if self.common_dim > dim:
+                raise ValueError(
+                    f'common_dim must be in [0, K] = [0, {dim}] for embeddings of '
+                    f'size K={dim}, got {self.common_dim}'
+                )
+            return _decur_terms(
+                zs, self.common_dim, self.lambd, self.weighting, self.eps, self.method
+            )
+
+
+def decur_loss_multi(
+    views: Sequence[Sequence[Tensor]],
+    common_dim: int,
+    lambd: float = 0.0051,
+    weighting: Weighting = 'reference',
+    gather_distributed: bool = False,
+    eps: float = 1e-5,
+    method: Method = 'auto',
+) -> DeCURMultiLossOutput:
+    """Compute the DeCUR loss of M >= 2 modalities and its components.
+
+    Every modality m contributes its intra-modal term ``intra_m`` (Barlow Twins
+    between its two views, all K dims); every pair i < j contributes ``common_ij``
+    and ``unique_ij``, the cross terms of view 1 of modalities i and j (the same
+    ``common_dim`` split for every pair). With ``weighting='reference'``::
+
+        total = (Σ_m intra_m + Σ_{i<j} (common_ij + unique_ij) / 2) / (M + M(M-1)/2)
+
+    which for M = 2 is the released checkpoints' weighting
+    ``(intra1 + intra2 + (common + unique) / 2) / 3``; ``'sum'`` adds all terms
+    (the paper's plain sum).
+
+    Args:
+        views: For each modality, in order, its two projector outputs
+            ``(view 1, view 2)``, each (N, K).
+        common_dim: Number of common dimensions K_c (the first K_c of K).
+        lambd: Weight of the off-diagonal terms.
+        weighting: ``'reference'`` or ``'sum'`` (see above).
+        gather_distributed: Normalise and correlate over the global batch.
+        eps: Added to the batch variance before normalising, > 0.
+        method: ``'gram'``, ``'direct'`` or ``'auto'``; see :class:`DeCURLoss`.
+
+    Returns:
+        See :class:`DeCURMultiLossOutput`.
+
+    Raises:
+        ValueError: For invalid settings (see :class:`DeCURLoss`) or embeddings
+            (see :meth:`DeCURLoss.multimodal`).
+    """
+    loss = DeCURLoss(common_dim, lambd, gather_distributed, weighting, eps, method)
+    return loss.multimodal(views)
+
+
+def decur_loss(
+    z1_1: Tensor,
+    z1_2: Tensor,
+    z2_1: Tensor,
+    z2_2: Tensor,
+    common_dim: int,
+    lambd: float = 0.0051,
+    weighting: Weighting = 'reference',
+    gather_distributed: bool = False,
+    eps: float = 1e-5,
+    method: Method = 'auto',
+) -> DeCURLossOutput:
+    """Compute the DeCUR loss of two modalities and its components.
+
+    :func:`decur_loss_multi` with M = 2: the total is the released checkpoints'
+    ``(intra1 + intra2 + (common + unique) / 2) / 3`` (``weighting='reference'``)
+    or the paper's plain sum of the four terms (``'sum'``).
+
+    Args:
+        z1_1: Projector output of modality 1, view 1, shape (N, K).
+        z1_2: Projector output of modality 1, view 2, shape (N, K).
+        z2_1: Projector output of modality 2, view 1, shape (N, K).
+        z2_2: Projector output of modality 2, view 2, shape (N, K).
+        common_dim: Number of common dimensions K_c (the first K_c of K).
+        lambd: Weight of the off-diagonal terms.
+        weighting: ``'reference'`` or ``'sum'``.
+        gather_distributed: Normalise and correlate over the global batch.
+        eps: Added to the batch variance before normalising, > 0.
+        method: ``'gram'``, ``'direct'`` or ``'auto'``; see :class:`DeCURLoss`.
+
+    Returns:
+        The total loss and its components; see :class:`DeCURLossOutput`.
+
+    Raises:
+        ValueError: For invalid settings (see :class:`DeCURLoss`), embeddings
+            that are not 2-D or differ in shape, ``common_dim`` > K or a global
+            batch below 2.
+    """
+    loss = DeCURLoss(common_dim, lambd, gather_distributed, weighting, eps, method)
+    return loss.components(z1_1, z1_2, z2_1, z2_2)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from lightly.loss import NTXentLoss as LightlyNTXentLoss
 from torch import Tensor
 
-from .common import PairLoss, full_precision, gather_pair
+from .common import PairLoss, check_temperature, global_batch
 from .contrastive import ContrastiveLossOutput, contrastive_monitors
 
 
@@ -43,15 +43,7 @@ def ntxent_loss(
     Raises:
         ValueError: For malformed inputs, a global batch below 2 or τ ≤ 0.
     """
-    if not temperature > 0:
-        raise ValueError(f'temperature must be > 0, got {temperature}')
-    a, b = gather_pair(z1, z2, gather_distributed, what='the NT-Xent loss')
-    with full_precision(a):
-        total = LightlyNTXentLoss(temperature=temperature)(a, b)
-        monitors = contrastive_monitors(
-            F.normalize(a.detach(), dim=1), F.normalize(b.detach(), dim=1)
-        )
-    return ContrastiveLossOutput(total, *monitors)
+    return NTXentLoss(temperature, gather_distributed).components(z1, z2)
 
 
 class NTXentLoss(PairLoss):
@@ -68,8 +60,7 @@ class NTXentLoss(PairLoss):
             ValueError: If ``temperature`` is not positive.
         """
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
+        check_temperature(temperature)
         self.temperature = temperature
         self.gather_distributed = gather_distributed
 
@@ -83,4 +74,10 @@ class NTXentLoss(PairLoss):
         Returns:
             See :class:`ContrastiveLossOutput`.
         """
-        return ntxent_loss(z1, z2, self.temperature, self.gather_distributed)
+        named = {'z1': z1, 'z2': z2}
+        with global_batch(named, self.gather_distributed, 'the NT-Xent loss') as (a, b):
+            total = LightlyNTXentLoss(temperature=self.temperature)(a, b)
+            monitors = contrastive_monitors(
+                F.normalize(a.detach(), dim=1), F.normalize(b.detach(), dim=1)
+            )
+        return ContrastiveLossOutput(total, *monitors)

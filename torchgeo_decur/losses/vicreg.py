@@ -25,13 +25,7 @@ from typing import NamedTuple
 from lightly.loss.vicreg_loss import covariance_loss, invariance_loss, variance_loss
 from torch import Tensor
 
-from .common import (
-    PairLoss,
-    check_non_negative,
-    check_positive,
-    full_precision,
-    gather_pair,
-)
+from .common import PairLoss, check_non_negative, check_positive, global_batch
 
 
 class VICRegLossOutput(NamedTuple):
@@ -77,15 +71,11 @@ def vicreg_loss(
         The loss and its terms; see :class:`VICRegLossOutput`.
 
     Raises:
-        ValueError: For malformed inputs or a global batch below 2.
+        ValueError: For malformed inputs, a global batch below 2, a negative
+            weight or a non-positive ``eps``.
     """
-    x, y = gather_pair(z1, z2, gather_distributed, what='the VICReg loss')
-    with full_precision(x):
-        invariance = invariance_loss(x, y)
-        variance = (variance_loss(x, eps) + variance_loss(y, eps)) / 2
-        covariance = covariance_loss(x) + covariance_loss(y)
-        total = sim_coeff * invariance + std_coeff * variance + cov_coeff * covariance
-    return VICRegLossOutput(total, invariance, variance, covariance)
+    loss = VICRegLoss(sim_coeff, std_coeff, cov_coeff, gather_distributed, eps)
+    return loss.components(z1, z2)
 
 
 class VICRegLoss(PairLoss):
@@ -132,12 +122,14 @@ class VICRegLoss(PairLoss):
         Returns:
             See :class:`VICRegLossOutput`.
         """
-        return vicreg_loss(
-            z1,
-            z2,
-            self.sim_coeff,
-            self.std_coeff,
-            self.cov_coeff,
-            self.gather_distributed,
-            self.eps,
-        )
+        named = {'z1': z1, 'z2': z2}
+        with global_batch(named, self.gather_distributed, 'the VICReg loss') as (x, y):
+            invariance = invariance_loss(x, y)
+            variance = (variance_loss(x, self.eps) + variance_loss(y, self.eps)) / 2
+            covariance = covariance_loss(x) + covariance_loss(y)
+            total = (
+                self.sim_coeff * invariance
+                + self.std_coeff * variance
+                + self.cov_coeff * covariance
+            )
+        return VICRegLossOutput(total, invariance, variance, covariance)

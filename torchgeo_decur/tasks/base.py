@@ -23,7 +23,6 @@ from ..models.heads import Projector
 from ..models.loading import WeightSpec, member_modalities, resolve_weights
 from ..models.rda import share_deformable_attention
 from ..transforms.augmentations import ModalityAugmentation, resolve_config
-from .compat import fold_moved_arguments
 from .finite import check_batch_size, check_finite_checkpoint, check_finite_outputs
 from .optim import (
     OptimizerOptions,
@@ -148,7 +147,6 @@ class MultimodalSSLTask(BaseTask):
         weight_decay: float = 0.01,
         optimizer_options: OptimizerOptions | None = None,
         lr_schedule: ScheduleOptions | None = None,
-        **deprecated: Any,
     ) -> None:
         """Initialize a new MultimodalSSLTask instance.
 
@@ -194,9 +192,6 @@ class MultimodalSSLTask(BaseTask):
             lr_schedule: ``warmup_epochs``, ``epochs`` and ``interval`` of the
                 warm-up + cosine schedule (see
                 :class:`~torchgeo_decur.tasks.optim.ScheduleOptions`).
-            **deprecated: Arguments of earlier versions (``lr_biases``,
-                ``warmup_epochs``, ``lr_schedule_interval``, ``rda_semantics``,
-                ...), folded into their new place with a FutureWarning.
 
         Raises:
             ValueError: For an unknown modality default or invalid option.
@@ -217,27 +212,6 @@ class MultimodalSSLTask(BaseTask):
                 f'modalities, got {len(modalities)}: {list(modalities)}; '
                 'DeCURTask pretrains any number of modalities'
             )
-        if deprecated:
-            folded = fold_moved_arguments(
-                type(self).__name__,
-                deprecated,
-                {
-                    'backbone_kwargs': backbone_kwargs,
-                    'optimizer_options': cast(Any, optimizer_options),
-                    'lr_schedule': cast(Any, lr_schedule),
-                },
-            )
-            backbone_kwargs = folded['backbone_kwargs']
-            optimizer_options = cast(Any, folded['optimizer_options'])
-            lr_schedule = cast(Any, folded['lr_schedule'])
-            # Saved hyper-parameters must hold the new names only (a checkpoint
-            # then rebuilds without warnings); see configure_models.
-            self._moved_arguments = {
-                'backbone_kwargs': backbone_kwargs,
-                'optimizer_options': optimizer_options,
-                'lr_schedule': lr_schedule,
-                'removed': tuple(deprecated),
-            }
         check_projector_dims(projector_dims)
         check_optimizer_options(optimizer, lr, weight_decay, optimizer_options)
         check_schedule(lr_schedule)
@@ -249,15 +223,6 @@ class MultimodalSSLTask(BaseTask):
     def modalities(self) -> tuple[str, ...]:
         """The modality names, modality 1 first."""
         return tuple(self.hparams['modalities'])
-
-    def _fold_moved_hparams(self) -> None:
-        """Replace old argument names in ``hparams`` by their new places."""
-        moved = self.__dict__.pop('_moved_arguments', None)
-        if moved is None:
-            return
-        for name in moved.pop('removed'):
-            self.hparams.pop(name, None)
-        self.save_hyperparameters(moved)
 
     def _mapping_hint(self, member: WeightsEnum, mapping: Mapping[int, str]) -> str:
         """What the modality-name warning adds for SSL tasks (augmentations)."""
@@ -286,7 +251,6 @@ class MultimodalSSLTask(BaseTask):
         channels, ``backbone_kwargs``) is written to ``hparams``, so a saved
         checkpoint rebuilds the same model.
         """
-        self._fold_moved_hparams()
         kwargs, semantics, shared = split_rda_options(self.hparams['backbone_kwargs'])
         resolved = resolve_weights(
             self.weights,

@@ -27,7 +27,6 @@ from ..models.backbones import split_rda_options, weights_module
 from ..models.checkpoints import load_encoder_state
 from ..models.loading import WeightSpec, resolve_weights
 from .base import resolve_in_channels
-from .compat import fold_moved_arguments
 
 #: How a modality is removed in modality-missing evaluation: ``'zero'`` feeds an
 #: all-zero (normalised) input to its encoder, ``'drop'`` replaces its features by
@@ -63,7 +62,6 @@ class MultimodalDownstreamTask(BaseTask):
         lr_milestones: Sequence[int] = (),
         lr_gamma: float = 0.1,
         missing_modality_modes: Sequence[MissingMode] = (),
-        **deprecated: Any,
     ) -> None:
         """Initialize a new MultimodalDownstreamTask instance.
 
@@ -103,8 +101,6 @@ class MultimodalDownstreamTask(BaseTask):
             missing_modality_modes: At test time, also evaluate with each modality
                 missing, per mode (``'zero'``, ``'drop'``); logged as
                 ``test_missing_<modality>_<mode>_<metric>``.
-            **deprecated: ``rda_semantics`` of earlier versions, moved into
-                ``backbone_kwargs`` with a FutureWarning.
 
         Raises:
             ValueError: For an invalid modality list or option.
@@ -123,15 +119,6 @@ class MultimodalDownstreamTask(BaseTask):
                 )
         if optimizer not in ('sgd', 'adamw'):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
-        if deprecated:
-            folded = fold_moved_arguments(
-                type(self).__name__, deprecated, {'backbone_kwargs': backbone_kwargs}
-            )
-            backbone_kwargs = folded['backbone_kwargs']
-            self._moved_arguments = {
-                'backbone_kwargs': backbone_kwargs,
-                'removed': tuple(deprecated),
-            }
         split_rda_options(backbone_kwargs)
         super().__init__()
 
@@ -176,15 +163,6 @@ class MultimodalDownstreamTask(BaseTask):
             The metrics.
         """
 
-    def _fold_moved_hparams(self) -> None:
-        """Replace old argument names in ``hparams`` by their new places."""
-        moved = self.__dict__.pop('_moved_arguments', None)
-        if moved is None:
-            return
-        for name in moved.pop('removed'):
-            self.hparams.pop(name, None)
-        self.save_hyperparameters(moved)
-
     @property
     def timm_kwargs(self) -> dict[str, Any]:
         """``backbone_kwargs`` without the options the task reads itself."""
@@ -192,7 +170,6 @@ class MultimodalDownstreamTask(BaseTask):
 
     def configure_models(self) -> None:
         """Resolve the weights once, build the encoders, load them, add the head."""
-        self._fold_moved_hparams()
         _, semantics, _ = split_rda_options(self.hparams['backbone_kwargs'])
         resolved = resolve_weights(
             self.weights,
