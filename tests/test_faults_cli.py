@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import torch
@@ -45,8 +46,15 @@ def run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     )
 
 
-def fit_config(tmp_path: Path, data: str, **data_args: object) -> Path:
+def fit_config(
+    tmp_path: Path,
+    data: str,
+    data_class: str = 'SSL4EOS12PairsDataModule',
+    **data_args: object,
+) -> Path:
     """A tiny DeCUR fit config: resnet10t, checkpoints after every step."""
+    if data_class == 'SSL4EOS12PairsDataModule':
+        data_args = {'size': 24, 'batch_size': 2, **data_args}
     extra = ''.join(f'    {k}: {json.dumps(v)}\n' for k, v in data_args.items())
     text = f"""\
 seed_everything: 0
@@ -74,11 +82,9 @@ model:
     crop_size: 32
     lr: 0.001
 data:
-  class_path: torchgeo_decur.datamodules.SSL4EOS12PairsDataModule
+  class_path: torchgeo_decur.datamodules.{data_class}
   init_args:
     root: {data}
-    size: 24
-    batch_size: 2
 {extra}"""
     path = tmp_path / 'fit.yaml'
     path.write_text(text)
@@ -194,3 +200,18 @@ def test_cache_writer_on_corrupt_file(tmp_path: Path) -> None:
     assert 'wrote 3 locations (1 skipped' in skipped.stdout
     manifest = json.loads(next(cache.glob('*.json')).read_text())
     assert str(bad) in manifest['skipped']['0000001']
+
+
+def test_fit_on_empty_shards_fails_naming_the_root(tmp_path: Path) -> None:
+    # Issue 24 B11: every tar is empty; fit used to exit 0 with a step-0 last.ckpt.
+    root = tmp_path / 'shards'
+    for folder in ('S1GRD', 'S2L1C'):
+        os.makedirs(root / 'train' / folder)
+        with tarfile.open(root / 'train' / folder / 'x_shard_000000.tar', 'w'):
+            pass
+    config = fit_config(tmp_path, str(root), 'TerraMeshDataModule', batch_size=2)
+    result = run('torchgeo', 'fit', '--config', str(config))
+    assert result.returncode != 0
+    assert f'no sample found in {root}/train' in result.stderr
+    assert 'x_shard_000000.tar' in result.stderr
+    assert not (tmp_path / 'out' / 'checkpoints' / 'last.ckpt').exists()

@@ -160,3 +160,12 @@ def test_cli_converts_bigearthnet_mm(tmp_path: Path) -> None:
         assert same_bits(s['image_s1'], source[i]['image_s1'])
         assert same_bits(s['image_s2'], source[i]['image_s2'])
     assert np.isfinite(samples[0]['image_s1'].numpy()).all()
+
+
+def test_damaged_manifest_is_named_by_the_writer(tmp_path: Path) -> None:
+    write_shards(Pairs(2), str(tmp_path), samples_per_shard=2)
+    manifest = tmp_path / 'train' / 'shards.json'
+    manifest.write_text('{"samples": 2,')
+    with pytest.raises(ValueError, match='damaged manifest') as info:
+        write_shards(Pairs(2), str(tmp_path), samples_per_shard=2)
+    assert str(manifest) in str(info.value)

@@ -89,6 +89,10 @@ SAMPLE_EXTENSION = 'zarr.zip'
 
 Policy = Literal['error', 'skip']
 
+#: Samples skipped in a row (``on_error='skip'``) after which a stream gives up:
+#: past this, the data (or a setting such as ``channels``) is wrong, not a sample.
+MAX_CONSECUTIVE_SKIPS = 1000
+
 
 class TerraMeshFormatError(ValueError):
     """A shard or sample does not have the expected layout or content."""
@@ -490,6 +494,7 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
         shuffle_buffer: int = 1000,
         seed: int = 0,
         samples_per_worker: int | None = None,
+        max_consecutive_skips: int = MAX_CONSECUTIVE_SKIPS,
     ) -> None:
         """Initialize a new TerraMeshStream instance.
 
@@ -513,6 +518,10 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
             seed: Base seed of the shuffles.
             samples_per_worker: Samples each worker yields per epoch (None: read
                 every group once).
+            max_consecutive_skips: With ``on_error='skip'``, samples skipped in a
+                row after which the stream stops with an error naming the first
+                reasons (a nominal epoch over data that never decodes would
+                otherwise spin forever).
 
         Raises:
             ValueError: If a policy or size is invalid.
@@ -536,7 +545,14 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
         self.shuffle = shuffle
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
+        if max_consecutive_skips < 1:
+            raise ValueError(
+                f'max_consecutive_skips must be positive, got {max_consecutive_skips}'
+            )
         self.samples_per_worker = samples_per_worker
+        self.max_consecutive_skips = max_consecutive_skips
+        #: The first reasons for skipping in this worker's current pass.
+        self.skip_reasons: list[str] = []
         self.epoch = 0
         self.node = self._node()
         self.channels: dict[str, int | None] = {}
@@ -586,7 +602,20 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
     def _fail(self, message: str, exc: Exception | None = None) -> None:
         if self.on_error == 'error':
             raise TerraMeshFormatError(message) from exc
+        if len(self.skip_reasons) < 3:
+            self.skip_reasons.append(message)
         warnings.warn(f'skipping: {message}', stacklevel=3)
+
+    def _where(self, groups: Sequence[ShardGroup]) -> str:
+        """The split folder and shard names of ``groups``, for error messages."""
+        names = [g.shard for g in groups]
+        shown = names[:5] + ([f'... {len(names) - 5} more'] if len(names) > 5 else [])
+        return f'{_join(self.root, self.split)} (shards {", ".join(shown)})'
+
+    def _reasons(self) -> str:
+        if not self.skip_reasons:
+            return ''
+        return '; first skipped: ' + ' | '.join(self.skip_reasons)
 
     def _group_samples(self, group: ShardGroup) -> Iterator[dict[str, Any]]:
         """Raw aligned samples of one shard group (bytes, not decoded)."""
@@ -718,7 +747,10 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
                 produced = True
                 yield sample
             if not produced:
-                raise TerraMeshFormatError(f'{who}: its shards hold no readable sample')
+                raise TerraMeshFormatError(
+                    f'{who}: no readable sample in {self._where(groups)}'
+                    + self._reasons()
+                )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Yield decoded samples of this rank's and worker's share of the epoch.
@@ -727,13 +759,37 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
             Sample dictionaries (see the class docstring).
         """
         groups, rng, who = self._worker_groups()
+        self.skip_reasons = []
         raw = self._raw_stream(groups, rng, who)
-        decoded: Iterator[dict[str, Any]] = (
-            s for s in map(self.decode, raw) if s is not None
-        )
-        if self.samples_per_worker is not None:
-            decoded = islice(decoded, self.samples_per_worker)
-        yield from decoded
+        decoded = islice(self._decoded(raw, groups, who), self.samples_per_worker)
+        yielded = False
+        for sample in decoded:
+            yielded = True
+            yield sample
+        if groups and not yielded:
+            raise TerraMeshFormatError(
+                f'{who}: no sample found in {self._where(groups)}: the shards are '
+                'empty or every sample was skipped' + self._reasons()
+            )
+
+    def _decoded(
+        self, raw: Iterator[dict[str, Any]], groups: list[ShardGroup], who: str
+    ) -> Iterator[dict[str, Any]]:
+        """Decoded samples; stops after too many skips in a row."""
+        in_a_row = 0
+        for item in raw:
+            sample = self.decode(item)
+            if sample is not None:
+                in_a_row = 0
+                yield sample
+                continue
+            in_a_row += 1
+            if in_a_row >= self.max_consecutive_skips:
+                raise TerraMeshFormatError(
+                    f'{who}: {in_a_row} samples in a row skipped in '
+                    f'{self._where(groups)}; stopping (check the data and settings '
+                    'such as channels)' + self._reasons()
+                )
 
 
 def read_manifest(root: str, split: str) -> dict[str, Any] | None:
@@ -745,11 +801,26 @@ def read_manifest(root: str, split: str) -> dict[str, Any] | None:
 
     Returns:
         The manifest, or None when the split has none (e.g. TerraMesh itself).
+
+    Raises:
+        TerraMeshFormatError: If the file is not a JSON object, naming it.
     """
     url = _join(root, split, 'shards.json')
     fs, path = fsspec.core.url_to_fs(url)
     if not fs.exists(path):
         return None
     with fs.open(path, 'rb') as f:
-        manifest: dict[str, Any] = json.loads(f.read())
+        data = f.read()
+    try:
+        manifest = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TerraMeshFormatError(
+            f'{url}: damaged manifest, not valid JSON ({err}); restore it or remove '
+            'it (rerun torchgeo-decur shards to rewrite it)'
+        ) from None
+    if not isinstance(manifest, dict):
+        raise TerraMeshFormatError(
+            f'{url}: damaged manifest, a JSON {type(manifest).__name__} instead of '
+            'an object'
+        )
     return manifest
