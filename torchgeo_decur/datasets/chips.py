@@ -413,6 +413,33 @@ class PairedChips(NonGeoDataset):
                 'need one nodata value per modality'
             )
 
+    @staticmethod
+    def _check_values(
+        m: str, values: np.ndarray, nodata: float | None, path: str
+    ) -> None:
+        """Refuse a chip band without a valid value; warn about a constant one.
+
+        Raises:
+            ValueError: If a band holds only nodata or non-finite values.
+        """
+        for band, array in enumerate(values, start=1):
+            valid = np.isfinite(array)
+            if nodata is not None and not np.isnan(nodata):
+                valid &= array != nodata
+            if not valid.any():
+                raise ValueError(
+                    f'chip {path!r} of modality {m!r}: band {band} holds no valid '
+                    f'value (all nodata={nodata} or NaN/inf)'
+                )
+            ok = array[valid]
+            if ok.min() == ok.max() and valid.sum() > 1:
+                warnings.warn(
+                    f'chip {path!r} of modality {m!r}: band {band} is constant '
+                    f'({ok.flat[0]!r} everywhere); check the file',
+                    UserWarning,
+                    stacklevel=4,
+                )
+
     def read(self, m: str, key: str) -> Tensor:
         """Read the selected bands of one chip.
 
@@ -450,11 +477,12 @@ class PairedChips(NonGeoDataset):
                     # Decoding every band finds truncated or corrupt data anywhere
                     # in the file (a corrupt block may sit in any band).
                     try:
-                        src.read()
+                        values = src.read()
                     except (RasterioError, OSError) as err:
                         raise ValueError(
                             f'cannot decode chip {path!r} of modality {m!r}: {err}'
                         ) from None
+                    self._check_values(m, values, src.nodata, path)
             except ValueError as err:
                 self._invalid(f'invalid chip of key {key!r}: {err}', [key])
                 return False
