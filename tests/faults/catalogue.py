@@ -118,7 +118,7 @@ def _cache_load(root: str, policy: str) -> list[np.ndarray]:
 
 
 def _ben_target(root: str) -> str:
-    files = glob.glob(os.path.join(root, '*S2*', '**', '*_B03.tif'), recursive=True)
+    files = glob.glob(os.path.join(root, '**', '*_B03.tif'), recursive=True)
     return sorted(files)[0]
 
 

@@ -69,7 +69,9 @@ def rewrite(
         if out.dtype != data.dtype or (fmt == 'JPEG' and out.shape[0] == 2):
             fmt = 'PNG'  # JPEG cannot hold the changed values; keep the name
         kwargs = {'quality': 100} if fmt == 'JPEG' else {}
-        converted = Image.fromarray(image)
+        converted = Image.fromarray(
+            image.astype('<u2') if out.dtype == np.uint16 else image
+        )
         if out.dtype == data.dtype and out.shape[0] == array.shape[0]:
             converted = converted.convert(mode)
         converted.save(path, format=fmt, **kwargs)
@@ -97,7 +99,7 @@ def mixed_dtype(path: str) -> None:
 
     def change(a: np.ndarray) -> np.ndarray:
         if is_image(path):
-            return a.astype(np.uint16) * 257  # 16-bit image among 8-bit ones
+            return a[:1].astype(np.uint16) * 257  # a 16-bit image among 8-bit ones
         if np.issubdtype(a.dtype, np.floating):
             return a.astype(np.float64)
         return a.astype(np.float32)

@@ -27,6 +27,8 @@ from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from tqdm import tqdm
 
+from .rasters import check_values
+
 #: Band selection of one modality: 1-based band indexes or band descriptions.
 BandSelection = Sequence[int | str]
 
@@ -413,33 +415,6 @@ class PairedChips(NonGeoDataset):
                 'need one nodata value per modality'
             )
 
-    @staticmethod
-    def _check_values(
-        m: str, values: np.ndarray, nodata: float | None, path: str
-    ) -> None:
-        """Refuse a chip band without a valid value; warn about a constant one.
-
-        Raises:
-            ValueError: If a band holds only nodata or non-finite values.
-        """
-        for band, array in enumerate(values, start=1):
-            valid = np.isfinite(array)
-            if nodata is not None and not np.isnan(nodata):
-                valid &= array != nodata
-            if not valid.any():
-                raise ValueError(
-                    f'chip {path!r} of modality {m!r}: band {band} holds no valid '
-                    f'value (all nodata={nodata} or NaN/inf)'
-                )
-            ok = array[valid]
-            if ok.min() == ok.max() and valid.sum() > 1:
-                warnings.warn(
-                    f'chip {path!r} of modality {m!r}: band {band} is constant '
-                    f'({ok.flat[0]!r} everywhere); check the file',
-                    UserWarning,
-                    stacklevel=4,
-                )
-
     def read(self, m: str, key: str) -> Tensor:
         """Read the selected bands of one chip.
 
@@ -482,7 +457,7 @@ class PairedChips(NonGeoDataset):
                         raise ValueError(
                             f'cannot decode chip {path!r} of modality {m!r}: {err}'
                         ) from None
-                    self._check_values(m, values, src.nodata, path)
+                    check_values(values, f'chip {path!r} of modality {m!r}', src.nodata)
             except ValueError as err:
                 self._invalid(f'invalid chip of key {key!r}: {err}', [key])
                 return False

@@ -46,6 +46,8 @@ from webdataset.tariterators import base_plus_ext, tar_file_expander
 from zarr.core.buffer import Buffer, cpu
 from zarr.storage import MemoryStore
 
+from .rasters import RasterReadError, check_values
+
 #: Modality folders of the published dataset.
 TERRAMESH_MODALITIES = (
     'DEM',
@@ -408,6 +410,22 @@ def read_zarr_zip(data: bytes, where: str, time_step: int | None = None) -> Zarr
     return ZarrSample(np.ascontiguousarray(values), names, time)
 
 
+def check_sample_values(bands: np.ndarray, where: str) -> None:
+    """Refuse a sample with a band of no finite value; warn about constant bands.
+
+    Args:
+        bands: (C, H, W) values of one sample.
+        where: Shard and sample, for the messages.
+
+    Raises:
+        TerraMeshFormatError: If a band holds only NaN/inf.
+    """
+    try:
+        check_values(bands, where)
+    except RasterReadError as err:
+        raise TerraMeshFormatError(str(err)) from None
+
+
 def _read(group: zarr.Group, name: str, where: str) -> np.ndarray:
     """All values of one array of a sample's group."""
     node = group[name]
@@ -685,6 +703,7 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
             )
             try:
                 decoded = read_zarr_zip(raw[spec.name], where, self.time_step)
+                check_sample_values(decoded.bands, where)
                 expected = self.channels[spec.name]
                 if expected is not None and decoded.bands.shape[0] != expected:
                     names = decoded.band_names or []
