@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..conftest import DATA
-from .library import FAULTS, corrupt_band
+from .library import FAULTS
 
 Load = Callable[[str, str], list[np.ndarray]]
 
@@ -426,6 +426,21 @@ def classify(
     return 'SILENT'
 
 
+#: Values each reader returns for its undamaged fixture (computed once).
+_REFERENCES: dict[str, list[np.ndarray]] = {}
+
+
+def reference(reader: Reader, tmp: Path) -> list[np.ndarray]:
+    """What the reader returns for its undamaged fixture (cached per reader)."""
+    if reader.name not in _REFERENCES:
+        clean = reader.copy(tmp / 'clean')
+        values, _, tb = _run(reader, clean, 'error')
+        if isinstance(values, Exception):
+            raise AssertionError(f'{reader.name}: the undamaged copy fails:\n{tb}')
+        _REFERENCES[reader.name] = values
+    return _REFERENCES[reader.name]
+
+
 def outcome(reader: Reader, fault: str, tmp: Path) -> str:
     """Run one cell: the fault applied to a fresh copy, under each policy.
 
@@ -437,10 +452,7 @@ def outcome(reader: Reader, fault: str, tmp: Path) -> str:
     Returns:
         E.g. ``'error / skip: skipped'``.
     """
-    clean = reader.copy(tmp / 'clean')
-    reference, _, tb = _run(reader, clean, 'error')
-    if isinstance(reference, Exception):
-        raise AssertionError(f'{reader.name}: the undamaged copy fails:\n{tb}')
+    expected = reference(reader, tmp)
     root = reader.copy(tmp / 'damaged')
     path = reader.target(root)
     damage = (
@@ -450,7 +462,7 @@ def outcome(reader: Reader, fault: str, tmp: Path) -> str:
     parts = []
     for policy in ('error', 'skip') if reader.skip else ('error',):
         result, text, _ = _run(reader, root, policy)
-        name = classify(reader, fault, result, text, path, reference)
+        name = classify(reader, fault, result, text, path, expected)
         if policy == 'skip' and name == 'warned':
             name = 'skipped'
         parts.append(name if policy == 'error' else f'skip: {name}')
@@ -482,4 +494,4 @@ if __name__ == '__main__':
         print(table(Path(folder)))
     sys.exit(0)
 
-__all__ = ('BAD', 'READERS', 'Reader', 'classify', 'corrupt_band', 'outcome', 'table')
+__all__ = ('BAD', 'READERS', 'Reader', 'classify', 'outcome', 'reference', 'table')
