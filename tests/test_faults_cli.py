@@ -12,11 +12,16 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import warnings
 from pathlib import Path
 
+import pytest
 import torch
 
+from torchgeo_decur.cli import main as cli_main
+
 from .conftest import DATA, ROOT
+from .faults.library import FAULTS
 
 SSL4EO = os.path.join(DATA, 'ssl4eo_s12')
 
@@ -215,3 +220,30 @@ def test_fit_on_empty_shards_fails_naming_the_root(tmp_path: Path) -> None:
     assert f'no sample found in {root}/train' in result.stderr
     assert 'x_shard_000000.tar' in result.stderr
     assert not (tmp_path / 'out' / 'checkpoints' / 'last.ckpt').exists()
+
+
+@pytest.mark.parametrize('fault', list(FAULTS))
+def test_cache_command_on_every_catalogue_fault(
+    fault: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 24 item 3: one line naming the file and exit 1, or (blank and
+    # constant bands) a warning naming it and exit 0; never a traceback.
+    root = tmp_path / 'ssl4eo'
+    for product in ('s1', 's2c'):
+        shutil.copytree(os.path.join(SSL4EO, product), root / product)
+    bad = sorted((root / 's2c' / '0000001').iterdir())[0] / 'B2.tif'
+    FAULTS[fault](str(bad))
+    argv = ['cache-ssl4eo-s12', '--root', str(root), '--output', str(tmp_path / 'c')]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter('always')
+        status = cli_main([*argv, '--size', '12'])
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    if status == 0:
+        assert fault in ('all-nodata', 'constant-band')
+        assert any(str(bad) in str(w.message) for w in record)
+        return
+    assert status == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith('torchgeo-decur cache-ssl4eo-s12: error: ')
+    assert str(bad) in last or "location '0000001'" in last
