@@ -11,11 +11,17 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import warnings
 from pathlib import Path
 
+import pytest
 import torch
 
+from torchgeo_decur.cli import main as cli_main
+
 from .conftest import DATA, ROOT
+from .faults.library import FAULTS
 
 SSL4EO = os.path.join(DATA, 'ssl4eo_s12')
 
@@ -45,8 +51,15 @@ def run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     )
 
 
-def fit_config(tmp_path: Path, data: str, **data_args: object) -> Path:
+def fit_config(
+    tmp_path: Path,
+    data: str,
+    data_class: str = 'SSL4EOS12PairsDataModule',
+    **data_args: object,
+) -> Path:
     """A tiny DeCUR fit config: resnet10t, checkpoints after every step."""
+    if data_class == 'SSL4EOS12PairsDataModule':
+        data_args = {'size': 24, 'batch_size': 2, **data_args}
     extra = ''.join(f'    {k}: {json.dumps(v)}\n' for k, v in data_args.items())
     text = f"""\
 seed_everything: 0
@@ -74,11 +87,9 @@ model:
     crop_size: 32
     lr: 0.001
 data:
-  class_path: torchgeo_decur.datamodules.SSL4EOS12PairsDataModule
+  class_path: torchgeo_decur.datamodules.{data_class}
   init_args:
     root: {data}
-    size: 24
-    batch_size: 2
 {extra}"""
     path = tmp_path / 'fit.yaml'
     path.write_text(text)
@@ -194,3 +205,45 @@ def test_cache_writer_on_corrupt_file(tmp_path: Path) -> None:
     assert 'wrote 3 locations (1 skipped' in skipped.stdout
     manifest = json.loads(next(cache.glob('*.json')).read_text())
     assert str(bad) in manifest['skipped']['0000001']
+
+
+def test_fit_on_empty_shards_fails_naming_the_root(tmp_path: Path) -> None:
+    # Issue 24 B11: every tar is empty; fit used to exit 0 with a step-0 last.ckpt.
+    root = tmp_path / 'shards'
+    for folder in ('S1GRD', 'S2L1C'):
+        os.makedirs(root / 'train' / folder)
+        with tarfile.open(root / 'train' / folder / 'x_shard_000000.tar', 'w'):
+            pass
+    config = fit_config(tmp_path, str(root), 'TerraMeshDataModule', batch_size=2)
+    result = run('torchgeo', 'fit', '--config', str(config))
+    assert result.returncode != 0
+    assert f'no sample found in {root}/train' in result.stderr
+    assert 'x_shard_000000.tar' in result.stderr
+    assert not (tmp_path / 'out' / 'checkpoints' / 'last.ckpt').exists()
+
+
+@pytest.mark.parametrize('fault', list(FAULTS))
+def test_cache_command_on_every_catalogue_fault(
+    fault: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 24 item 3: one line naming the file and exit 1, or (blank and
+    # constant bands) a warning naming it and exit 0; never a traceback.
+    root = tmp_path / 'ssl4eo'
+    for product in ('s1', 's2c'):
+        shutil.copytree(os.path.join(SSL4EO, product), root / product)
+    bad = sorted((root / 's2c' / '0000001').iterdir())[0] / 'B2.tif'
+    FAULTS[fault](str(bad))
+    argv = ['cache-ssl4eo-s12', '--root', str(root), '--output', str(tmp_path / 'c')]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter('always')
+        status = cli_main([*argv, '--size', '12'])
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    if status == 0:
+        assert fault in ('all-nodata', 'constant-band')
+        assert any(str(bad) in str(w.message) for w in record)
+        return
+    assert status == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith('torchgeo-decur cache-ssl4eo-s12: error: ')
+    assert str(bad) in last or "location '0000001'" in last

@@ -1,4 +1,6 @@
+import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from torchgeo_decur.datasets.shards import write_shards
 from torchgeo_decur.datasets.terramesh import TerraMeshStream
 
 from .conftest import DATA
+from .faults.library import FAULTS
+from .test_faults_cli import run
 
 
 class Pairs:
@@ -160,3 +164,103 @@ def test_cli_converts_bigearthnet_mm(tmp_path: Path) -> None:
         assert same_bits(s['image_s1'], source[i]['image_s1'])
         assert same_bits(s['image_s2'], source[i]['image_s2'])
     assert np.isfinite(samples[0]['image_s1'].numpy()).all()
+
+
+def test_damaged_manifest_is_named_by_the_writer(tmp_path: Path) -> None:
+    write_shards(Pairs(2), str(tmp_path), samples_per_shard=2)
+    manifest = tmp_path / 'train' / 'shards.json'
+    manifest.write_text('{"samples": 2,')
+    with pytest.raises(ValueError, match='damaged manifest') as info:
+        write_shards(Pairs(2), str(tmp_path), samples_per_shard=2)
+    assert str(manifest) in str(info.value)
+
+
+def chips_copy(tmp_path: Path) -> Path:
+    root = tmp_path / 'chips'
+    for m in ('s1', 's2'):
+        shutil.copytree(os.path.join(DATA, 'chips', m), root / m)
+    os.remove(root / 's1' / 'S1_tile_98.tif')
+    os.remove(root / 's2' / 'tile_99_S2.tif')
+    return root
+
+
+def chips_args(root: Path, out: Path) -> list[str]:
+    init = {
+        'folders': {m: str(root / m) for m in ('s1', 's2')},
+        'pattern': {'s1': 'S1_(?P<key>.+)', 's2': '(?P<key>.+)_S2'},
+        'check_files': True,
+    }
+    return [
+        'shards',
+        'torchgeo_decur.datasets:PairedChips',
+        '--out',
+        str(out),
+        '--init-args',
+        json.dumps(init),
+    ]
+
+
+@pytest.mark.parametrize('fault', list(FAULTS))
+def test_cli_on_every_catalogue_fault_is_one_line(
+    fault: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 24 item 3: bad input ends in one line naming the file, exit 1 (or
+    # is converted, where the values read are the same).
+    root = chips_copy(tmp_path)
+    bad = root / 's2' / 'tile_03_S2.tif'
+    FAULTS[fault](str(bad))
+    status = cli_main(chips_args(root, tmp_path / 'out'))
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    if status == 0:
+        assert fault in ('mixed-dtypes', 'constant-band')
+        return
+    assert status == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith('torchgeo-decur shards: error: ')
+    assert str(bad) in last or 'tile_03' in last
+
+
+def test_cli_bad_arguments_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = chips_copy(tmp_path)
+    args = chips_args(root, tmp_path / 'out')
+    cases = {
+        'not valid JSON': [*args[:-1], '{"folders": '],
+        'must be a JSON object': [*args[:-1], '[1]'],
+        "cannot load dataset class 'torchgeo_decur.datasets:NoSuchClass'": [
+            args[0],
+            'torchgeo_decur.datasets:NoSuchClass',
+            *args[2:],
+        ],
+        "cannot load dataset class 'no_such_module:X'": [
+            args[0],
+            'no_such_module:X',
+            *args[2:],
+        ],
+        'unknown dataset': [args[0], 'nothing', *args[2:]],
+    }
+    for expected, argv in cases.items():
+        assert cli_main(argv) == 1, expected
+        err = capsys.readouterr().err
+        assert 'Traceback' not in err
+        assert expected in err.strip().splitlines()[-1]
+    write_shards(Pairs(2), str(tmp_path / 'damaged'), samples_per_shard=2)
+    manifest = tmp_path / 'damaged' / 'train' / 'shards.json'
+    manifest.write_text('{')
+    argv = [*args[:3], str(tmp_path / 'damaged'), *args[4:]]
+    assert cli_main(argv) == 1
+    assert str(manifest) in capsys.readouterr().err
+
+
+def test_cli_subprocess_on_a_truncated_chip(tmp_path: Path) -> None:
+    root = chips_copy(tmp_path)
+    bad = root / 's2' / 'tile_03_S2.tif'
+    FAULTS['truncated'](str(bad))
+    result = run('torchgeo-decur', *chips_args(root, tmp_path / 'out'))
+    assert result.returncode == 1
+    assert 'Traceback' not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('torchgeo-decur shards: error: ')
+    assert str(bad) in last

@@ -1,5 +1,6 @@
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,85 @@ def test_eurosat_probe_from_yaml(tmp_path: Path) -> None:
     assert 0.0 <= accuracy <= 1.0
     assert accuracy * 10 == pytest.approx(round(accuracy * 10))
     print(f'EuroSAT fixture kNN probe: {seconds:.2f} s')
+
+
+class MissingFolderDataModule(LightningDataModule):
+    """A labelled data module whose data folder does not exist."""
+
+    def setup(self, stage: str) -> None:
+        raise FileNotFoundError("no such data folder: '/nowhere/eurosat'")
+
+
+def fit_with(probe: KNNProbe | LinearProbe, tmp_path: Path) -> DeCURTask:
+    """One-epoch DeCUR fit with the probe; checkpoints written after every step."""
+    dm = SSL4EOS12PairsDataModule(
+        root=os.path.join(DATA, 'ssl4eo_s12'), size=24, batch_size=4
+    )
+    task = DeCURTask(**TINY)
+    trainer = Trainer(
+        accelerator='cpu',
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+        callbacks=[probe],
+    )
+    trainer.fit(task, dm)
+    return task
+
+
+@pytest.mark.parametrize(
+    ('probe', 'error', 'match'),
+    [
+        (KNNProbe(SeparableDataModule(), modality='rgb'), ValueError, "'rgb'"),
+        (LinearProbe(SeparableDataModule(), modality='rgb'), ValueError, "'rgb'"),
+        (
+            KNNProbe(SeparableDataModule(), modality='s2', label_key='mask'),
+            KeyError,
+            "'mask'",
+        ),
+        (
+            LinearProbe(SeparableDataModule(), modality='s2', label_key='mask'),
+            KeyError,
+            "'mask'",
+        ),
+        (
+            KNNProbe(MissingFolderDataModule(), modality='s2'),
+            FileNotFoundError,
+            '/nowhere/eurosat',
+        ),
+    ],
+)
+def test_probe_problems_stop_fit_before_the_first_step(
+    probe: KNNProbe | LinearProbe,
+    error: type[Exception],
+    match: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    steps: list[int] = []
+    monkeypatch.setattr(
+        DeCURTask,
+        'on_train_batch_start',
+        lambda self, batch, index: steps.append(index),
+    )
+    with pytest.raises(error, match=match):
+        fit_with(probe, tmp_path)
+    assert steps == []  # not one training step was spent
+
+
+def test_k_larger_than_the_bank_is_named(tmp_path: Path) -> None:
+    # The bank holds 18 samples (3 classes x 6).
+    probe = KNNProbe(SeparableDataModule(), modality='s2', k=50, every_n_epochs=5)
+    with pytest.warns(UserWarning, match=r'k=50 is larger than the bank of 18'):
+        fit_with(probe, tmp_path)
+    task = DeCURTask(**TINY).eval()
+    quiet = KNNProbe(SeparableDataModule(), modality='s2', k=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert quiet.run(task) == 1.0
+    small = KNNProbe(SeparableDataModule(), modality='s2', k=50, max_batches=1)
+    with pytest.warns(UserWarning, match='k=50 is larger than the bank of 8'):
+        small.run(task)

@@ -238,3 +238,14 @@ def test_cli_pretrains_and_checkpoints_the_statistics(
     expected = expected_statistics(KEYS[:6])
     for m in ('s1', 's2'):
         np.testing.assert_allclose(stats[m]['mean'], expected[m]['mean'], rtol=1e-9)
+
+
+@pytest.mark.parametrize('split', [{}, {'val_fraction': 0.0}, {'train_split': TRAIN}])
+def test_no_validation_split_means_no_validation_loop(split: dict[str, Any]) -> None:
+    # Issue 24 B10: without validation chips the loader list is empty, so
+    # Lightning skips validation (it used to validate on the training chips).
+    dm = set_up(**split)
+    assert dm.val_dataloader() == []
+    assert len(dm.train_dataset) >= 2
+    with_val = set_up(val_split=VAL)
+    assert len(with_val.val_dataloader()) >= 1

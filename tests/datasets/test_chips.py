@@ -12,6 +12,7 @@ from torchgeo.datasets import DatasetNotFoundError
 from torchgeo_decur.datasets import PairedChips
 
 from ..conftest import DATA
+from ..faults.library import corrupt_band
 
 ROOT = os.path.join(DATA, 'chips')
 FOLDERS = {'s1': os.path.join(ROOT, 's1'), 's2': os.path.join(ROOT, 's2')}
@@ -197,3 +198,28 @@ def test_select_restricts_and_checks_keys() -> None:
     assert torch.equal(sub[1]['image_s2'], ds[1]['image_s2'])
     with pytest.raises(ValueError, match='tile_98'):
         ds.select(['tile_98'])
+
+
+@pytest.mark.parametrize('band', [1, 2])
+def test_undecodable_band_is_found_by_the_check(tmp_path: Path, band: int) -> None:
+    # Issue 24 B08/B09: the check decodes every band, not only band 1's corner,
+    # and names the path and modality, also in the skipped list.
+    folders = copy_fixture(tmp_path)
+    bad = os.path.join(folders['s2'], 'tile_03_S2.tif')
+    corrupt_band(bad, band)
+    with rasterio.open(bad) as src:
+        src.read(1 if band == 2 else 2)  # the other bands still read
+    with pytest.warns(UserWarning, match=re.escape(repr(bad))):
+        ds = PairedChips(folders, pattern=PATTERN, on_invalid='skip')
+    assert 'tile_03' not in ds.keys
+    assert repr(bad) in ds.skipped['tile_03']
+    assert "modality 's2'" in ds.skipped['tile_03']
+    Path(folders['s1'], 'S1_tile_98.tif').unlink()
+    Path(folders['s2'], 'tile_99_S2.tif').unlink()
+    with pytest.raises(ValueError, match=re.escape(repr(bad))) as info:
+        PairedChips(folders, pattern=PATTERN, check_files=True)
+    assert "modality 's2'" in str(info.value)
+    lazy = PairedChips(folders, pattern=PATTERN)
+    with pytest.raises(ValueError, match=re.escape(repr(bad))) as info:
+        lazy[lazy.keys.index('tile_03')]
+    assert "modality 's2'" in str(info.value)

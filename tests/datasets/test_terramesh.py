@@ -1,6 +1,7 @@
 import io
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 import zipfile
@@ -275,3 +276,60 @@ def test_two_ranks_two_workers_see_every_sample_once() -> None:
     assert set(per_rank[0]) | set(per_rank[1]) == TRAIN_KEYS
     # Two ranks x two workers: each worker reads its own one of the four shards.
     assert [len(k) for k in per_rank] == [4, 4]
+
+
+def empty_shards(root: Path, names: tuple[str, ...] = ('a.tar', 'b.tar')) -> str:
+    """S1GRD and S2L1C folders whose tars are valid but hold no member."""
+    for folder in ('S1GRD', 'S2L1C'):
+        os.makedirs(root / 'train' / folder)
+        for name in names:
+            with tarfile.open(root / 'train' / folder / name, 'w'):
+                pass
+    return str(root)
+
+
+def test_empty_shards_name_the_root(tmp_path: Path) -> None:
+    root = empty_shards(tmp_path)
+    for spw in (None, 4):
+        ds = TerraMeshStream(root, 'train', ['S1GRD', 'S2L1C'], samples_per_worker=spw)
+        with pytest.raises(TerraMeshFormatError) as info:
+            list(ds)
+        message = str(info.value)
+        assert f'{root}/train' in message
+        assert 'a.tar' in message
+        assert 'b.tar' in message
+        assert 'no readable sample' in message or 'no sample found' in message
+
+
+def test_every_sample_skipped_stops_instead_of_spinning() -> None:
+    # channels={'s2': 12} on 13-band data: every sample is invalid.
+    for spw in (None, 4):
+        ds = TerraMeshStream(
+            ROOT,
+            'train',
+            ['S1GRD|S1RTC', 'S2L1C'],
+            channels={'s2': 12},
+            on_error='skip',
+            samples_per_worker=spw,
+            max_consecutive_skips=50,
+        )
+        with pytest.warns(UserWarning, match='expected 12'):
+            with pytest.raises(TerraMeshFormatError) as info:
+                list(ds)
+        message = str(info.value)
+        assert 'first skipped' in message
+        assert '13 bands' in message
+        assert 'expected 12' in message
+    with pytest.raises(ValueError, match='max_consecutive_skips'):
+        TerraMeshStream(ROOT, 'train', max_consecutive_skips=0)
+
+
+def test_damaged_manifest_is_named(tmp_path: Path) -> None:
+    root = tmp_path / 'shards'
+    shutil.copytree(ROOT, root)
+    manifest = root / 'train' / 'shards.json'
+    for text in ('{"channels": {"S2L1C": 13', '[1, 2]'):
+        manifest.write_text(text)
+        with pytest.raises(TerraMeshFormatError, match='damaged manifest') as info:
+            TerraMeshStream(str(root), 'train')
+        assert str(manifest) in str(info.value)

@@ -10,7 +10,8 @@ linear classifier fitted on the bank (:class:`LinearProbe`).
 """
 
 import time
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Sized
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -94,9 +95,102 @@ class OnlineProbe(Callback):
 
     def _setup(self) -> None:
         if not self._ready:
-            self.datamodule.prepare_data()
-            self.datamodule.setup('fit')
+            try:
+                self.datamodule.prepare_data()
+                self.datamodule.setup('fit')
+            except Exception as err:
+                err.add_note(
+                    f'(while {self._name()} set up its data module '
+                    f'{type(self.datamodule).__name__})'
+                )
+                raise
             self._ready = True
+
+    def _name(self) -> str:
+        return f'{type(self).__name__}(modality={self.modality!r})'
+
+    def _check_encoder(self, pl_module: pl.LightningModule) -> Any:
+        """The task's encoder for ``modality``.
+
+        Raises:
+            ValueError: If the task has no encoder for ``modality``.
+        """
+        backbones = getattr(pl_module, 'backbones', None)
+        if backbones is None or self.modality not in backbones:
+            names = list(backbones) if backbones is not None else []
+            raise ValueError(
+                f'{type(self).__name__}: {type(pl_module).__name__} has no encoder '
+                f'for modality {self.modality!r}; it has {names}'
+            )
+        return backbones[self.modality]
+
+    def _image_key(self, batch: dict[str, Any]) -> str:
+        key = self.image_key
+        if key is None:
+            key = f'image_{self.modality}'
+            key = key if key in batch else 'image'
+        return key
+
+    def _check_keys(self, batch: dict[str, Any]) -> None:
+        """Raise a KeyError naming a batch key the probe needs and lacks."""
+        for needed in (self._image_key(batch), self.label_key):
+            if needed not in batch:
+                raise KeyError(
+                    f'{type(self).__name__}: the batches of '
+                    f'{type(self.datamodule).__name__} have no {needed!r}; '
+                    f'keys: {sorted(batch)} (set image_key / label_key)'
+                )
+
+    def bank_size(self) -> int | None:
+        """Samples in the bank (the training split), when the loader knows it.
+
+        Returns:
+            The count (capped by ``max_batches``), or None for unsized data.
+        """
+        loader = self.datamodule.train_dataloader()
+        dataset = getattr(loader, 'dataset', None)
+        if not isinstance(dataset, Sized):
+            return None
+        size = len(dataset)
+        batch_size = getattr(loader, 'batch_size', None)
+        if self.max_batches is not None and batch_size:
+            size = min(size, self.max_batches * int(batch_size))
+        return size
+
+    def check(self, pl_module: pl.LightningModule) -> None:
+        """Check the probe against the task and its data before any training step.
+
+        Sets the data module up and reads one batch of each split, so a
+        modality the task lacks, a missing data folder or a wrong ``image_key``
+        / ``label_key`` fail at the start of ``fit`` instead of after the first
+        epoch (before any checkpoint).
+
+        Args:
+            pl_module: The task being trained.
+
+        Raises:
+            ValueError: If the task has no encoder for ``modality``, or a split
+                yields no batch.
+            KeyError: If the batches lack the image or label key.
+        """
+        self._check_encoder(pl_module)
+        self._setup()
+        for split in ('train', 'val'):
+            loader = getattr(self.datamodule, f'{split}_dataloader')()
+            batch = next(iter(loader), None)
+            if batch is None:
+                raise ValueError(
+                    f'{self._name()}: the {split} split of '
+                    f'{type(self.datamodule).__name__} yields no batch'
+                )
+            self._check_keys(batch)
+
+    def setup(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str
+    ) -> None:
+        """Run :meth:`check` when ``fit`` starts."""
+        if stage == 'fit':
+            self.check(pl_module)
 
     def _transform(self, batch: dict[str, Any]) -> dict[str, Any]:
         for name in ('val_aug', 'aug'):
@@ -131,17 +225,8 @@ class OnlineProbe(Callback):
                 for k, v in batch.items()
             }
             batch = self._transform(batch)
-            key = self.image_key
-            if key is None:
-                key = f'image_{self.modality}'
-                key = key if key in batch else 'image'
-            for needed in (key, self.label_key):
-                if needed not in batch:
-                    raise KeyError(
-                        f'{type(self).__name__}: the batches of '
-                        f'{type(self.datamodule).__name__} have no {needed!r}; '
-                        f'keys: {sorted(batch)} (set image_key / label_key)'
-                    )
+            self._check_keys(batch)
+            key = self._image_key(batch)
             feats.append(encoder(batch[key].float()).float().flatten(1))
             labels.append(batch[self.label_key])
         if not feats:
@@ -183,16 +268,9 @@ class OnlineProbe(Callback):
         Raises:
             ValueError: If the task has no encoder for ``modality``.
         """
-        backbones = getattr(pl_module, 'backbones', None)
-        if backbones is None or self.modality not in backbones:
-            names = list(backbones) if backbones is not None else []
-            raise ValueError(
-                f'{type(self).__name__}: {type(pl_module).__name__} has no encoder '
-                f'for modality {self.modality!r}; it has {names}'
-            )
+        encoder = self._check_encoder(pl_module)
         start = time.perf_counter()
         self._setup()
-        encoder = backbones[self.modality]
         was_training = encoder.training
         encoder.eval()
         try:
@@ -282,6 +360,30 @@ class KNNProbe(OnlineProbe):
         )
         self.k = k
         self.temperature = temperature
+        self._warned_k = False
+
+    def _warn_k(self, bank: int) -> None:
+        """Warn once that ``k`` exceeds the bank (only ``bank`` neighbours exist)."""
+        if self.k > bank and not self._warned_k:
+            self._warned_k = True
+            warnings.warn(
+                f'{self._name()}: k={self.k} is larger than the bank of {bank} '
+                f'samples (the training split of {type(self.datamodule).__name__}); '
+                f'the vote uses all {bank} (k={bank}). Lower k or enlarge the bank',
+                UserWarning,
+                stacklevel=2,
+            )
+
+    def check(self, pl_module: pl.LightningModule) -> None:
+        """As :meth:`OnlineProbe.check`, and warn when ``k`` exceeds the bank.
+
+        Args:
+            pl_module: The task being trained.
+        """
+        super().check(pl_module)
+        bank = self.bank_size()
+        if bank is not None:
+            self._warn_k(bank)
 
     def score(
         self, bank: Tensor, bank_labels: Tensor, queries: Tensor, labels: Tensor
@@ -289,6 +391,7 @@ class KNNProbe(OnlineProbe):
         """Accuracy (single-label) or mAP (multi-label) of the kNN vote."""
         bank = F.normalize(bank, dim=1)
         queries = F.normalize(queries, dim=1)
+        self._warn_k(bank.shape[0])
         k = min(self.k, bank.shape[0])
         classes = self._classes(bank_labels, labels)
         if self.task == 'multiclass':

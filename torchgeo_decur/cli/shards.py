@@ -75,7 +75,19 @@ def build_dataset(args: argparse.Namespace) -> 'SizedDataset':
     Raises:
         ValueError: If the dataset name or class path is unknown.
     """
-    extra: dict[str, Any] = json.loads(args.init_args) if args.init_args else {}
+    extra: dict[str, Any] = {}
+    if args.init_args:
+        try:
+            extra = json.loads(args.init_args)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f'--init-args is not valid JSON ({err}): {args.init_args!r}'
+            ) from None
+        if not isinstance(extra, dict):
+            raise ValueError(
+                f'--init-args must be a JSON object of dataset arguments, got '
+                f'{args.init_args!r}'
+            )
     if args.dataset == 'ssl4eo-s12':
         return SeasonsOf(seasons=args.seasons, root=args.root, **extra)
     if args.dataset == 'bigearthnet-mm':
@@ -88,11 +100,19 @@ def build_dataset(args: argparse.Namespace) -> 'SizedDataset':
             'module.path:ClassName'
         )
     module, name = args.dataset.split(':', 1)
-    cls = getattr(importlib.import_module(module), name)
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f'cannot load dataset class {args.dataset!r}: {err}') from None
     if args.root is not None:
         extra.setdefault('root', args.root)
     dataset: SizedDataset = cls(**extra)
     return dataset
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (never empty)."""
+    return ' '.join(str(exc).split()) or type(exc).__name__
 
 
 def register(subparsers: Any) -> None:
@@ -161,8 +181,17 @@ def run(args: argparse.Namespace) -> int:
             source=f'{args.dataset} root={args.root} init_args={args.init_args}',
             progress=progress,
         )
-    except (ValueError, FileNotFoundError, TypeError, OSError) as exc:
-        print(f'\ntorchgeo-decur shards: error: {exc}', file=sys.stderr)
+    except (ValueError, TypeError, OSError) as exc:
+        print(f'\ntorchgeo-decur shards: error: {_one_line(exc)}', file=sys.stderr)
+        return 1
+    except (KeyError, IndexError, RuntimeError) as exc:
+        # Raised by a dataset class while reading a sample (e.g. a missing file
+        # in its own index): still one line, with the error's type.
+        print(
+            f'\ntorchgeo-decur shards: error: reading {args.dataset} failed: '
+            f'{type(exc).__name__}: {_one_line(exc)}',
+            file=sys.stderr,
+        )
         return 1
     print(
         f'\n{report.samples} samples of {report.modalities} in '

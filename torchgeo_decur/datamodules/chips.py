@@ -170,7 +170,9 @@ class PairedChipsDataModule(
             )
         self.save_hyperparameters()
         self.aug = ApplyToKeys({})
-        self.dataset: PairedChips | None = None
+        # Not ``dataset``: torchgeo's loaders fall back to that attribute for a
+        # split without its own dataset, which would validate on training chips.
+        self.chips: PairedChips | None = None
         self.channels: dict[str, int] = {}
         self._checked_task = False
 
@@ -265,19 +267,19 @@ class PairedChipsDataModule(
                 that disagree with the task's.
         """
         self._check_task_hparams()
-        if self.dataset is None:
-            self.dataset = PairedChips(**self.kwargs)
-        train, val = self.split_keys(self.dataset)
+        if self.chips is None:
+            self.chips = PairedChips(**self.kwargs)
+        train, val = self.split_keys(self.chips)
         if len(train) < self.batch_size:
             raise ValueError(
                 f'the training split has {len(train)} paired chips, fewer than '
                 f'batch_size={self.batch_size} (the last incomplete batch is '
                 'dropped, so no batch would be left)'
             )
-        self.train_dataset = self.dataset.select(train)
+        self.train_dataset = self.chips.select(train)
         if val:
-            self.val_dataset = self.dataset.select(val)
-        self.channels = self.dataset.channels
+            self.val_dataset = self.chips.select(val)
+        self.channels = self.chips.channels
         self._check_task_hparams()
         self._setup_scaling(self.train_dataset)
 

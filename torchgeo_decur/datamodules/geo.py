@@ -20,9 +20,10 @@ and stored in the data module's hyperparameters (so in every checkpoint).
 """
 
 import math
+import warnings
 import zlib
 from collections.abc import Iterator, Mapping
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import rasterio
@@ -30,12 +31,16 @@ import shapely
 import shapely.affinity
 import torch
 from pyproj import CRS
+from rasterio.errors import RasterioError
+from rasterio.warp import calculate_default_transform
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchgeo.datamodules import GeoDataModule
 from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
 from torchgeo.samplers import GeoSampler, RandomPatchSampler
 
+from ..datasets.chips import listing
+from ..datasets.rasters import RasterReadError, naming_file
 from ..transforms.normalize import ApplyToKeys
 from ..transforms.statistics import BandStatistics, valid_mask
 from .scaling import (
@@ -116,6 +121,135 @@ def storage_dtype(dataset: RasterDataset) -> torch.dtype | None:
     return None
 
 
+#: Largest ``length``: torchgeo's RandomPatchSampler draws every location of an
+#: epoch up front (several arrays of ``length`` 8-byte values).
+MAX_LENGTH = 2**27
+
+
+def indexed_files(dataset: RasterDataset) -> list[str]:
+    """The files in a raster dataset's index.
+
+    Args:
+        dataset: A torchgeo raster dataset.
+
+    Returns:
+        Their paths, in index order.
+    """
+    if 'filepath' not in dataset.index:
+        return []
+    return [str(p) for p in dataset.index['filepath']]
+
+
+def check_raster_files(
+    modality: str, dataset: RasterDataset, on_invalid: Literal['error', 'skip']
+) -> None:
+    """Check a modality's raster files before training.
+
+    torchgeo leaves files it cannot open (a text or HTML page saved as ``.tif``,
+    an empty file) out of a dataset's index without a word; they are reported
+    here. The headers of the indexed files must agree on data type and band
+    count, since torchgeo merges a patch's files into one array of the first
+    file's type.
+
+    Args:
+        modality: Modality name, for the messages.
+        dataset: Its torchgeo raster dataset.
+        on_invalid: ``'error'`` raises on unreadable files; ``'skip'`` warns,
+            listing every one (they are left out of the index either way).
+
+    Raises:
+        RasterReadError: For files matching the dataset's pattern that cannot be
+            opened (under ``on_invalid='error'``).
+        ValueError: If the indexed files differ in data type or band count,
+            naming one file of each kind.
+    """
+    indexed = indexed_files(dataset)
+    left_out = sorted(set(dataset.files) - set(indexed))
+    if left_out:
+        details = []
+        for path in left_out[:3]:
+            try:
+                with naming_file(path), rasterio.open(path):
+                    pass
+                details.append(f'{path!r}: not read by {type(dataset).__name__}')
+            except RasterReadError as err:
+                details.append(str(err))
+        message = (
+            f'modality {modality!r} ({describe(dataset)}): {len(left_out)} file(s) '
+            f'cannot be opened as rasters and were left out: {listing(left_out)} '
+            f'({"; ".join(details)})'
+        )
+        if on_invalid == 'error':
+            raise RasterReadError(
+                message + "; remove or replace them, or pass on_invalid='skip'"
+            )
+        warnings.warn(message, UserWarning, stacklevel=2)
+    kinds: dict[tuple[str, int], str] = {}
+    for path in indexed:
+        with naming_file(path, f'modality {modality!r}'), rasterio.open(path) as src:
+            kinds.setdefault((src.dtypes[0], src.count), path)
+    if len(kinds) > 1:
+        raise ValueError(
+            f'modality {modality!r} ({describe(dataset)}) mixes raster files of '
+            'different data types or band counts: '
+            + ', '.join(
+                f'{path!r} is {dtype} with {count} band(s)'
+                for (dtype, count), path in kinds.items()
+            )
+            + "; torchgeo merges a patch in the first file's type, so convert "
+            'them to one type and band layout'
+        )
+
+
+def unreadable_files(
+    modality: str, dataset: RasterDataset, x: slice, y: slice
+) -> list[str]:
+    """The files under a patch that fail to read, each named in a message.
+
+    Args:
+        modality: Modality name.
+        dataset: Its torchgeo raster dataset (on the common grid).
+        x: Slice of x coordinates (CRS units).
+        y: Slice of y coordinates (CRS units).
+
+    Returns:
+        One message per failing file (from :func:`naming_file`).
+    """
+    index = dataset.index
+    hits = index[index.intersects(shapely.box(x.start, y.start, x.stop, y.stop))]
+    out = []
+    for path in hits['filepath'] if 'filepath' in hits else []:
+        try:
+            with naming_file(str(path), f'modality {modality!r}'):
+                with rasterio.open(path) as src:
+                    src.read()
+        except RasterReadError as err:
+            out.append(str(err))
+    return out
+
+
+def converted_res(dataset: RasterDataset, crs: CRS) -> tuple[float, float]:
+    """A dataset's resolution carried over to another CRS's units.
+
+    Args:
+        dataset: A torchgeo raster dataset (its ``res`` in its own CRS).
+        crs: The target CRS.
+
+    Returns:
+        (x, y) resolution in ``crs`` units: that of GDAL's default warp of the
+        dataset's extent (about the same number of pixels).
+    """
+    xmin, xmax = dataset.bounds[0].start, dataset.bounds[0].stop
+    ymin, ymax = dataset.bounds[1].start, dataset.bounds[1].stop
+    xres, yres = dataset.res
+    width = max(1, round((xmax - xmin) / xres))
+    height = max(1, round((ymax - ymin) / yres))
+    transform, _, _ = calculate_default_transform(
+        dataset.crs.to_wkt(), crs.to_wkt(), width, height, xmin, ymin, xmax, ymax
+    )
+    return float(abs(transform.a)), float(abs(transform.e))
+
+
 def valid_fraction(image: Tensor, nodata: float | None) -> float:
     """Share of pixels whose bands are all valid (finite and not nodata).
 
@@ -152,6 +286,7 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
         seed: int = 0,
         max_draws: int = 100,
         dtypes: Mapping[str, torch.dtype | None] | None = None,
+        on_invalid: Literal['error', 'skip'] = 'error',
     ) -> None:
         """Initialize a new CoRegisteredPatches instance.
 
@@ -168,6 +303,9 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
             max_draws: Locations tried before giving up.
             dtypes: Per modality, the type accepted patches are returned in
                 (see :func:`storage_dtype`); None or missing: float32.
+            on_invalid: A raster file that fails to read: ``'error'`` raises
+                naming it and the modality; ``'skip'`` warns once per file and
+                draws another patch.
         """
         self.datasets = dict(datasets)
         self.region = region
@@ -178,6 +316,20 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
         self.seed = seed
         self.max_draws = max_draws
         self.dtypes = dict(dtypes or {})
+        self.on_invalid = on_invalid
+        #: Files that failed to read (reported once each) in this process.
+        self.bad_files: set[str] = set()
+
+    def _read_one(self, m: str, ds: RasterDataset, x: slice, y: slice) -> Any:
+        """``ds[x, y]``, naming the modality and the failing file on errors."""
+        try:
+            return ds[x, y]
+        except (RasterioError, OSError) as err:
+            found = unreadable_files(m, ds, x, y)
+            detail = '; '.join(found) if found else f'{err}'
+            raise RasterReadError(
+                f'modality {m!r} ({describe(ds)}): a patch failed to read: {detail}'
+            ) from err
 
     def read(self, x: slice, y: slice) -> dict[str, Tensor]:
         """Read every modality at one location, without validity checks.
@@ -195,7 +347,7 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
         out: dict[str, Tensor] = {}
         size = (self.patch_size, self.patch_size)
         for m, ds in self.datasets.items():
-            sample = ds[x, y]
+            sample = self._read_one(m, ds, x, y)
             image = sample.get('image')
             if image is None or image.ndim != 3 or tuple(image.shape[-2:]) != size:
                 shape = None if image is None else tuple(image.shape)
@@ -296,7 +448,18 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
         x, y = index[0], index[1]
         bad: dict[str, float] = {}
         for attempt in range(self.max_draws):
-            sample = self.read(x, y)
+            try:
+                sample = self.read(x, y)
+            except RasterReadError as err:
+                if self.on_invalid == 'error':
+                    raise
+                if str(err) not in self.bad_files:
+                    self.bad_files.add(str(err))
+                    warnings.warn(
+                        f'{err}; skipping the patch', UserWarning, stacklevel=2
+                    )
+                x, y = self.redraw(x, y, attempt)
+                continue
             bad = self.invalid(sample)
             if not bad:
                 return self.to_storage(sample)
@@ -306,6 +469,12 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
             f'last valid fraction {frac:.3f})'
             for m, frac in bad.items()
         )
+        if not bad:
+            raise ValueError(
+                f'{self.max_draws} patches in a row could not be read '
+                f'(on_invalid={self.on_invalid!r}); unreadable: '
+                f'{sorted(self.bad_files)[:3]}'
+            )
         raise ValueError(
             f'{self.max_draws} patches in a row had fewer than '
             f'min_valid_fraction={self.min_valid_fraction} valid (finite, '
@@ -367,6 +536,7 @@ class MultimodalGeoDataModule(
         normalize: bool = True,
         seed: int = 0,
         native_dtypes: bool = True,
+        on_invalid: Literal['error', 'skip'] = 'error',
     ) -> None:
         """Initialize a new MultimodalGeoDataModule instance.
 
@@ -395,6 +565,10 @@ class MultimodalGeoDataModule(
             native_dtypes: Workers return 8- and 16-bit integer rasters in their
                 own type, converted to float32 on the device (the same values);
                 False: as float32 (4 bytes per value through the workers).
+            on_invalid: Raster files that cannot be read: ``'error'`` raises
+                naming the file and modality (files torchgeo could not open at
+                all: at ``setup``); ``'skip'`` warns, listing them, and draws
+                other patches instead of those that fail.
 
         Raises:
             ValueError: For no datasets, a value that is not a RasterDataset, or
@@ -427,8 +601,19 @@ class MultimodalGeoDataModule(
                 'patch_size, length, batch_size and statistics_patches must be >= 1, '
                 f'got {patch_size}, {length}, {batch_size}, {statistics_patches}'
             )
+        if length > MAX_LENGTH:
+            raise ValueError(
+                f'length={length:g} patches per epoch is more than {MAX_LENGTH}: '
+                "torchgeo's RandomPatchSampler draws every location of an epoch "
+                f'up front (about {8 * length / 2**30:,.0f} GiB); use a smaller '
+                'length and more epochs'
+            )
         if not 0 <= val_fraction < 1:
             raise ValueError(f'val_fraction must be in [0, 1), got {val_fraction}')
+        if on_invalid not in ('error', 'skip'):
+            raise ValueError(
+                f"on_invalid must be 'error' or 'skip', got {on_invalid!r}"
+            )
         if not 0 <= min_valid_fraction <= 1:
             raise ValueError(
                 f'min_valid_fraction must be in [0, 1], got {min_valid_fraction}'
@@ -462,7 +647,12 @@ class MultimodalGeoDataModule(
         """
         first_name, first = next(iter(self.datasets.items()))
         if self.hparams['crs'] is not None:
-            first.crs = CRS.from_user_input(self.hparams['crs'])
+            target = CRS.from_user_input(self.hparams['crs'])
+            if self.hparams['res'] is None and target != first.crs:
+                # The first dataset's resolution is in its own CRS's units
+                # (e.g. degrees): carry it over to the target CRS.
+                first.res = converted_res(first, target)
+            first.crs = target
         if self.hparams['res'] is not None:
             first.res = float(self.hparams['res'])
         joint: GeoDataset = first
@@ -525,6 +715,8 @@ class MultimodalGeoDataModule(
                 names / band counts that disagree with the task's.
         """
         self._check_task_hparams()
+        for m, ds in self.datasets.items():
+            check_raster_files(m, ds, self.hparams['on_invalid'])
         joint = self.build_intersection()
         train_region, val_region = self._regions(joint)
         size = int(self.hparams['patch_size'])
@@ -565,12 +757,21 @@ class MultimodalGeoDataModule(
                 nodata,
                 seed,
                 dtypes=dtypes,
+                on_invalid=self.hparams['on_invalid'],
             ),
         )
         if val_region is not None:
             self.val_sampler = ContainedGridSampler(joint, size, val_region)
             if len(self.val_sampler) == 0:
                 raise self._too_small('validation strip', joint)
+            if len(self.val_sampler) < 2:
+                raise ValueError(
+                    f'the validation strip (val_fraction={self.hparams["val_fraction"]}'
+                    f' of the common ground of modalities {self.modalities}) holds '
+                    f'{len(self.val_sampler)} patch of {size} x {size} px; the '
+                    'pretraining losses need at least 2 per batch. Raise '
+                    'val_fraction, lower patch_size, or set val_fraction: 0'
+                )
             val_corner = shapely.affinity.translate(
                 shapely.buffer(val_region, -size * max(joint.res) * math.sqrt(2) / 2),
                 -size * joint.res[0] / 2,
@@ -587,6 +788,7 @@ class MultimodalGeoDataModule(
                     nodata,
                     seed + 1,
                     dtypes=dtypes,
+                    on_invalid=self.hparams['on_invalid'],
                 ),
             )
         self._setup_scaling(

@@ -7,6 +7,7 @@ hyperparameters and scale every band on the device with the DeCUR mean ± 2σ �
 [0, 1] window. These helpers keep the two doing exactly the same.
 """
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,6 +39,11 @@ def given_statistics(statistics: Mapping[str, Any] | None) -> dict[str, BandStat
     }
 
 
+#: Relative standard deviation (std / max(|mean|, 1)) at or below which a band
+#: counts as constant and :func:`finish_estimate` warns.
+CONSTANT_STD = 1e-4
+
+
 def finish_estimate(estimator: BandStatistics, where: str) -> BandStats:
     """Mean and std of an estimator, with a floor for constant bands.
 
@@ -55,6 +61,15 @@ def finish_estimate(estimator: BandStatistics, where: str) -> BandStats:
         mean, std = estimator.compute()
     except ValueError as err:
         raise ValueError(f'{where}: {err}') from None
+    for band, (m, sd) in enumerate(zip(mean.tolist(), std.tolist(), strict=True)):
+        if sd <= CONSTANT_STD * max(abs(m), 1.0):
+            warnings.warn(
+                f'{where}: band {band} is (nearly) constant (std {sd:.3g} around '
+                f'mean {m:.6g}): it carries no information and scales to a '
+                'constant input; check the data or leave the band out',
+                UserWarning,
+                stacklevel=2,
+            )
     # A constant band has std 0; a tiny window keeps the scaling defined
     # (every value maps to 0 or 1) instead of dividing by zero.
     std = torch.maximum(std, 1e-6 * mean.abs().clamp(min=1.0))

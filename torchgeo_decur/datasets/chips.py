@@ -27,6 +27,8 @@ from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from tqdm import tqdm
 
+from .rasters import check_values
+
 #: Band selection of one modality: 1-based band indexes or band descriptions.
 BandSelection = Sequence[int | str]
 
@@ -344,13 +346,21 @@ class PairedChips(NonGeoDataset):
             'see the warnings'
         )
 
-    @staticmethod
-    def _open(path: str) -> Any:
-        """Open a chip with rasterio, naming its path on failure."""
+    def _open(self, path: str) -> Any:
+        """Open a chip with rasterio, naming its path and modality on failure."""
         try:
             return rasterio.open(path)
         except (RasterioError, OSError) as err:
-            raise ValueError(f'cannot read chip {path!r}: {err}') from None
+            raise ValueError(
+                f'cannot read chip {path!r}{self._modality_of(path)}: {err}'
+            ) from None
+
+    def _modality_of(self, path: str) -> str:
+        """`` of modality 'm'`` for a chip path, for messages."""
+        for m, files in self.files.items():
+            if path in files.values():
+                return f' of modality {m!r}'
+        return ''
 
     def _indexes(self, m: str, src: Any, path: str) -> list[int]:
         """1-based band indexes of ``bands[m]`` in an open file."""
@@ -426,7 +436,9 @@ class PairedChips(NonGeoDataset):
             try:
                 data = src.read(indexes, out_dtype='float32')
             except (RasterioError, OSError) as err:
-                raise ValueError(f'cannot read chip {path!r}: {err}') from None
+                raise ValueError(
+                    f'cannot read chip {path!r} of modality {m!r}: {err}'
+                ) from None
         return torch.from_numpy(data)
 
     def _check_key(self, key: str) -> bool:
@@ -437,9 +449,16 @@ class PairedChips(NonGeoDataset):
                 with self._open(path) as src:
                     self._check_src(m, src, path)
                     self._indexes(m, src, path)
-                    # Decoding a small window finds truncated or corrupt data.
-                    src.read(1, window=((0, 1), (0, 1)))
-            except (ValueError, RasterioError, OSError) as err:
+                    # Decoding every band finds truncated or corrupt data anywhere
+                    # in the file (a corrupt block may sit in any band).
+                    try:
+                        values = src.read()
+                    except (RasterioError, OSError) as err:
+                        raise ValueError(
+                            f'cannot decode chip {path!r} of modality {m!r}: {err}'
+                        ) from None
+                    check_values(values, f'chip {path!r} of modality {m!r}', src.nodata)
+            except ValueError as err:
                 self._invalid(f'invalid chip of key {key!r}: {err}', [key])
                 return False
         return True

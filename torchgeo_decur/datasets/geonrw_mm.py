@@ -23,7 +23,7 @@ from torchgeo.datasets import DatasetNotFoundError, GeoNRW
 from torchgeo.datasets.utils import Path, Sample
 from torchvision.transforms.functional import pil_to_tensor
 
-from .rasters import naming_file
+from .rasters import check_values, naming_file
 from .utils import distinct_subset
 
 GeoNRWModality = Literal['rgb', 'dem']
@@ -133,10 +133,13 @@ class GeoNRWMM(GeoNRW):
             image = self.readers[modality](path)
             if modality == 'rgb':
                 rgb: Tensor = pil_to_tensor(image).float() / 255.0
+                check_values(rgb.numpy(), f'{path!r} (GeoNRW {modality})')
                 return rgb
             array = np.array(image)
         if array.ndim != 2:
             raise ValueError(f'{path!r}: expected one band, got shape {array.shape}')
+        if modality == 'dem':
+            check_values(array[None], f'{path!r} (GeoNRW {modality})')
         return torch.from_numpy(
             array.astype(np.float32 if modality == 'dem' else np.int64)
         )[None]

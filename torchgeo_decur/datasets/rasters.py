@@ -12,6 +12,7 @@ the sample it belongs to.
 """
 
 import os
+import warnings
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
@@ -79,7 +80,48 @@ def read_band(
                 resampling=Resampling.bilinear,
                 out_dtype=dtype,
             )
-    return np.asarray(array, dtype=dtype)
+        nodata = src.nodata
+    out = np.asarray(array, dtype=dtype)
+    check_values(out[None], f'{path!r}{suffix}', nodata)
+    return out
+
+
+def check_values(values: np.ndarray, what: str, nodata: float | None = None) -> None:
+    """Refuse bands without a valid value; warn about constant bands.
+
+    A band that is all NaN/inf, or all the file's nodata value, is what a failed
+    export or a blank download looks like; one holding a single value everywhere
+    carries no information (and scales to a constant input).
+
+    Args:
+        values: (C, H, W) values of one file or sample.
+        what: The file (and what it belongs to), for the messages.
+        nodata: The file's nodata value, if any.
+
+    Raises:
+        RasterReadError: If a band holds no finite, non-nodata value.
+    """
+    for band, array in enumerate(values, start=1):
+        valid = (
+            np.isfinite(array)
+            if array.dtype.kind == 'f'
+            else np.ones_like(array, dtype=bool)
+        )
+        if nodata is not None and not np.isnan(nodata):
+            valid &= array != nodata
+        if not valid.any():
+            raise RasterReadError(
+                f'{what}: band {band} holds no valid value (all NaN/inf or '
+                f'nodata={nodata}); the file is blank or damaged'
+            )
+        ok = array[valid]
+        if ok.size > 1 and ok.min() == ok.max():
+            warnings.warn(
+                f'{what}: band {band} is constant ({ok.flat[0]!r} everywhere); '
+                'check the file',
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 @contextmanager
@@ -87,7 +129,8 @@ def naming_file(path: str, where: str = '') -> Iterator[None]:
     """Re-raise any failure to decode ``path`` as a :class:`RasterReadError`.
 
     Wraps rasterio and PIL reads: ``RasterioError``/``OSError`` (unreadable,
-    truncated, unknown format) and ``SyntaxError`` (PIL's broken PNG/JPEG).
+    truncated, unknown format), ``SyntaxError`` (PIL's broken PNG/JPEG) and
+    ``ValueError`` (PIL's unsupported band layouts).
 
     Args:
         path: The file being read.
@@ -104,7 +147,7 @@ def naming_file(path: str, where: str = '') -> Iterator[None]:
         yield
     except RasterReadError:
         raise
-    except (RasterioError, OSError, SyntaxError) as err:
+    except (RasterioError, OSError, SyntaxError, ValueError) as err:
         size = _size_or_none(path)
         raise RasterReadError(
             f'cannot read {path!r}{suffix}: {err} ({_describe_size(size)}; the file '

@@ -34,7 +34,7 @@ import zarr
 from torch import Tensor
 from zarr.storage import MemoryStore
 
-from .terramesh import SAMPLE_EXTENSION
+from .terramesh import SAMPLE_EXTENSION, read_manifest
 
 MANIFEST = 'shards.json'
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -186,7 +186,8 @@ def write_shards(
 
     Raises:
         ValueError: If the dataset is empty, a sample is malformed or differs from
-            the first, or an existing manifest records other settings.
+            the first, or an existing manifest is damaged (naming it) or records
+            other settings.
     """
     if samples_per_shard < 1:
         raise ValueError(f'samples_per_shard must be positive, got {samples_per_shard}')
@@ -216,8 +217,7 @@ def write_shards(
     os.makedirs(root, exist_ok=True)
     manifest_path = os.path.join(root, MANIFEST)
     if os.path.exists(manifest_path):
-        with open(manifest_path) as f:
-            recorded = json.load(f)
+        recorded = read_manifest(out, split) or {}
         if recorded != manifest:
             changed = sorted(
                 k

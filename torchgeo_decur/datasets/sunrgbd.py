@@ -12,7 +12,7 @@ from PIL import Image, ImageOps
 from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 
-from .rasters import naming_file
+from .rasters import check_values, naming_file
 
 SUNRGBDSplit = Literal['train', 'test', 'all']
 
@@ -232,6 +232,7 @@ class SUNRGBD(NonGeoDataset):
                 )
             rgb = ImageOps.exif_transpose(img).convert('RGB')
             array = np.asarray(rgb)[:, :, ::-1]
+        check_values(array.transpose(2, 0, 1), f'{path!r} (SUN RGB-D)')
         return torch.from_numpy(array.transpose(2, 0, 1).astype(np.float32))
 
     @staticmethod

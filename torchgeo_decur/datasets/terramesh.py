@@ -46,6 +46,8 @@ from webdataset.tariterators import base_plus_ext, tar_file_expander
 from zarr.core.buffer import Buffer, cpu
 from zarr.storage import MemoryStore
 
+from .rasters import RasterReadError, check_values
+
 #: Modality folders of the published dataset.
 TERRAMESH_MODALITIES = (
     'DEM',
@@ -88,6 +90,10 @@ DEFAULT_NAMES: dict[str, str] = {
 SAMPLE_EXTENSION = 'zarr.zip'
 
 Policy = Literal['error', 'skip']
+
+#: Samples skipped in a row (``on_error='skip'``) after which a stream gives up:
+#: past this, the data (or a setting such as ``channels``) is wrong, not a sample.
+MAX_CONSECUTIVE_SKIPS = 1000
 
 
 class TerraMeshFormatError(ValueError):
@@ -404,6 +410,22 @@ def read_zarr_zip(data: bytes, where: str, time_step: int | None = None) -> Zarr
     return ZarrSample(np.ascontiguousarray(values), names, time)
 
 
+def check_sample_values(bands: np.ndarray, where: str) -> None:
+    """Refuse a sample with a band of no finite value; warn about constant bands.
+
+    Args:
+        bands: (C, H, W) values of one sample.
+        where: Shard and sample, for the messages.
+
+    Raises:
+        TerraMeshFormatError: If a band holds only NaN/inf.
+    """
+    try:
+        check_values(bands, where)
+    except RasterReadError as err:
+        raise TerraMeshFormatError(str(err)) from None
+
+
 def _read(group: zarr.Group, name: str, where: str) -> np.ndarray:
     """All values of one array of a sample's group."""
     node = group[name]
@@ -490,6 +512,7 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
         shuffle_buffer: int = 1000,
         seed: int = 0,
         samples_per_worker: int | None = None,
+        max_consecutive_skips: int = MAX_CONSECUTIVE_SKIPS,
     ) -> None:
         """Initialize a new TerraMeshStream instance.
 
@@ -513,6 +536,10 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
             seed: Base seed of the shuffles.
             samples_per_worker: Samples each worker yields per epoch (None: read
                 every group once).
+            max_consecutive_skips: With ``on_error='skip'``, samples skipped in a
+                row after which the stream stops with an error naming the first
+                reasons (a nominal epoch over data that never decodes would
+                otherwise spin forever).
 
         Raises:
             ValueError: If a policy or size is invalid.
@@ -536,7 +563,14 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
         self.shuffle = shuffle
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
+        if max_consecutive_skips < 1:
+            raise ValueError(
+                f'max_consecutive_skips must be positive, got {max_consecutive_skips}'
+            )
         self.samples_per_worker = samples_per_worker
+        self.max_consecutive_skips = max_consecutive_skips
+        #: The first reasons for skipping in this worker's current pass.
+        self.skip_reasons: list[str] = []
         self.epoch = 0
         self.node = self._node()
         self.channels: dict[str, int | None] = {}
@@ -586,7 +620,20 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
     def _fail(self, message: str, exc: Exception | None = None) -> None:
         if self.on_error == 'error':
             raise TerraMeshFormatError(message) from exc
+        if len(self.skip_reasons) < 3:
+            self.skip_reasons.append(message)
         warnings.warn(f'skipping: {message}', stacklevel=3)
+
+    def _where(self, groups: Sequence[ShardGroup]) -> str:
+        """The split folder and shard names of ``groups``, for error messages."""
+        names = [g.shard for g in groups]
+        shown = names[:5] + ([f'... {len(names) - 5} more'] if len(names) > 5 else [])
+        return f'{_join(self.root, self.split)} (shards {", ".join(shown)})'
+
+    def _reasons(self) -> str:
+        if not self.skip_reasons:
+            return ''
+        return '; first skipped: ' + ' | '.join(self.skip_reasons)
 
     def _group_samples(self, group: ShardGroup) -> Iterator[dict[str, Any]]:
         """Raw aligned samples of one shard group (bytes, not decoded)."""
@@ -656,6 +703,7 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
             )
             try:
                 decoded = read_zarr_zip(raw[spec.name], where, self.time_step)
+                check_sample_values(decoded.bands, where)
                 expected = self.channels[spec.name]
                 if expected is not None and decoded.bands.shape[0] != expected:
                     names = decoded.band_names or []
@@ -718,7 +766,10 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
                 produced = True
                 yield sample
             if not produced:
-                raise TerraMeshFormatError(f'{who}: its shards hold no readable sample')
+                raise TerraMeshFormatError(
+                    f'{who}: no readable sample in {self._where(groups)}'
+                    + self._reasons()
+                )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Yield decoded samples of this rank's and worker's share of the epoch.
@@ -727,13 +778,37 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
             Sample dictionaries (see the class docstring).
         """
         groups, rng, who = self._worker_groups()
+        self.skip_reasons = []
         raw = self._raw_stream(groups, rng, who)
-        decoded: Iterator[dict[str, Any]] = (
-            s for s in map(self.decode, raw) if s is not None
-        )
-        if self.samples_per_worker is not None:
-            decoded = islice(decoded, self.samples_per_worker)
-        yield from decoded
+        decoded = islice(self._decoded(raw, groups, who), self.samples_per_worker)
+        yielded = False
+        for sample in decoded:
+            yielded = True
+            yield sample
+        if groups and not yielded:
+            raise TerraMeshFormatError(
+                f'{who}: no sample found in {self._where(groups)}: the shards are '
+                'empty or every sample was skipped' + self._reasons()
+            )
+
+    def _decoded(
+        self, raw: Iterator[dict[str, Any]], groups: list[ShardGroup], who: str
+    ) -> Iterator[dict[str, Any]]:
+        """Decoded samples; stops after too many skips in a row."""
+        in_a_row = 0
+        for item in raw:
+            sample = self.decode(item)
+            if sample is not None:
+                in_a_row = 0
+                yield sample
+                continue
+            in_a_row += 1
+            if in_a_row >= self.max_consecutive_skips:
+                raise TerraMeshFormatError(
+                    f'{who}: {in_a_row} samples in a row skipped in '
+                    f'{self._where(groups)}; stopping (check the data and settings '
+                    'such as channels)' + self._reasons()
+                )
 
 
 def read_manifest(root: str, split: str) -> dict[str, Any] | None:
@@ -745,11 +820,26 @@ def read_manifest(root: str, split: str) -> dict[str, Any] | None:
 
     Returns:
         The manifest, or None when the split has none (e.g. TerraMesh itself).
+
+    Raises:
+        TerraMeshFormatError: If the file is not a JSON object, naming it.
     """
     url = _join(root, split, 'shards.json')
     fs, path = fsspec.core.url_to_fs(url)
     if not fs.exists(path):
         return None
     with fs.open(path, 'rb') as f:
-        manifest: dict[str, Any] = json.loads(f.read())
+        data = f.read()
+    try:
+        manifest = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TerraMeshFormatError(
+            f'{url}: damaged manifest, not valid JSON ({err}); restore it or remove '
+            'it (rerun torchgeo-decur shards to rewrite it)'
+        ) from None
+    if not isinstance(manifest, dict):
+        raise TerraMeshFormatError(
+            f'{url}: damaged manifest, a JSON {type(manifest).__name__} instead of '
+            'an object'
+        )
     return manifest

@@ -1,0 +1,1 @@
+"""The fault catalogue: one library of damaged inputs applied to every reader."""
