@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     'torchgeo_decur.cli.shards',  # shards
     'torchgeo_decur.cli.info',  # info
     'torchgeo_decur.cli.picture',  # picture
+    'torchgeo_decur.cli.coregister',  # coregister
 )
 
 #: Exceptions that mean bad input or a failing disk rather than a bug: reported in

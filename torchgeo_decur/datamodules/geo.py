@@ -367,6 +367,7 @@ class MultimodalGeoDataModule(
         normalize: bool = True,
         seed: int = 0,
         native_dtypes: bool = True,
+        coregistered: str | None = None,
     ) -> None:
         """Initialize a new MultimodalGeoDataModule instance.
 
@@ -395,6 +396,10 @@ class MultimodalGeoDataModule(
             native_dtypes: Workers return 8- and 16-bit integer rasters in their
                 own type, converted to float32 on the device (the same values);
                 False: as float32 (4 bytes per value through the workers).
+            coregistered: Folder written by ``torchgeo-decur coregister`` from
+                these datasets: patches are windowed reads of its tiles, snapped
+                to its grid, instead of warping every file per patch (see
+                :mod:`torchgeo_decur.datamodules.coregistered`).
 
         Raises:
             ValueError: For no datasets, a value that is not a RasterDataset, or
@@ -547,6 +552,11 @@ class MultimodalGeoDataModule(
                 )
             return s
 
+        patches: Any = CoRegisteredPatches
+        if self.hparams.get('coregistered') is not None:
+            from .coregistered import store_patches
+
+            patches = store_patches(self.hparams['coregistered'], self, joint, dtypes)
         self.train_sampler = sampler(train_region, int(self.hparams['length']))
         # Redrawn lower-left corners lie where a whole patch fits in the region.
         corner = shapely.affinity.translate(
@@ -556,7 +566,7 @@ class MultimodalGeoDataModule(
         )
         self.train_dataset = cast(
             Any,
-            CoRegisteredPatches(
+            patches(
                 self.datasets,
                 corner,
                 size,
@@ -578,7 +588,7 @@ class MultimodalGeoDataModule(
             )
             self.val_dataset = cast(
                 Any,
-                CoRegisteredPatches(
+                patches(
                     self.datasets,
                     val_corner if not val_corner.is_empty else val_region,
                     size,
