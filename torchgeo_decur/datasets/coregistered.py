@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 from rasterio.transform import Affine, from_origin
 from rasterio.windows import Window
@@ -462,6 +463,12 @@ class _TileJob(Dataset[tuple[int, str]]):
                 dst.write(array)
             with open(tmp, 'rb') as f:
                 os.fsync(f.fileno())
+            # GDAL does not always report a failed write (a full disk can leave a
+            # truncated file and no error): publish only what reads back whole.
+            with rasterio.open(tmp) as src:
+                back = src.read()
+            if not np.array_equal(back, array, equal_nan=True):
+                raise OSError(f'the written tile {tmp!r} does not read back as written')
             os.chmod(tmp, file_mode())
             os.replace(tmp, path)
         except BaseException:
@@ -483,7 +490,8 @@ class _TileJob(Dataset[tuple[int, str]]):
                 return index, f'tile {path!r}: {err}'
             try:
                 self._write(path, array, window, m)
-            except (RasterioError, OSError) as err:
+            # GDAL's write errors (CPLE_*, e.g. a full disk) are not RasterioErrors.
+            except (RasterioError, CPLE_BaseError, OSError) as err:
                 return index, f'OSError: cannot write {path!r}: {err}'
         return index, ''
 
