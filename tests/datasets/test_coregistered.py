@@ -6,6 +6,7 @@ off the tile grid straddles two to four tiles.
 """
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -23,6 +24,7 @@ from torchgeo_decur.datamodules.coregistered import StorePatches, coregister
 from torchgeo_decur.datasets.coregistered import (
     MANIFEST,
     SETTINGS,
+    CoRegisteredGrid,
     CoRegisteredRasters,
     _TileJob,
     tile_path,
@@ -243,3 +245,25 @@ def test_no_overlap_is_one_error_naming_the_datasets(tmp_path: Path) -> None:
     assert str(far) in message
     assert "'s1'" in message
     assert not (tmp_path / 'store').exists()
+
+
+def test_shards_command_streams_a_store(store: Path, tmp_path: Path) -> None:
+    from torchgeo_decur.cli import main as cli_main
+    from torchgeo_decur.datasets.terramesh import TerraMeshStream
+
+    init = json.dumps({'root': str(store), 'patch_size': 24})
+    args = ['shards', 'torchgeo_decur.datasets.coregistered:CoRegisteredGrid']
+    args += ['--init-args', init, '--out', str(tmp_path), '--samples-per-shard', '4']
+    assert cli_main(args) == 0
+    grid = CoRegisteredGrid(str(store), patch_size=24)
+    assert len(grid) > 4
+    streamed = list(
+        TerraMeshStream(str(tmp_path), 'train', list(MODALITIES), shuffle=False)
+    )
+    assert len(streamed) == len(grid)
+    reader = CoRegisteredRasters(str(store))
+    for sample, (col, row) in zip(streamed, grid.locations, strict=True):
+        for m in MODALITIES:
+            want = reader.read(m, col, row, 24)
+            assert sample[f'image_{m}'].numpy().dtype == want.dtype
+            assert np.array_equal(sample[f'image_{m}'].numpy(), want)

@@ -385,6 +385,73 @@ class CoRegisteredRasters:
         return out
 
 
+class CoRegisteredGrid:
+    """Every whole patch of a store's grid, as a map-style dataset of samples.
+
+    Patches of ``patch_size`` px tile the grid from its north-west corner
+    without overlap; those lying entirely inside the written tiles are kept.
+    Samples are ``{'image_<m>': (C_m, patch_size, patch_size)}`` in the store's
+    types, so ``torchgeo-decur shards
+    torchgeo_decur.datasets.coregistered:CoRegisteredGrid --init-args
+    '{"root": STORE, "patch_size": 256}' --out SHARDS`` writes a store as
+    streaming shards.
+    """
+
+    def __init__(self, root: str, patch_size: int = 256) -> None:
+        """Initialize a new CoRegisteredGrid instance.
+
+        Args:
+            root: Store directory.
+            patch_size: Side length of a patch in pixels.
+
+        Raises:
+            ValueError: If ``root`` holds no finished store, or no whole patch
+                fits in its tiles.
+        """
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int):
+            raise ValueError(f'patch_size must be an int (pixels), got {patch_size!r}')
+        if patch_size < 1:
+            raise ValueError(f'patch_size must be >= 1, got {patch_size}')
+        self.store = CoRegisteredRasters(root)
+        self.patch_size = patch_size
+        grid, t = self.store.grid, self.store.grid.tile_size
+        self.locations: list[tuple[int, int]] = []
+        for row in range(0, grid.height - patch_size + 1, patch_size):
+            for col in range(0, grid.width - patch_size + 1, patch_size):
+                rows = range(row // t, (row + patch_size - 1) // t + 1)
+                cols = range(col // t, (col + patch_size - 1) // t + 1)
+                if all((r, c) in self.store.tiles for r in rows for c in cols):
+                    self.locations.append((col, row))
+        if not self.locations:
+            raise ValueError(
+                f'no whole {patch_size} px patch fits in the co-registered store '
+                f'{root!r} ({grid.width} x {grid.height} px); use a smaller patch_size'
+            )
+
+    def __len__(self) -> int:
+        """Number of patches."""
+        return len(self.locations)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Patch ``index`` of every modality.
+
+        Args:
+            index: Patch number, west to east, then north to south.
+
+        Returns:
+            ``{'image_<m>': (C_m, patch_size, patch_size)}`` torch tensors.
+        """
+        import torch
+
+        col, row = self.locations[index]
+        return {
+            f'image_{m}': torch.from_numpy(
+                self.store.read(m, col, row, self.patch_size)
+            )
+            for m in self.store.modalities
+        }
+
+
 class _TileJob(Dataset[tuple[int, str]]):
     """Writes one tile (every modality) per item, so DataLoader workers write in parallel."""
 
@@ -657,6 +724,7 @@ def write_coregistered(
 
 
 __all__ = (
+    'CoRegisteredGrid',
     'CoRegisteredRasters',
     'Grid',
     'changed_source',
