@@ -72,6 +72,8 @@ COG_OPTIONS: dict[str, Any] = {
     'blocksize': 256,
     'overviews': 'NONE',
 }
+#: Tile files a reader keeps open at once (per process).
+MAX_OPEN_TILES = 256
 #: How to rebuild a store, for error messages.
 REWRITE_HINT = 'rerun `torchgeo-decur coregister` with --overwrite'
 
@@ -80,14 +82,10 @@ REWRITE_HINT = 'rerun `torchgeo-decur coregister` with --overwrite'
 class Grid:
     """The common pixel grid of a store, cut into square tiles.
 
-    Attributes:
-        crs: CRS as WKT.
-        res: (x, y) pixel size in CRS units (both positive).
-        west: x coordinate of the grid's left edge.
-        north: y coordinate of the grid's top edge.
-        width: Columns of the whole grid.
-        height: Rows of the whole grid.
-        tile_size: Side length of a tile in pixels (edge tiles are smaller).
+    ``crs`` is the CRS as WKT, ``res`` the (x, y) pixel size in CRS units (both
+    positive), ``west`` and ``north`` the coordinates of the grid's left and top
+    edges, ``width`` and ``height`` its columns and rows, ``tile_size`` the side
+    length of a tile in pixels (edge tiles are smaller).
     """
 
     crs: str
@@ -344,6 +342,10 @@ class CoRegisteredRasters:
                     f'co-registered tile {path!r} cannot be read ({err}); '
                     f'{REWRITE_HINT}'
                 ) from None
+            if len(self._handles) >= MAX_OPEN_TILES:  # stay below the fd limit
+                for old in self._handles.values():
+                    old.close()
+                self._handles.clear()
             self._handles[key] = handle
         return handle
 
