@@ -15,6 +15,11 @@ Three paths, each through a DataLoader with ``--num-workers`` workers:
 Integer rasters (the S2 bands) leave the workers as uint16 (the data module's
 ``native_dtypes``); ``--float32-baseline`` adds the own-raster paths with
 ``native_dtypes=False`` (float32 patches, as before), run in turn with them.
+``--coregistered`` adds each own-raster path read from a co-registered store
+(``+coregistered``: written once by ``torchgeo-decur coregister``'s
+:func:`~torchgeo_decur.datamodules.coregistered.coregister` into a temporary
+folder, the write timed as ``coregister_seconds``; then windowed reads, no
+warping), run in turn with the on-the-fly path so both see the same machine load.
 
 Patches differ in size and view count between the paths, so besides patches per
 second (and per worker) the JSON reports band-pixels per second (patches x views x
@@ -32,6 +37,7 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from statistics import median
@@ -42,6 +48,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchgeo.datasets import RasterDataset
 
 from torchgeo_decur.datamodules import MultimodalGeoDataModule
+from torchgeo_decur.datamodules.coregistered import coregister
 from torchgeo_decur.datasets import SSL4EOS12Pairs
 
 from .common import emit, environment, pick_device
@@ -110,11 +117,27 @@ def geo_path(
 
     Returns ``{'': result}``, plus ``{'+float32': result}`` with
     ``--float32-baseline`` (``native_dtypes=False``: every patch as float32
-    through the workers), the two run in turn.
+    through the workers) and ``{'+coregistered': result}`` with
+    ``--coregistered`` (read from a store written first), all run in turn.
     """
-    variants = {'': True} | ({'+float32': False} if args.float32_baseline else {})
+    variants: dict[str, dict[str, Any]] = {'': {}}
+    if args.float32_baseline:
+        variants['+float32'] = {'native_dtypes': False}
+    written: dict[str, float] = {}
+    if args.coregistered:
+        store = os.path.join(args.store_dir, f'store{len(os.listdir(args.store_dir))}')
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr):
+            coregister(
+                MultimodalGeoDataModule(datasets),
+                store,
+                num_workers=args.num_workers,
+                progress=False,
+            )
+        written['+coregistered'] = time.perf_counter() - start
+        variants['+coregistered'] = {'coregistered': store}
     modules = {}
-    for suffix, native in variants.items():
+    for suffix, options in variants.items():
         dm = MultimodalGeoDataModule(
             datasets,
             patch_size=patch,
@@ -123,7 +146,7 @@ def geo_path(
             num_workers=args.num_workers,
             statistics_patches=4,
             min_valid_fraction=0.0,
-            native_dtypes=native,
+            **options,
         )
         # torchgeo announces each CRS/resolution change on stdout; keep stdout JSON.
         with contextlib.redirect_stdout(sys.stderr):
@@ -143,6 +166,8 @@ def geo_path(
             m: str(dm.train_dataset.dtypes.get(m) or 'torch.float32') for m in datasets
         }
         out['views'] = 1
+        if suffix in written:
+            out['coregister_seconds'] = written[suffix]
         results[suffix] = out
     return results
 
@@ -187,8 +212,51 @@ def main(argv: list[str] | None = None) -> None:
         help='also time the own-raster paths with native_dtypes=False (float32 '
         'patches), in turn with the default',
     )
+    p.add_argument(
+        '--coregistered',
+        action='store_true',
+        help='also time the own-raster paths read from a co-registered store '
+        '(written first into a temporary folder), in turn with the others',
+    )
+    p.add_argument(
+        '--gpu-samples-per-second',
+        type=float,
+        nargs=2,
+        default=[300.0, 480.0],
+        help='what one GPU consumes (ResNet-50 pretraining), for workers_per_gpu',
+    )
     args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as store_dir:
+        args.store_dir = store_dir
+        paths = measure(args)
+    del args.store_dir
+    emit(
+        {
+            'benchmark': 'geo_loading',
+            'config': vars(args),
+            'environment': environment(pick_device('cpu')),
+            'paths': paths,
+            'ratios': ratios(paths),
+            'note': 'shared machine: indicative numbers',
+        }
+    )
 
+
+def per_224px(result: dict[str, Any], gpu: list[float]) -> None:
+    """Add CPU seconds per 224 px patch and workers per GPU to a path's result.
+
+    One worker is one busy CPU core, so a worker's seconds per patch are CPU
+    seconds; patches of another size are scaled by their pixel count (224 px
+    patches hold ``(224 / patch_size)**2`` times the pixels).
+    """
+    seconds = 1 / result['patches_per_second_per_worker']
+    seconds *= (224 / result['patch_size']) ** 2
+    result['cpu_seconds_per_224px_patch'] = seconds
+    result['workers_per_gpu'] = [rate * seconds for rate in gpu]
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Time every path the arguments ask for."""
     fixture = geo_path(
         {m: RasterDataset(paths=os.path.join(FIXTURE, m)) for m in ('s1', 's2', 'dem')},
         args.fixture_patch,
@@ -206,15 +274,28 @@ def main(argv: list[str] | None = None) -> None:
         )
         paths |= {f'geo:ssl4eo{suffix}': r for suffix, r in ssl4eo.items()}
         paths['ssl4eo:geotiff'] = ssl4eo_path(args)
-    emit(
-        {
-            'benchmark': 'geo_loading',
-            'config': vars(args),
-            'environment': environment(pick_device('cpu')),
-            'paths': paths,
-            'note': 'shared machine: indicative numbers',
-        }
-    )
+    if args.num_workers == 1:
+        for name, result in paths.items():
+            if name.startswith('geo:'):
+                per_224px(result, args.gpu_samples_per_second)
+    return paths
+
+
+def ratios(paths: dict[str, Any]) -> dict[str, float]:
+    """Co-registered over on-the-fly patches/s, and over the GeoTIFF band-pixels/s."""
+    out = {}
+    for name, result in paths.items():
+        if not name.endswith('+coregistered'):
+            continue
+        base = name.removesuffix('+coregistered')
+        rate = result['patches_per_second']
+        out[f'{name} / {base} (patches/s)'] = rate / paths[base]['patches_per_second']
+        if 'ssl4eo:geotiff' in paths and base == 'geo:ssl4eo':
+            out[f'{name} / ssl4eo:geotiff (band-pixels/s)'] = (
+                result['band_megapixels_per_second']
+                / paths['ssl4eo:geotiff']['band_megapixels_per_second']
+            )
+    return out
 
 
 if __name__ == '__main__':

@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     'torchgeo_decur.cli.picture',  # picture
     'torchgeo_decur.cli.embed',  # embed
     'torchgeo_decur.cli.neighbours',  # neighbours
+    'torchgeo_decur.cli.coregister',  # coregister
 )
 
 #: Exceptions that mean bad input or a failing disk rather than a bug: reported in

@@ -537,6 +537,7 @@ class MultimodalGeoDataModule(
         seed: int = 0,
         native_dtypes: bool = True,
         on_invalid: Literal['error', 'skip'] = 'error',
+        coregistered: str | None = None,
     ) -> None:
         """Initialize a new MultimodalGeoDataModule instance.
 
@@ -569,6 +570,10 @@ class MultimodalGeoDataModule(
                 naming the file and modality (files torchgeo could not open at
                 all: at ``setup``); ``'skip'`` warns, listing them, and draws
                 other patches instead of those that fail.
+            coregistered: Folder written by ``torchgeo-decur coregister`` from
+                these datasets: patches are windowed reads of its tiles, snapped
+                to its grid, instead of warping every file per patch (see
+                :mod:`torchgeo_decur.datamodules.coregistered`).
 
         Raises:
             ValueError: For no datasets, a value that is not a RasterDataset, or
@@ -739,6 +744,11 @@ class MultimodalGeoDataModule(
                 )
             return s
 
+        patches: Any = CoRegisteredPatches
+        if self.hparams.get('coregistered') is not None:
+            from .coregistered import store_patches
+
+            patches = store_patches(self.hparams['coregistered'], self, joint, dtypes)
         self.train_sampler = sampler(train_region, int(self.hparams['length']))
         # Redrawn lower-left corners lie where a whole patch fits in the region.
         corner = shapely.affinity.translate(
@@ -748,7 +758,7 @@ class MultimodalGeoDataModule(
         )
         self.train_dataset = cast(
             Any,
-            CoRegisteredPatches(
+            patches(
                 self.datasets,
                 corner,
                 size,
@@ -779,7 +789,7 @@ class MultimodalGeoDataModule(
             )
             self.val_dataset = cast(
                 Any,
-                CoRegisteredPatches(
+                patches(
                     self.datasets,
                     val_corner if not val_corner.is_empty else val_region,
                     size,
