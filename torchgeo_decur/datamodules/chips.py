@@ -30,12 +30,14 @@ from ..transforms.normalize import ApplyToKeys
 from ..transforms.statistics import BandStatistics
 from .scaling import (
     BandStats,
+    Normalization,
     StatisticsState,
     TaskAgreement,
     check_statistics,
     clip_normalization,
     finish_estimate,
     given_statistics,
+    resolve_normalization,
 )
 from .utils import OptionalValidation
 
@@ -100,7 +102,7 @@ class PairedChipsDataModule(
         check_files: bool = False,
         statistics: dict[str, BandStats] | None = None,
         statistics_chips: int = 256,
-        normalize: bool = True,
+        normalization: Normalization = 'decur',
         seed: int = 0,
     ) -> None:
         """Initialize a new PairedChipsDataModule instance.
@@ -129,7 +131,10 @@ class PairedChipsDataModule(
                 left out are estimated.
             statistics_chips: Training chips drawn to estimate missing statistics
                 (all of them if there are fewer).
-            normalize: Scale on the device (False: pass raw values on).
+            normalization: Input scaling on the device (see
+                :data:`~torchgeo_decur.datamodules.scaling.Normalization`):
+                ``'decur'``/``'decur_pretraining'`` mean ± 2σ → [0, 1] per band,
+                ``'decur_uint8'`` the same in 1/255 steps, ``'none'`` raw values.
             seed: Seed of the random split and of the statistics sample.
 
         Raises:
@@ -162,6 +167,7 @@ class PairedChipsDataModule(
                 'batch_size and statistics_chips must be >= 1, got '
                 f'{batch_size}, {statistics_chips}'
             )
+        resolve_normalization(normalization, type(self).__name__)
         unknown = sorted(set(statistics or {}) - set(folders))
         if unknown:
             raise ValueError(
@@ -286,7 +292,8 @@ class PairedChipsDataModule(
         given = given_statistics(self.hparams['statistics'])
         todo = [m for m in self.modalities if m not in given]
         stats = dict(given)
-        if self.hparams['normalize'] and todo:
+        scale = self.hparams['normalization'] != 'none'
+        if scale and todo:
             count = min(int(self.hparams['statistics_chips']), len(train))
             generator = torch.Generator().manual_seed(int(self.hparams['seed']))
             picks = torch.randperm(len(train), generator=generator)[:count].tolist()
@@ -305,12 +312,17 @@ class PairedChipsDataModule(
                     estimators[m], f'modality {m!r} ({self._describe(m)})'
                 )
         check_statistics(stats, self.channels, self._describe)
-        if self.hparams['normalize']:
+        if scale:
             self.hparams['statistics'] = {m: stats[m] for m in self.modalities}
             self._build_aug()
 
     def _build_aug(self) -> None:
-        self.aug = clip_normalization(self.hparams['statistics'], self.modalities)
+        scaling = resolve_normalization(
+            self.hparams['normalization'], type(self).__name__
+        )
+        self.aug = clip_normalization(
+            self.hparams['statistics'], self.modalities, scaling.quantize
+        )
 
 
 __all__ = ('PairedChipsDataModule', 'read_split_file')

@@ -40,12 +40,14 @@ from ..transforms.normalize import ApplyToKeys
 from ..transforms.statistics import BandStatistics, valid_mask
 from .scaling import (
     BandStats,
+    Normalization,
     StatisticsState,
     TaskAgreement,
     check_statistics,
     clip_normalization,
     finish_estimate,
     given_statistics,
+    resolve_normalization,
     to_float32,
 )
 from .utils import OptionalValidation, PinMemoryOnCuda
@@ -364,7 +366,7 @@ class MultimodalGeoDataModule(
         min_valid_fraction: float = 0.9,
         statistics: dict[str, BandStats] | None = None,
         statistics_patches: int = 256,
-        normalize: bool = True,
+        normalization: Normalization = 'decur',
         seed: int = 0,
         native_dtypes: bool = True,
     ) -> None:
@@ -389,8 +391,11 @@ class MultimodalGeoDataModule(
                 ``{m: {'mean': [...], 'std': [...]}}``; modalities left out are
                 estimated.
             statistics_patches: Patches drawn to estimate missing statistics.
-            normalize: Scale on the device (False: pass raw values on, as
-                float32).
+            normalization: Input scaling on the device (see
+                :data:`~torchgeo_decur.datamodules.scaling.Normalization`):
+                ``'decur'``/``'decur_pretraining'`` mean ± 2σ → [0, 1] per band,
+                ``'decur_uint8'`` the same in 1/255 steps, ``'none'`` raw values
+                as float32.
             seed: Seed of the statistics sample, the training sampler and redraws.
             native_dtypes: Workers return 8- and 16-bit integer rasters in their
                 own type, converted to float32 on the device (the same values);
@@ -606,7 +611,8 @@ class MultimodalGeoDataModule(
             batch_size=None,
             num_workers=int(self.hparams['num_workers']),
         )
-        todo = missing if self.hparams['normalize'] else []
+        scale = self.hparams['normalization'] != 'none'
+        todo = missing if scale else []
         for i, sample in enumerate(loader):
             for m in self.modalities:
                 self.channels[m] = int(sample[f'image_{m}'].shape[0])
@@ -621,14 +627,19 @@ class MultimodalGeoDataModule(
             )
         check_statistics(stats, self.channels, lambda m: describe(self.datasets[m]))
         self._check_task_hparams()
-        if self.hparams['normalize']:
+        if scale:
             self.hparams['statistics'] = {m: stats[m] for m in self.modalities}
         self._build_aug()
 
     def _build_aug(self) -> None:
         # Both convert the workers' storage types to float32 on the device.
-        if self.hparams['normalize']:
-            self.aug = clip_normalization(self.hparams['statistics'], self.modalities)
+        scaling = resolve_normalization(
+            self.hparams['normalization'], type(self).__name__
+        )
+        if scaling.scale:
+            self.aug = clip_normalization(
+                self.hparams['statistics'], self.modalities, scaling.quantize
+            )
         else:
             self.aug = to_float32(self.modalities)
 

@@ -23,8 +23,6 @@ from .ssl4eo_s12_cache import SSL4EOS12Cache
 from .utils import batch_buffer
 
 SeasonMode = Literal['random', 'same', 'paired', 'fixed']
-#: Sentinel-2 L2A band order (kept under this name for existing imports).
-S2_L2A_BANDS = SSL4EO_S12_S2A_BANDS
 #: The first ``YYYYMMDDTHHMMSS`` in a product folder name: the sensing start.
 _ACQUISITION = re.compile(r'(?<!\d)(\d{8}T\d{6})(?!\d)')
 
@@ -111,7 +109,7 @@ class SSL4EOS12Pairs(NonGeoDataset):
     bands: ClassVar[dict[str, tuple[str, ...]]] = {
         's1': SSL4EO_S12_S1_BANDS,
         's2c': SSL4EO_S12_S2_BANDS,
-        's2a': S2_L2A_BANDS,
+        's2a': SSL4EO_S12_S2A_BANDS,
     }
 
     def __init__(
