@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchgeo.datamodules import NonGeoDataModule
 
 from ..datasets.chips import PairedChips, listing
+from ..transforms.harmonize import S2Harmonize, check_s2_harmonize
 from ..transforms.normalize import ApplyToKeys
 from ..transforms.statistics import BandStatistics
 from .scaling import (
@@ -104,6 +105,7 @@ class PairedChipsDataModule(
         statistics_chips: int = 256,
         normalization: Normalization = 'decur',
         seed: int = 0,
+        s2_harmonize: S2Harmonize = 'auto',
     ) -> None:
         """Initialize a new PairedChipsDataModule instance.
 
@@ -136,6 +138,11 @@ class PairedChipsDataModule(
                 ``'decur'``/``'decur_pretraining'`` mean ± 2σ → [0, 1] per band,
                 ``'decur_uint8'`` the same in 1/255 steps, ``'none'`` raw values.
             seed: Seed of the random split and of the statistics sample.
+            s2_harmonize: Remove the 1000 DN offset of Sentinel-2 processing
+                baseline 04.00+ from modalities whose name starts with ``s2``
+                (``'auto'``, ``'always'``, ``'never'``; see
+                :class:`~torchgeo_decur.datasets.PairedChips`); saved in the
+                hyperparameters (so in every checkpoint).
 
         Raises:
             ValueError: For no folders, statistics of unknown modalities, both a
@@ -151,6 +158,7 @@ class PairedChipsDataModule(
             extensions=tuple(extensions),
             on_invalid=on_invalid,
             check_files=check_files,
+            s2_harmonize=check_s2_harmonize(s2_harmonize),
         )
         if not folders:
             raise ValueError('folders must name at least one modality')

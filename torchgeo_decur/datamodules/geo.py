@@ -17,11 +17,17 @@ integer rasters; on the device they become float32 (exactly: every 8- and
 of the DeCUR checkpoints (:class:`~torchgeo_decur.transforms.ClipNormalize`); the
 statistics are estimated from a seeded sample of patches at ``setup`` unless given,
 and stored in the data module's hyperparameters (so in every checkpoint).
+Sentinel-2 rasters are harmonized file by file to the pre-2022 DN scale
+(``s2_harmonize``, see :mod:`torchgeo_decur.transforms.harmonize`).
 """
 
+import copy
 import math
+import os
+import re
 import zlib
 from collections.abc import Iterator, Mapping
+from datetime import date, datetime
 from typing import Any, cast
 
 import numpy as np
@@ -33,9 +39,16 @@ from pyproj import CRS
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchgeo.datamodules import GeoDataModule
-from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
+from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset, Sentinel2
 from torchgeo.samplers import GeoSampler, RandomPatchSampler
 
+from ..transforms.harmonize import (
+    S2Harmonize,
+    S2Harmonizer,
+    check_s2_harmonize,
+    date_from_name,
+    remove_offset,
+)
 from ..transforms.normalize import ApplyToKeys
 from ..transforms.statistics import BandStatistics, valid_mask
 from .scaling import (
@@ -118,6 +131,120 @@ def storage_dtype(dataset: RasterDataset) -> torch.dtype | None:
     return None
 
 
+def is_sentinel2(name: str, dataset: RasterDataset) -> bool:
+    """Whether a modality holds Sentinel-2 DN (a ``Sentinel2`` or a name ``s2...``).
+
+    Args:
+        name: Modality name.
+        dataset: Its dataset.
+
+    Returns:
+        True for torchgeo's :class:`~torchgeo.datasets.Sentinel2` (and
+        subclasses) and for modalities whose name starts with ``s2``.
+    """
+    return isinstance(dataset, Sentinel2) or name.lower().startswith('s2')
+
+
+def file_date(dataset: RasterDataset, path: str) -> date | None:
+    """Acquisition date of one file: torchgeo's ``filename_regex``/``date_format``.
+
+    Falls back to the first ``YYYYMMDD``/``YYYY-MM-DD`` in the file name.
+
+    Args:
+        dataset: The file's dataset.
+        path: The file.
+
+    Returns:
+        The date, or None.
+    """
+    name = os.path.basename(path)
+    match = re.match(dataset.filename_regex, name, re.VERBOSE)
+    if match is not None and match.groupdict().get('date'):
+        try:
+            return datetime.strptime(match['date'], dataset.date_format).date()
+        except ValueError:
+            pass
+    return date_from_name(name)
+
+
+def s2_offset_files(
+    name: str, dataset: RasterDataset, harmonizer: S2Harmonizer
+) -> frozenset[str]:
+    """The files of a Sentinel-2 modality whose DN carry the 04.00 offset.
+
+    Each file is placed by the ``_N0400_``-style baseline in its path, an offset
+    tag in its metadata, else its acquisition date (see
+    :class:`~torchgeo_decur.transforms.harmonize.S2Harmonizer`).
+
+    Args:
+        name: Modality name.
+        dataset: Its dataset.
+        harmonizer: Decides (and warns once for the dataset when it cannot).
+
+    Returns:
+        Paths of the files to shift.
+    """
+    files = dataset.index['filepath'] if 'filepath' in dataset.index else []
+    out = set()
+    for path in files:
+        tags: dict[str, str] = {}
+        if harmonizer.mode == 'auto':
+            with rasterio.open(path) as src:
+                tags = src.tags() | src.tags(1)
+        if harmonizer.decide(
+            f'modality {name!r} ({describe(dataset)})',
+            name=str(path),
+            tags=tags,
+            when=file_date(dataset, str(path)),
+        ):
+            out.add(str(path))
+    return frozenset(out)
+
+
+def read_harmonized(
+    dataset: RasterDataset, x: slice, y: slice, offset_files: frozenset[str]
+) -> dict[str, Any]:
+    """Read a location, removing the offset from the pixels of ``offset_files``.
+
+    When only some files carry the offset, the two groups of files are read
+    separately and merged: pixels the offset files leave invalid (nodata, 0 or
+    non-finite) come from the others.
+
+    Args:
+        dataset: A Sentinel-2 raster dataset.
+        x: Slice of x coordinates (CRS units).
+        y: Slice of y coordinates (CRS units).
+        offset_files: Files whose DN carry the offset.
+
+    Returns:
+        The dataset's sample with the harmonized ``image``.
+    """
+    paths = dataset.index['filepath'].astype(str)
+    shifted = paths.isin(offset_files)
+    if bool(shifted.all()):
+        sample = dict(dataset[x, y])
+        sample['image'] = remove_offset(sample['image'])
+        return sample
+    nodata = 0.0 if dataset.nodata is None else float(dataset.nodata)
+    merged: dict[str, Any] | None = None
+    for rows, shift in ((shifted, True), (~shifted, False)):
+        part = copy.copy(dataset)
+        part.index = dataset.index[rows]
+        try:
+            sample = dict(part[x, y])
+        except IndexError:  # no file of this group covers the location
+            continue
+        image = remove_offset(sample['image']) if shift else sample['image']
+        if merged is None:
+            merged = sample | {'image': image}
+        else:
+            hole = ~(valid_mask(merged['image'], nodata) & (merged['image'] != 0))
+            merged['image'] = torch.where(hole, image, merged['image'])
+    if merged is None:
+        return dict(dataset[x, y])  # raises torchgeo's own error
+    return merged
+
+
 def valid_fraction(image: Tensor, nodata: float | None) -> float:
     """Share of pixels whose bands are all valid (finite and not nodata).
 
@@ -154,6 +281,7 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
         seed: int = 0,
         max_draws: int = 100,
         dtypes: Mapping[str, torch.dtype | None] | None = None,
+        offset_files: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         """Initialize a new CoRegisteredPatches instance.
 
@@ -170,6 +298,8 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
             max_draws: Locations tried before giving up.
             dtypes: Per modality, the type accepted patches are returned in
                 (see :func:`storage_dtype`); None or missing: float32.
+            offset_files: Per Sentinel-2 modality, the files whose DN carry the
+                processing baseline 04.00 offset (see :func:`s2_offset_files`).
         """
         self.datasets = dict(datasets)
         self.region = region
@@ -180,6 +310,7 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
         self.seed = seed
         self.max_draws = max_draws
         self.dtypes = dict(dtypes or {})
+        self.offset_files = dict(offset_files or {})
 
     def read(self, x: slice, y: slice) -> dict[str, Tensor]:
         """Read every modality at one location, without validity checks.
@@ -197,7 +328,8 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
         out: dict[str, Tensor] = {}
         size = (self.patch_size, self.patch_size)
         for m, ds in self.datasets.items():
-            sample = ds[x, y]
+            offset = self.offset_files.get(m)
+            sample = read_harmonized(ds, x, y, offset) if offset else ds[x, y]
             image = sample.get('image')
             if image is None or image.ndim != 3 or tuple(image.shape[-2:]) != size:
                 shape = None if image is None else tuple(image.shape)
@@ -369,6 +501,7 @@ class MultimodalGeoDataModule(
         normalization: Normalization = 'decur',
         seed: int = 0,
         native_dtypes: bool = True,
+        s2_harmonize: S2Harmonize = 'auto',
     ) -> None:
         """Initialize a new MultimodalGeoDataModule instance.
 
@@ -400,6 +533,13 @@ class MultimodalGeoDataModule(
             native_dtypes: Workers return 8- and 16-bit integer rasters in their
                 own type, converted to float32 on the device (the same values);
                 False: as float32 (4 bytes per value through the workers).
+            s2_harmonize: Remove the 1000 DN offset of Sentinel-2 processing
+                baseline 04.00+, file by file, from Sentinel-2 modalities
+                (torchgeo ``Sentinel2`` datasets and names starting with ``s2``):
+                ``'auto'`` (by the ``_N0400_``-style baseline in the file path,
+                an offset tag in the file, else the date from the dataset's
+                ``filename_regex``/``date_format``, >= 2022-01-25; warns once
+                per dataset when none tells), ``'always'`` or ``'never'``.
 
         Raises:
             ValueError: For no datasets, a value that is not a RasterDataset, or
@@ -438,6 +578,8 @@ class MultimodalGeoDataModule(
             raise ValueError(
                 f'min_valid_fraction must be in [0, 1], got {min_valid_fraction}'
             )
+        resolve_normalization(normalization, type(self).__name__)
+        check_s2_harmonize(s2_harmonize)
         unknown = sorted(set(statistics or {}) - set(datasets))
         if unknown:
             raise ValueError(
@@ -540,6 +682,12 @@ class MultimodalGeoDataModule(
             m: storage_dtype(ds) if self.hparams['native_dtypes'] else None
             for m, ds in self.datasets.items()
         }
+        harmonizer = S2Harmonizer(self.hparams['s2_harmonize'])
+        offset_files = {
+            m: s2_offset_files(m, ds, harmonizer)
+            for m, ds in self.datasets.items()
+            if is_sentinel2(m, ds)
+        }
 
         def sampler(region: shapely.Geometry, length: int) -> RandomPatchSampler:
             s = RandomPatchSampler(
@@ -570,6 +718,7 @@ class MultimodalGeoDataModule(
                 nodata,
                 seed,
                 dtypes=dtypes,
+                offset_files=offset_files,
             ),
         )
         if val_region is not None:
@@ -592,6 +741,7 @@ class MultimodalGeoDataModule(
                     nodata,
                     seed + 1,
                     dtypes=dtypes,
+                    offset_files=offset_files,
                 ),
             )
         self._setup_scaling(

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 from torchgeo.datamodules import BaseDataModule
 
 from ..datasets.terramesh import Policy, TerraMeshStream, parse_modalities
+from ..transforms.harmonize import S2Harmonize
 from ..transforms.normalize import ClipNormalize
 from ..transforms.statistics import BandStats
 from ..transforms.terramesh import TERRAMESH_STATISTICS, VersionedNormalize
@@ -131,6 +132,9 @@ class TerraMeshDataModule(BaseDataModule):
         time_step: int | None = None,
         normalization: Normalization = 'decur',
         statistics: dict[str, BandStats] | None = None,
+        s2_harmonize: S2Harmonize = 'auto',
+        metadata: bool = False,
+        max_cloud_fraction: float | None = None,
     ) -> None:
         """Initialize a new TerraMeshDataModule instance.
 
@@ -157,6 +161,15 @@ class TerraMeshDataModule(BaseDataModule):
                 cast only).
             statistics: ``{'mean': [...], 'std': [...]}`` per folder name,
                 overriding the built-in ones.
+            s2_harmonize: Remove the 1000 DN offset of Sentinel-2 processing
+                baseline 04.00+ from S2L1C/S2L2A: ``'auto'`` (by each sample's
+                ``time``, >= 2022-01-25), ``'always'`` or ``'never'``; see
+                :class:`~torchgeo_decur.datasets.terramesh.TerraMeshStream`.
+            metadata: Batches also carry ``time_<name>`` (N,) ns,
+                ``center_lat``/``center_lon`` (N,) degrees and, for optical
+                products, ``cloud_mask_<name>`` (N, H, W).
+            max_cloud_fraction: Drop samples whose cloud mask covers more than
+                this share (None: keep all).
 
         Raises:
             ValueError: If ``normalization`` is unknown or sizes are not positive.
@@ -167,7 +180,11 @@ class TerraMeshDataModule(BaseDataModule):
             raise ValueError(
                 f'samples_per_epoch must be positive, got {samples_per_epoch}'
             )
+        self.save_hyperparameters()
         self.stream_kwargs: dict[str, Any] = dict(
+            s2_harmonize=s2_harmonize,
+            metadata=metadata,
+            max_cloud_fraction=max_cloud_fraction,
             root=root,
             modalities=list(modalities),
             names=names,
