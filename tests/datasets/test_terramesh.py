@@ -344,7 +344,8 @@ def test_metadata_equal_the_files_values() -> None:
         assert torch.equal(
             s['cloud_mask_s2'], torch.from_numpy(np.asarray(group['cloud_mask'][...]))
         )
-        assert 'cloud_mask_dem' not in s and 'cloud_mask_s1' not in s
+        assert 'cloud_mask_dem' not in s
+        assert 'cloud_mask_s1' not in s
     assert int(samples[0]['time_dem']) == 0  # the DEM has no acquisition time
     batch = next(iter(DataLoader(ds, batch_size=4)))
     assert batch['time_s2'].shape == batch['center_lat'].shape == (4,)

@@ -620,8 +620,9 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
                 )
         # Shards written by ``torchgeo-decur shards`` record their band counts.
         manifest = read_manifest(root, split)
-        #: Shards written by ``torchgeo-decur shards`` hold pre-offset DN.
-        self.harmonized = manifest is not None
+        #: Shards written by ``torchgeo-decur shards`` from a reader that
+        #: harmonized Sentinel-2 already (its mode is in the manifest).
+        self.harmonized = (manifest or {}).get('s2_harmonize') is not None
         if manifest is not None:
             for spec in self.specs:
                 if self.channels[spec.name] is None:

@@ -118,7 +118,11 @@ def zarr_zip(
     array('band', np.array(bands), ['band'])
     # DEM has no acquisition time (stored as 0, like the published files).
     if ns is None:
-        ns = 0 if modality == 'DEM' else 1_588_471_637_000_000_000 + index * 86_400 * 10**9
+        ns = (
+            0
+            if modality == 'DEM'
+            else 1_588_471_637_000_000_000 + index * 86_400 * 10**9
+        )
     array('time', np.array([ns], dtype=np.int64), ['time'], units='nanoseconds')
     array('x', 500_000 + 10.0 * np.arange(SIZE), ['x'])
     array('y', 5_000_000 - 10.0 * np.arange(SIZE), ['y'])
