@@ -43,7 +43,7 @@ Data (``--data``):
   reading the GeoTIFFs under ``--root``;
 * ``ssl4eo-cache``: the same data module reading the cache ``--cache`` written
   by ``torchgeo-decur cache-ssl4eo-s12`` (``uint8`` caches are read with
-  ``quantize=True``, as the data module requires).
+  ``normalization='decur_uint8'``, as the data module requires).
 
 Loaders sample with replacement, so a small dataset (the bundled sample) gives
 as many batches as needed.
@@ -240,7 +240,8 @@ def build_data(
             if args.cache is None:
                 raise ValueError('--data ssl4eo-cache needs --cache')
             kwargs['cache'] = args.cache
-            kwargs['quantize'] = read_manifest(args.cache)['encoding'] == 'uint8'
+            if read_manifest(args.cache)['encoding'] == 'uint8':
+                kwargs['normalization'] = 'decur_uint8'
         dm = SSL4EOS12PairsDataModule(
             root=args.root,
             batch_size=n,

@@ -327,3 +327,23 @@ def test_quickstart_curve_from_a_csv_log(tmp_path: Any) -> None:
         main(args)
     assert png.read_bytes() == before
     assert main([*args, '--overwrite']) == 0
+
+
+def test_s2_harmonization_benchmark(
+    run_benchmark: Callable[..., dict[str, Any]],
+) -> None:
+    root = os.path.join(DATA, 'ssl4eo_s12')
+    result = run_benchmark(
+        'benchmarks.s2_harmonization', '--root', root, '--size', '24'
+    )
+    assert result['benchmark'] == 's2_harmonization'
+    assert result['samples'] == len(SSL4EO_S12_LOCATIONS)
+    means = result['mean_input']
+    # The offset makes every band brighter; harmonized it is the pre-offset input.
+    assert means['after'] == means['reference']
+    assert means['before'] > means['after'] + 0.05
+    per_band = result['mean_input_per_band']
+    assert all(
+        b > a for b, a in zip(per_band['before'], per_band['after'], strict=True)
+    )
+    assert result['max_abs_dn_difference_after_vs_reference'] == 0.0

@@ -264,3 +264,86 @@ def test_cli_subprocess_on_a_truncated_chip(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith('torchgeo-decur shards: error: ')
     assert str(bad) in last
+
+
+BASELINES = os.path.join(DATA, 's2_baselines')
+
+
+class WithMetadata(Pairs):
+    """Pairs that carry TerraMesh's sample metadata."""
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        sample = super().__getitem__(i)
+        g = torch.Generator().manual_seed(100 + i)
+        sample['time_b'] = torch.tensor(
+            1_686_823_200_000_000_000 + i, dtype=torch.int64
+        )
+        sample['center_lat'] = torch.tensor(48.7 + i / 100, dtype=torch.float64)
+        sample['center_lon'] = torch.tensor(9.1 - i / 100, dtype=torch.float64)
+        sample['cloud_mask_b'] = (torch.rand(5, 6, generator=g) > 0.5).to(torch.uint8)
+        return sample
+
+
+def test_shards_keep_the_sample_metadata(tmp_path: Path) -> None:
+    write_shards(WithMetadata(4), str(tmp_path), samples_per_shard=3)
+    stream = TerraMeshStream(
+        str(tmp_path), 'train', ['a', 'b'], shuffle=False, metadata=True
+    )
+    samples = list(stream)
+    assert len(samples) == 4
+    for i, s in enumerate(samples):
+        want = WithMetadata(4)[i]
+        assert same_bits(s['image_b'], want['image_b'])
+        assert int(s['time_b']) == int(want['time_b'])
+        assert float(s['center_lat']) == float(want['center_lat'])
+        assert float(s['center_lon']) == float(want['center_lon'])
+        assert torch.equal(s['cloud_mask_b'], want['cloud_mask_b'])
+        assert 'cloud_mask_a' not in s
+        assert int(s['time_a']) == 0  # no time for modality a: stored as none
+    fraction = [
+        float((w['cloud_mask_b'] != 0).float().mean())
+        for w in map(WithMetadata(4).__getitem__, range(4))
+    ]
+    cut = sorted(fraction)[1]
+    kept = TerraMeshStream(
+        str(tmp_path), 'train', ['b'], shuffle=False, max_cloud_fraction=cut
+    )
+    assert len(list(kept)) == sum(f <= cut for f in fraction)
+
+
+def chips_cli(out: Path, folder: str, *extra: str) -> list[str]:
+    init = json.dumps({'folders': {'s2': os.path.join(BASELINES, folder)}})
+    return [
+        'shards',
+        'torchgeo_decur.datasets:PairedChips',
+        '--out',
+        str(out),
+        '--prefix',
+        folder,
+        '--init-args',
+        init,
+        *extra,
+    ]
+
+
+def test_shards_of_offset_chips_hold_pre_offset_values(tmp_path: Path) -> None:
+    for folder in ('pb0301', 'pb0509'):
+        assert cli_main(chips_cli(tmp_path / folder, folder)) == 0
+    old, new = (
+        read_back(str(tmp_path / folder), ['s2'])[0]['image_s2']
+        for folder in ('pb0301', 'pb0509')
+    )
+    assert torch.equal(old, new)
+    assert (old[:, :2, :2] == 0).all()
+    assert (
+        cli_main(chips_cli(tmp_path / 'raw', 'pb0509', '--s2-harmonize', 'never')) == 0
+    )
+    raw = read_back(str(tmp_path / 'raw'), ['s2'])[0]['image_s2']
+    valid = old != 0
+    assert torch.equal((raw - old)[valid], torch.full_like(old[valid], 1000.0))
+    manifest = (tmp_path / 'raw' / 'train' / 'shards.json').read_text()
+    assert '"s2_harmonize": "never"' in manifest
+    ssl4eo = ['shards', 'ssl4eo-s12', '--root', os.path.join(DATA, 'ssl4eo_s12')]
+    assert (
+        cli_main([*ssl4eo, '--out', str(tmp_path / 's'), '--s2-harmonize', 'auto']) == 1
+    )

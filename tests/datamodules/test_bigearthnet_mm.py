@@ -6,17 +6,14 @@ import pytest
 import torch
 
 from torchgeo_decur import MultimodalClassificationTask
-from torchgeo_decur.datamodules import (
-    BigEarthNetMMDataModule,
-    bigearthnet_normalization,
-    sample_fraction,
-)
+from torchgeo_decur.datamodules import BigEarthNetMMDataModule, sample_fraction
 from torchgeo_decur.datasets import pairs_from_s1_metadata
 from torchgeo_decur.transforms import (
     BIGEARTHNET_S1_MEAN,
     BIGEARTHNET_S1_STD,
     BIGEARTHNET_S2_MEAN,
     BIGEARTHNET_S2_STD,
+    bigearthnet_normalization,
 )
 
 from ..conftest import DATA, quiet_trainer
@@ -130,20 +127,17 @@ def test_plain_image_key_and_options() -> None:
         BigEarthNetMMDataModule(dataset_kwargs={'s3_dir': 'x'}, **TINY)
     with pytest.raises(ValueError, match="'decur_uint8'"):
         BigEarthNetMMDataModule(normalization='uint8', **TINY)  # type: ignore[arg-type]
-    # Arguments of earlier versions: folded, with a warning.
-    with pytest.warns(FutureWarning, match='dataset_kwargs'):
-        with pytest.raises(ValueError, match='v1 options'):
-            BigEarthNetMMDataModule(version='v2', s1_dir='x')
-    with pytest.warns(FutureWarning, match="normalization: 'decur_uint8'"):
-        old = BigEarthNetMMDataModule(modalities=['s1'], quantize=True, **TINY)
-    new = BigEarthNetMMDataModule(
+    # 'decur_uint8' is 'decur' rounded down to the reference's uint8 steps.
+    coarse = BigEarthNetMMDataModule(
         modalities=['s1'], normalization='decur_uint8', **TINY
     )
+    fine = BigEarthNetMMDataModule(modalities=['s1'], **TINY)
     batch = {'image_s1': torch.rand(1, 2, 24, 24) * -20, 'label': torch.zeros(1, 19)}
-    torch.manual_seed(0)
-    a = old.aug(dict(batch))['image_s1']
-    torch.manual_seed(0)
-    assert torch.equal(a, new.aug(dict(batch))['image_s1'])
+    # The scaling is the first step of the on-device pipeline.
+    a = coarse.aug[0](dict(batch))['image_s1']
+    b = fine.aug[0](dict(batch))['image_s1']
+    assert torch.equal(a, torch.floor(b * 255) / 255)
+    assert not torch.equal(a, b)
 
 
 def test_real_example_pairs_train(shared_realdata: str, tmp_path: Path) -> None:

@@ -179,7 +179,7 @@ def test_device_scaling_is_the_decur_window() -> None:
     other = module(train_split=TRAIN)
     other.load_state_dict(dm.state_dict())
     assert torch.equal(other.aug(batch)['image_s2'], scaled['image_s2'])
-    raw = set_up(train_split=TRAIN, normalize=False)
+    raw = set_up(train_split=TRAIN, normalization='none')
     assert raw.hparams['statistics'] is None
     assert torch.equal(raw.aug(batch)['image_s2'], batch['image_s2'])
 

@@ -321,13 +321,13 @@ def test_pretrains_decur_on_three_modalities() -> None:
         assert torch.isfinite(logged[name]), name
 
 
-@pytest.mark.parametrize('normalize', [True, False])
+@pytest.mark.parametrize('normalization', ['decur', 'none'])
 def test_integer_rasters_travel_in_their_type_and_scale_identically(
-    normalize: bool,
+    normalization: str,
 ) -> None:
     batches = []
     for native in (True, False):
-        dm = module(normalize=normalize, native_dtypes=native)
+        dm = module(normalization=normalization, native_dtypes=native)
         dm.setup('fit')
         dm.trainer = SimpleNamespace(training=True, lightning_module=None)
         batch = next(iter(dm.train_dataloader()))
@@ -352,3 +352,54 @@ def test_a_patch_its_storage_type_cannot_hold_is_refused() -> None:
         ValueError, match=r"'s2'.*not exact torch.uint16.*native_dtypes"
     ):
         ds.to_storage(sample)
+
+
+BASELINES = os.path.join(DATA, 's2_baselines')
+
+
+def baseline_patches(folder: str, mode: str = 'auto') -> Tensor:
+    """Every 16 px patch of one folder's S2 ground, through the data module."""
+    dm = MultimodalGeoDataModule(
+        {'s2': RasterDataset(paths=os.path.join(BASELINES, folder))},
+        patch_size=16,
+        length=2,
+        batch_size=1,
+        statistics_patches=1,
+        min_valid_fraction=0.0,
+        s2_harmonize=mode,
+    )
+    dm.setup('fit')
+    assert dm.hparams['s2_harmonize'] == mode
+    ds = dm.train_dataset
+    x0, y0 = 500_000.0, 5_400_000.0 - 320.0
+    return torch.stack(
+        [
+            ds[slice(x, x + 160.0), slice(y, y + 160.0)]['image_s2']
+            for x in (x0, x0 + 80.0, x0 + 160.0)
+            for y in (y0, y0 + 160.0)
+        ]
+    )
+
+
+def test_offset_rasters_read_like_pre_offset_ones() -> None:
+    old = baseline_patches('pb0301')
+    assert old.dtype == torch.uint16
+    # By the baseline in the name, the date in the name, the offset tag, and file
+    # by file in a mosaic of a 2021 and a 2023 product.
+    for folder in ('pb0509', 'dated', 'tagged', 'mosaic'):
+        assert torch.equal(baseline_patches(folder), old), folder
+    assert (old == 0).any()
+    raw = baseline_patches('pb0509', 'never').int()
+    valid = old != 0
+    assert torch.equal((raw - old.int())[valid], torch.full_like(raw[valid], 1000))
+    assert (raw[~valid] == 0).all()
+    assert torch.equal(baseline_patches('pb0301', 'never'), old)
+
+
+def test_an_undated_raster_warns_once() -> None:
+    with pytest.warns(UserWarning, match='cannot tell') as record:
+        undated = baseline_patches('undated')
+    assert len([w for w in record if 'cannot tell' in str(w.message)]) == 1
+    assert torch.equal(undated, baseline_patches('pb0301'))
+    with pytest.raises(ValueError, match='s2_harmonize must be one of'):
+        module(s2_harmonize='sometimes')

@@ -3,7 +3,8 @@ import os
 import pytest
 import torch
 
-from torchgeo_decur.datamodules import GeoNRWMMDataModule, geonrw_normalization
+from torchgeo_decur.datamodules import GeoNRWMMDataModule
+from torchgeo_decur.transforms import geonrw_normalization
 
 from ..conftest import DATA
 from ..tasks.test_compat import argument_count
@@ -42,7 +43,7 @@ def test_training_augmentation_moves_rgb_dem_and_mask_together() -> None:
     dm = GeoNRWMMDataModule(
         root=ROOT,
         channel_order='rgb',
-        dem_scaling='none',
+        normalization='none',
         dem_channels=1,
         crop_size=24,
         augment_kwargs={'vflip': True},
@@ -128,7 +129,11 @@ def test_city_grouped_validation_and_label_fraction() -> None:
 
 def test_pretraining_batches_fit_the_decur_task() -> None:
     dm = GeoNRWMMDataModule(
-        root=ROOT, tile_size=32, augment=False, dem_scaling='percentile', batch_size=3
+        root=ROOT,
+        tile_size=32,
+        augment=False,
+        normalization='decur_pretraining',
+        batch_size=3,
     )
     dm.setup('fit')
     batch = dm.train_aug(next(iter(dm.train_dataloader())))
@@ -147,66 +152,12 @@ def test_argument_count_matches_bigearthnet() -> None:
     assert argument_count(GeoNRWMMDataModule) <= 18
 
 
-def test_old_augmentation_arguments_fold_into_augment_kwargs() -> None:
-    rgb = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
-    batch = {'image_rgb': rgb, 'mask': torch.zeros(4, 32, 32, dtype=torch.long)}
-    common = {'root': ROOT, 'modalities': ['rgb'], 'crop_size': 24}
-    new = GeoNRWMMDataModule(
-        **common,
-        augment_kwargs={
-            'crop_scale': (0.5, 0.6),
-            'image_resample': 'nearest',
-            'hflip': False,
-            'vflip': True,
-        },
-    )
-    with pytest.warns(FutureWarning) as record:
-        old = GeoNRWMMDataModule(
-            **common,
-            crop_scale=(0.5, 0.6),
-            image_resample='nearest',
-            hflip=False,
-            vflip=True,
-        )
-    assert [str(w.message) for w in record] == [
-        f'GeoNRWMMDataModule({name}=...) is deprecated; use augment_kwargs: '
-        f'{{{name}: ...}}'
-        for name in ('crop_scale', 'image_resample', 'hflip', 'vflip')
-    ]
-    # The same operations with the same parameters: identical output per seed.
-    torch.manual_seed(3)
-    expected = new.train_aug(dict(batch))['image_rgb']
-    torch.manual_seed(3)
-    assert torch.equal(old.train_aug(dict(batch))['image_rgb'], expected)
-    # An explicit augment_kwargs value wins over the old argument.
-    with pytest.warns(FutureWarning, match='vflip'):
-        both = GeoNRWMMDataModule(
-            **common, augment_kwargs={'vflip': True, 'hflip': False}, vflip=False
-        )
-    torch.manual_seed(4)
-    flipped = both.train_aug(dict(batch))['image_rgb']
-    torch.manual_seed(4)
-    reference = GeoNRWMMDataModule(
-        **common, augment_kwargs={'vflip': True, 'hflip': False}
-    ).train_aug(dict(batch))['image_rgb']
-    assert torch.equal(flipped, reference)
+def test_augment_kwargs_and_unknown_arguments_are_refused() -> None:
     with pytest.raises(
         ValueError, match=r"augment_kwargs has unknown keys \['rotate'\]"
     ):
         GeoNRWMMDataModule(root=ROOT, augment_kwargs={'rotate': True})
     with pytest.raises(TypeError, match="unexpected keyword argument 'rotate'"):
-        GeoNRWMMDataModule(root=ROOT, rotate=True)
-
-
-def test_scalings_moved_to_transforms_keep_their_old_import_paths() -> None:
-    from torchgeo_decur import datamodules, transforms
-    from torchgeo_decur.datamodules import bigearthnet_mm, geonrw_mm
-
-    assert datamodules.geonrw_normalization is transforms.geonrw_normalization
-    assert geonrw_mm.geonrw_normalization is transforms.geonrw_normalization
-    assert datamodules.bigearthnet_normalization is transforms.bigearthnet_normalization
-    assert bigearthnet_mm.bigearthnet_normalization is (
-        transforms.bigearthnet_normalization
-    )
-    assert bigearthnet_mm.BIGEARTHNET_S2_MEAN is transforms.BIGEARTHNET_S2_MEAN
-    assert bigearthnet_mm.B10_INDEX == 10
+        GeoNRWMMDataModule(root=ROOT, rotate=True)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="'decur_uint8' does not apply"):
+        GeoNRWMMDataModule(root=ROOT, normalization='decur_uint8')

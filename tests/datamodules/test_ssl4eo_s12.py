@@ -4,11 +4,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from torchgeo_decur.datamodules import (
-    SSL4EOS12PairsDataModule,
+from torchgeo_decur.datamodules import SSL4EOS12PairsDataModule
+from torchgeo_decur.transforms import (
+    SSL4EO_S12_S2_MEAN,
+    SSL4EO_S12_S2_STD,
     ssl4eo_s12_normalization,
 )
-from torchgeo_decur.transforms import SSL4EO_S12_S2_MEAN, SSL4EO_S12_S2_STD
 
 from ..conftest import DATA
 

@@ -223,3 +223,40 @@ def test_undecodable_band_is_found_by_the_check(tmp_path: Path, band: int) -> No
     with pytest.raises(ValueError, match=re.escape(repr(bad))) as info:
         lazy[lazy.keys.index('tile_03')]
     assert "modality 's2'" in str(info.value)
+
+
+BASELINES = os.path.join(DATA, 's2_baselines')
+
+
+def baseline_chip(folder: str, mode: str = 'auto') -> torch.Tensor:
+    ds = PairedChips(
+        {'s2': os.path.join(BASELINES, folder)},
+        s2_harmonize=mode,  # type: ignore[arg-type]
+    )
+    assert len(ds) == 1
+    return ds[0]['image_s2']
+
+
+def test_offset_chips_read_like_pre_offset_ones() -> None:
+    old = baseline_chip('pb0301')
+    # By the baseline in the name, by the date in the name, by the offset tag.
+    for folder in ('pb0509', 'dated', 'tagged'):
+        assert torch.equal(baseline_chip(folder), old), folder
+    assert (old[:, :2, :2] == 0).all()
+    raw = baseline_chip('pb0509', 'never')
+    valid = old != 0
+    assert torch.equal((raw - old)[valid], torch.full_like(old[valid], 1000))
+    assert (raw[~valid] == 0).all()
+    assert torch.equal(baseline_chip('pb0301', 'never'), old)
+
+
+def test_an_undated_chip_folder_warns_once() -> None:
+    ds = PairedChips({'s2': os.path.join(BASELINES, 'undated')})
+    with pytest.warns(UserWarning, match='cannot tell') as record:
+        first, second = ds[0]['image_s2'], ds[0]['image_s2']
+    assert len([w for w in record if 'cannot tell' in str(w.message)]) == 1
+    assert torch.equal(first, second)
+    assert torch.equal(first, baseline_chip('pb0301'))
+    # Modalities not named s2... are never touched.
+    other = PairedChips({'opt': os.path.join(BASELINES, 'pb0509')})
+    assert torch.equal(other[0]['image_opt'], baseline_chip('pb0509', 'never'))

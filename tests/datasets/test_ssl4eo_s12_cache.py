@@ -12,13 +12,10 @@ from torch.utils.data import DataLoader
 
 from torchgeo_decur.cli import main
 from torchgeo_decur.cli.cache_ssl4eo_s12 import _encode, write_cache
-from torchgeo_decur.datamodules import (
-    SSL4EOS12PairsDataModule,
-    ssl4eo_s12_normalization,
-)
+from torchgeo_decur.datamodules import SSL4EOS12PairsDataModule
 from torchgeo_decur.datasets import SSL4EOS12Cache, SSL4EOS12Pairs
 from torchgeo_decur.datasets.utils import collate_batch_rows
-from torchgeo_decur.transforms import ApplyToKeys, Dequantize
+from torchgeo_decur.transforms import ApplyToKeys, Dequantize, ssl4eo_s12_normalization
 
 from ..conftest import DATA, SSL4EO_S12_LOCATIONS
 
@@ -138,11 +135,18 @@ def test_real_sample_cache_is_exact(shared_realdata: str, tmp_path: str) -> None
 def test_data_module_batches_identical_to_geotiff_path(
     caches: dict[str, str],
 ) -> None:
-    for cache, quantize in ((caches['raw'], False), (caches['uint8'], True)):
+    for cache, normalization in (
+        (caches['raw'], 'decur'),
+        (caches['uint8'], 'decur_uint8'),
+    ):
         batches = []
         for source in (None, cache):
             dm = SSL4EOS12PairsDataModule(
-                root=ROOT, size=24, batch_size=3, quantize=quantize, cache=source
+                root=ROOT,
+                size=24,
+                batch_size=3,
+                normalization=normalization,  # type: ignore[arg-type]
+                cache=source,
             )
             dm.setup('fit')
             torch.manual_seed(1)  # shuffling order
@@ -157,7 +161,7 @@ def test_data_module_batches_identical_to_geotiff_path(
 def test_uint8_cache_refuses_settings_it_cannot_reproduce(
     caches: dict[str, str],
 ) -> None:
-    with pytest.raises(ValueError, match='quantize=True'):
+    with pytest.raises(ValueError, match="only normalization='decur_uint8'"):
         SSL4EOS12PairsDataModule(root=ROOT, size=24, cache=caches['uint8'])
     with pytest.raises(ValueError, match="normalization='none'"):
         SSL4EOS12PairsDataModule(
@@ -361,31 +365,30 @@ def float32_in_worker(sample: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 @pytest.mark.parametrize(
-    ('source', 'normalization', 'quantize'),
+    ('source', 'normalization'),
     [
-        (None, 'decur', False),
-        (None, 'decur', True),
-        (None, 'none', False),
-        ('raw', 'decur', False),
-        ('raw', 'decur', True),
-        ('raw', 'none', False),
-        ('uint8', 'decur', True),
+        (None, 'decur'),
+        (None, 'decur_uint8'),
+        (None, 'none'),
+        ('raw', 'decur'),
+        ('raw', 'decur_uint8'),
+        ('raw', 'none'),
+        ('uint8', 'decur_uint8'),
     ],
 )
 def test_native_types_scale_bit_identically(
-    caches: dict[str, str], source: str | None, normalization: str, quantize: bool
+    caches: dict[str, str], source: str | None, normalization: str
 ) -> None:
     # Old path: float32 samples from the GeoTIFFs; new path: storage types
     # converted and scaled after the "transfer". One case goes through a worker
     # process (shared memory); the seeds give both loaders the same draws.
-    workers = 1 if source == 'raw' and quantize else 0
+    workers = 1 if source == 'raw' and normalization == 'decur_uint8' else 0
     new_dm = SSL4EOS12PairsDataModule(
         root=ROOT,
         size=24,
         batch_size=4,
         num_workers=workers,
         normalization=normalization,  # type: ignore[arg-type]
-        quantize=quantize,
         cache=None if source is None else caches[source],
     )
     old_dm = SSL4EOS12PairsDataModule(
@@ -394,7 +397,6 @@ def test_native_types_scale_bit_identically(
         batch_size=4,
         num_workers=workers,
         normalization=normalization,  # type: ignore[arg-type]
-        quantize=quantize,
     )
     batches = []
     for dm, float32 in ((old_dm, True), (new_dm, False)):
@@ -416,7 +418,7 @@ def test_native_types_scale_bit_identically(
     old, new = batches
     for key in ('image_s1', 'image_s2'):
         assert new[key].dtype == torch.float32, key
-        assert same(new[key], old[key]), (source, normalization, quantize, key)
+        assert same(new[key], old[key]), (source, normalization, key)
 
 
 def bits(x: Tensor) -> Tensor:

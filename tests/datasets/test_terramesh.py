@@ -333,3 +333,101 @@ def test_damaged_manifest_is_named(tmp_path: Path) -> None:
         with pytest.raises(TerraMeshFormatError, match='damaged manifest') as info:
             TerraMeshStream(str(root), 'train')
         assert str(manifest) in str(info.value)
+
+
+BASELINES = os.path.join(ROOT, 'baselines')
+
+
+def zarr_group(data: bytes) -> zarr.Group:
+    # The dataset's own recipe, independent of the package (see zarr_bands).
+    fs = fsspec.filesystem('zip', fo=io.BytesIO(data))
+    store = zarr.storage.FsspecStore.from_mapper(fs.get_mapper(''), read_only=True)
+    return zarr.open_consolidated(store, mode='r')
+
+
+def baseline_images(split: str, mode: str) -> torch.Tensor:
+    ds = TerraMeshStream(
+        BASELINES,
+        split,
+        ['S2L1C'],
+        shuffle=False,
+        s2_harmonize=mode,  # type: ignore[arg-type]
+    )
+    return torch.stack([s['image_s2'] for s in ds])
+
+
+def test_offset_products_read_like_pre_offset_ones_under_auto() -> None:
+    old = baseline_images('pb0301', 'auto')
+    new = baseline_images('pb0509', 'auto')
+    assert old.dtype == new.dtype == torch.int16
+    assert torch.equal(old, new)
+    assert (old[..., 0, 0] == 0).all()  # no data stays no data
+    raw_new = baseline_images('pb0509', 'never')
+    assert torch.equal(
+        raw_new[..., 1:, :] - old[..., 1:, :], torch.full_like(old[..., 1:, :], 1000)
+    )
+    assert (raw_new[..., 0, 0] == 0).all()
+    assert torch.equal(baseline_images('pb0301', 'never'), old)
+    assert torch.equal(
+        baseline_images('pb0301', 'always')[..., 1:, :],
+        (old[..., 1:, :] - 1000).clamp(min=1),
+    )
+
+
+def test_an_undated_source_warns_once_and_is_left_as_stored() -> None:
+    with pytest.warns(UserWarning, match='cannot tell') as record:
+        undated = baseline_images('undated', 'auto')
+    assert len([w for w in record if 'cannot tell' in str(w.message)]) == 1
+    assert torch.equal(undated, baseline_images('pb0301', 'never'))
+
+
+def test_metadata_equal_the_files_values() -> None:
+    ds = TerraMeshStream(
+        ROOT, 'train', ['S1GRD|S1RTC', 'S2L1C', 'DEM'], shuffle=False, metadata=True
+    )
+    samples = list(ds)
+    assert len(samples) == 8
+    for s in samples:
+        shard = s['shard']
+        for name, folder in (('s2', 'S2L1C'), ('dem', 'DEM')):
+            group = zarr_group(
+                members(os.path.join(ROOT, 'train', folder, shard))[s['key']]
+            )
+            assert int(s[f'time_{name}']) == int(np.asarray(group['time'][...])[0])
+            assert float(s['center_lat']) == float(np.asarray(group['center_lat'][...]))
+            assert float(s['center_lon']) == float(np.asarray(group['center_lon'][...]))
+        group = zarr_group(
+            members(os.path.join(ROOT, 'train', 'S2L1C', shard))[s['key']]
+        )
+        assert torch.equal(
+            s['cloud_mask_s2'], torch.from_numpy(np.asarray(group['cloud_mask'][...]))
+        )
+        assert 'cloud_mask_dem' not in s
+        assert 'cloud_mask_s1' not in s
+    assert int(samples[0]['time_dem']) == 0  # the DEM has no acquisition time
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    assert batch['time_s2'].shape == batch['center_lat'].shape == (4,)
+    assert batch['time_s2'].dtype == torch.int64
+    assert batch['center_lon'].dtype == torch.float64
+    assert batch['cloud_mask_s2'].shape == (4, 8, 8)
+    plain = next(iter(TerraMeshStream(ROOT, 'train', ['S2L1C'], shuffle=False)))
+    assert not any(k.startswith(('time_', 'center_', 'cloud_mask')) for k in plain)
+
+
+def test_cloud_filter_drops_exactly_the_samples_over_the_threshold() -> None:
+    fractions = {}
+    for tar in sorted(os.listdir(os.path.join(ROOT, 'train', 'S2L1C'))):
+        for key, data in members(os.path.join(ROOT, 'train', 'S2L1C', tar)).items():
+            mask = np.asarray(zarr_group(data)['cloud_mask'][...])
+            fractions[key] = float((mask != 0).mean())
+    threshold = sorted(fractions.values())[len(fractions) // 2]
+    kept = {
+        s['key']
+        for s in TerraMeshStream(
+            ROOT, 'train', ['S2L1C'], shuffle=False, max_cloud_fraction=threshold
+        )
+    }
+    assert kept == {k for k, f in fractions.items() if f <= threshold}
+    assert 0 < len(kept) < len(fractions)
+    with pytest.raises(ValueError, match='max_cloud_fraction'):
+        TerraMeshStream(ROOT, 'train', ['S2L1C'], max_cloud_fraction=1.5)

@@ -381,7 +381,7 @@ def register(subparsers: 'argparse._SubParsersAction[Any]') -> None:
         choices=sorted(DTYPES),
         default='raw',
         help='raw: lossless S1 float32 + S2 uint16 (default); float32: lossless; '
-        'uint8: the reference quantised scaling (exact for quantize: true)',
+        'uint8: the reference quantised scaling (exact for normalization: decur_uint8)',
     )
     parser.add_argument('--s2-product', choices=['s2c', 's2a'], default='s2c')
     parser.add_argument('--size', type=int, default=264, help='grid size in px')

@@ -88,6 +88,14 @@ def build_dataset(args: argparse.Namespace) -> 'SizedDataset':
                 f'--init-args must be a JSON object of dataset arguments, got '
                 f'{args.init_args!r}'
             )
+    if args.s2_harmonize is not None:
+        if ':' not in args.dataset:
+            raise ValueError(
+                f'--s2-harmonize: {args.dataset} holds pre-2022 Sentinel-2 products '
+                '(no processing baseline 04.00 offset); it applies to readers of '
+                'Sentinel-2 of any date, e.g. torchgeo_decur.datasets:PairedChips'
+            )
+        extra.setdefault('s2_harmonize', args.s2_harmonize)
     if args.dataset == 'ssl4eo-s12':
         return SeasonsOf(seasons=args.seasons, root=args.root, **extra)
     if args.dataset == 'bigearthnet-mm':
@@ -149,6 +157,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         '--init-args', default=None, help='JSON object of further dataset arguments'
+    )
+    parser.add_argument(
+        '--s2-harmonize',
+        choices=['auto', 'always', 'never'],
+        default=None,
+        help="passed to the dataset's s2_harmonize (readers of Sentinel-2 of any "
+        'date): remove the processing baseline 04.00 offset of 1000 DN; default: '
+        "the dataset's own (auto)",
     )
     parser.set_defaults(func=run)
 

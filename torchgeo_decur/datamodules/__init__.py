@@ -1,8 +1,8 @@
 """Lightning data modules.
 
-The BigEarthNet, GeoNRW, SSL4EO-S12 and SUN RGB-D input scalings
-(``*_normalization``) live in :mod:`torchgeo_decur.transforms` and are
-re-exported here for existing imports.
+Every data module takes the same ``normalization`` values
+(:data:`~torchgeo_decur.datamodules.scaling.Normalization`); the scalings they
+build live in :mod:`torchgeo_decur.transforms`.
 """
 
 from typing import TYPE_CHECKING
@@ -10,12 +10,6 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from ..transforms.pretrained import (
-        bigearthnet_normalization,
-        geonrw_normalization,
-        ssl4eo_s12_normalization,
-        sunrgbd_normalization,
-    )
     from .bigearthnet_mm import BigEarthNetMMDataModule
     from .chips import PairedChipsDataModule
     from .eurosat import EuroSATDeCURDataModule
@@ -32,12 +26,6 @@ if not TYPE_CHECKING:
     __getattr__, __dir__ = lazy_exports(
         __name__,
         {
-            '..transforms.pretrained': (
-                'bigearthnet_normalization',
-                'geonrw_normalization',
-                'ssl4eo_s12_normalization',
-                'sunrgbd_normalization',
-            ),
             '.bigearthnet_mm': ('BigEarthNetMMDataModule',),
             '.chips': ('PairedChipsDataModule',),
             '.eurosat': ('EuroSATDeCURDataModule',),
@@ -62,10 +50,6 @@ __all__ = (
     'SSL4EOS12PairsDataModule',
     'SUNRGBDDataModule',
     'TerraMeshDataModule',
-    'bigearthnet_normalization',
-    'geonrw_normalization',
     'sample_fraction',
-    'ssl4eo_s12_normalization',
-    'sunrgbd_normalization',
     'terramesh_normalization',
 )

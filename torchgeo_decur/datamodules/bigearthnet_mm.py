@@ -1,6 +1,5 @@
 """Data module for BigEarthNet-MM multi-label classification (S1, S2, S1+S2)."""
 
-import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -16,21 +15,9 @@ from ..datasets.bigearthnet_mm import (
     Modality,
     check_modalities,
 )
-from ..transforms.normalize import (
-    B10_INDEX,
-    BIGEARTHNET_S1_MEAN,
-    BIGEARTHNET_S1_STD,
-    BIGEARTHNET_S2_MEAN,
-    BIGEARTHNET_S2_STD,
-)
 from ..transforms.pretrained import bigearthnet_normalization
-from .utils import (
-    RenameKeys,
-    TrainBatchCheck,
-    fold_moved_options,
-    sample_fraction,
-    warn_small_fraction,
-)
+from .scaling import Normalization, resolve_normalization
+from .utils import RenameKeys, TrainBatchCheck, sample_fraction, warn_small_fraction
 
 #: Options of the v1 dataset the data module passes on through dataset_kwargs.
 V1_DATASET_OPTIONS = ('s1_dir', 's2_dir', 'split_dir', 'check_pairs')
@@ -41,7 +28,8 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
 
     * a seeded label fraction of the training split drawn without replacement
       (:func:`~torchgeo_decur.datamodules.utils.sample_fraction`);
-    * on-device scaling (:func:`bigearthnet_normalization`), then geometric
+    * on-device scaling
+      (:func:`~torchgeo_decur.transforms.bigearthnet_normalization`), then geometric
       transforms applied jointly to all modalities: training RandomResizedCrop
       (``crop_size``, scale ``crop_scale``) + horizontal and vertical flips;
       validation/test Resize(``eval_resize``) + CenterCrop(``crop_size``), no
@@ -68,7 +56,7 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
         image_size: int = 120,
         train_fraction: float = 1.0,
         fraction_seed: int = 42,
-        normalization: Literal['decur', 'decur_uint8', 'none'] = 'decur',
+        normalization: Normalization = 'decur',
         insert_b10: bool = False,
         crop_size: int = 224,
         crop_scale: tuple[float, float] = (0.8, 1.0),
@@ -76,7 +64,6 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
         plain_image_key: bool = False,
         dataset_kwargs: dict[str, Any] | None = None,
         download: bool = False,
-        **deprecated: Any,
     ) -> None:
         """Initialize a new BigEarthNetMMDataModule instance.
 
@@ -91,9 +78,9 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
             image_size: Side length bands are read at (120 = native 10 m grid).
             train_fraction: Share of the training split to use, in (0, 1].
             fraction_seed: Seed of the label-fraction draw.
-            normalization: ``'decur'`` (reference scaling), ``'decur_uint8'``
-                (the same, rounded down to the reference's uint8 steps) or
-                ``'none'``.
+            normalization: ``'decur'``/``'decur_pretraining'`` (reference
+                scaling), ``'decur_uint8'`` (the same, rounded down to the
+                reference's uint8 steps) or ``'none'`` (raw dB / DN).
             insert_b10: Insert a zero B10 channel so S2 has 13 channels.
             crop_size: Network input size in pixels.
             crop_scale: Area range of the training RandomResizedCrop.
@@ -104,29 +91,18 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
                 ``s2_dir`` (folder names, e.g. ``BigEarthNet-S1-Example``),
                 ``split_dir`` (default ``root``), ``check_pairs`` (default true).
             download: Download the dataset.
-            **deprecated: ``quantize``, ``s1_dir``, ``s2_dir``, ``split_dir`` and
-                ``check_pairs`` of earlier versions, folded into
-                ``normalization`` / ``dataset_kwargs`` with a FutureWarning.
 
         Raises:
             ValueError: For invalid modalities, options or sizes.
         """
-        if 'quantize' in deprecated:
-            if deprecated.pop('quantize') and normalization == 'decur':
-                normalization = 'decur_uint8'
-            warnings.warn(
-                'BigEarthNetMMDataModule(quantize=...) is deprecated; use '
-                "normalization: 'decur_uint8'",
-                FutureWarning,
-                stacklevel=2,
+        extra = dict(dataset_kwargs or {})
+        unknown = sorted(set(extra) - set(V1_DATASET_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f'dataset_kwargs has unknown keys {unknown}; known: '
+                f'{list(V1_DATASET_OPTIONS)}'
             )
-        extra = fold_moved_options(
-            'BigEarthNetMMDataModule',
-            'dataset_kwargs',
-            V1_DATASET_OPTIONS,
-            dataset_kwargs,
-            deprecated,
-        )
+        scaling = resolve_normalization(normalization, type(self).__name__)
         mods = check_modalities(modalities)
         if plain_image_key and len(mods) != 1:
             raise ValueError('plain_image_key needs exactly one modality')
@@ -161,15 +137,10 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
         self.fraction_seed = fraction_seed
         sample_fraction(1, train_fraction, fraction_seed)  # validate early
 
-        if normalization not in ('decur', 'decur_uint8', 'none'):
-            raise ValueError(
-                "normalization must be 'decur', 'decur_uint8' or 'none', got "
-                f'{normalization!r}'
-            )
         norm = bigearthnet_normalization(
             mods,
-            'none' if normalization == 'none' else 'decur',
-            quantize=normalization == 'decur_uint8',
+            'decur' if scaling.scale else 'none',
+            quantize=scaling.quantize,
             insert_b10=insert_b10,
         )
         rename: nn.Module = (
@@ -215,13 +186,4 @@ class BigEarthNetMMDataModule(TrainBatchCheck, NonGeoDataModule):
             self.predict_dataset = self.test_dataset
 
 
-# Moved to torchgeo_decur.transforms; still importable from here.
-__all__ = (
-    'B10_INDEX',
-    'BIGEARTHNET_S1_MEAN',
-    'BIGEARTHNET_S1_STD',
-    'BIGEARTHNET_S2_MEAN',
-    'BIGEARTHNET_S2_STD',
-    'BigEarthNetMMDataModule',
-    'bigearthnet_normalization',
-)
+__all__ = ('BigEarthNetMMDataModule',)

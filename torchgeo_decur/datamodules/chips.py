@@ -26,16 +26,19 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchgeo.datamodules import NonGeoDataModule
 
 from ..datasets.chips import PairedChips, listing
+from ..transforms.harmonize import S2Harmonize, check_s2_harmonize
 from ..transforms.normalize import ApplyToKeys
 from ..transforms.statistics import BandStatistics
 from .scaling import (
     BandStats,
+    Normalization,
     StatisticsState,
     TaskAgreement,
     check_statistics,
     clip_normalization,
     finish_estimate,
     given_statistics,
+    resolve_normalization,
 )
 from .utils import OptionalValidation
 
@@ -100,8 +103,9 @@ class PairedChipsDataModule(
         check_files: bool = False,
         statistics: dict[str, BandStats] | None = None,
         statistics_chips: int = 256,
-        normalize: bool = True,
+        normalization: Normalization = 'decur',
         seed: int = 0,
+        s2_harmonize: S2Harmonize = 'auto',
     ) -> None:
         """Initialize a new PairedChipsDataModule instance.
 
@@ -129,8 +133,16 @@ class PairedChipsDataModule(
                 left out are estimated.
             statistics_chips: Training chips drawn to estimate missing statistics
                 (all of them if there are fewer).
-            normalize: Scale on the device (False: pass raw values on).
+            normalization: Input scaling on the device (see
+                :data:`~torchgeo_decur.datamodules.scaling.Normalization`):
+                ``'decur'``/``'decur_pretraining'`` mean ± 2σ → [0, 1] per band,
+                ``'decur_uint8'`` the same in 1/255 steps, ``'none'`` raw values.
             seed: Seed of the random split and of the statistics sample.
+            s2_harmonize: Remove the 1000 DN offset of Sentinel-2 processing
+                baseline 04.00+ from modalities whose name starts with ``s2``
+                (``'auto'``, ``'always'``, ``'never'``; see
+                :class:`~torchgeo_decur.datasets.PairedChips`); saved in the
+                hyperparameters (so in every checkpoint).
 
         Raises:
             ValueError: For no folders, statistics of unknown modalities, both a
@@ -146,6 +158,7 @@ class PairedChipsDataModule(
             extensions=tuple(extensions),
             on_invalid=on_invalid,
             check_files=check_files,
+            s2_harmonize=check_s2_harmonize(s2_harmonize),
         )
         if not folders:
             raise ValueError('folders must name at least one modality')
@@ -162,6 +175,7 @@ class PairedChipsDataModule(
                 'batch_size and statistics_chips must be >= 1, got '
                 f'{batch_size}, {statistics_chips}'
             )
+        resolve_normalization(normalization, type(self).__name__)
         unknown = sorted(set(statistics or {}) - set(folders))
         if unknown:
             raise ValueError(
@@ -288,7 +302,8 @@ class PairedChipsDataModule(
         given = given_statistics(self.hparams['statistics'])
         todo = [m for m in self.modalities if m not in given]
         stats = dict(given)
-        if self.hparams['normalize'] and todo:
+        scale = self.hparams['normalization'] != 'none'
+        if scale and todo:
             count = min(int(self.hparams['statistics_chips']), len(train))
             generator = torch.Generator().manual_seed(int(self.hparams['seed']))
             picks = torch.randperm(len(train), generator=generator)[:count].tolist()
@@ -307,12 +322,17 @@ class PairedChipsDataModule(
                     estimators[m], f'modality {m!r} ({self._describe(m)})'
                 )
         check_statistics(stats, self.channels, self._describe)
-        if self.hparams['normalize']:
+        if scale:
             self.hparams['statistics'] = {m: stats[m] for m in self.modalities}
             self._build_aug()
 
     def _build_aug(self) -> None:
-        self.aug = clip_normalization(self.hparams['statistics'], self.modalities)
+        scaling = resolve_normalization(
+            self.hparams['normalization'], type(self).__name__
+        )
+        self.aug = clip_normalization(
+            self.hparams['statistics'], self.modalities, scaling.quantize
+        )
 
 
 __all__ = ('PairedChipsDataModule', 'read_split_file')

@@ -17,12 +17,18 @@ integer rasters; on the device they become float32 (exactly: every 8- and
 of the DeCUR checkpoints (:class:`~torchgeo_decur.transforms.ClipNormalize`); the
 statistics are estimated from a seeded sample of patches at ``setup`` unless given,
 and stored in the data module's hyperparameters (so in every checkpoint).
+Sentinel-2 rasters are harmonized file by file to the pre-2022 DN scale
+(``s2_harmonize``, see :mod:`torchgeo_decur.transforms.harmonize`).
 """
 
+import copy
 import math
+import os
+import re
 import warnings
 import zlib
 from collections.abc import Iterator, Mapping
+from datetime import date, datetime
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -36,21 +42,30 @@ from rasterio.warp import calculate_default_transform
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchgeo.datamodules import GeoDataModule
-from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
+from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset, Sentinel2
 from torchgeo.samplers import GeoSampler, RandomPatchSampler
 
 from ..datasets.chips import listing
 from ..datasets.rasters import RasterReadError, naming_file
+from ..transforms.harmonize import (
+    S2Harmonize,
+    S2Harmonizer,
+    check_s2_harmonize,
+    date_from_name,
+    remove_offset,
+)
 from ..transforms.normalize import ApplyToKeys
 from ..transforms.statistics import BandStatistics, valid_mask
 from .scaling import (
     BandStats,
+    Normalization,
     StatisticsState,
     TaskAgreement,
     check_statistics,
     clip_normalization,
     finish_estimate,
     given_statistics,
+    resolve_normalization,
     to_float32,
 )
 from .utils import OptionalValidation, PinMemoryOnCuda
@@ -250,6 +265,120 @@ def converted_res(dataset: RasterDataset, crs: CRS) -> tuple[float, float]:
     return float(abs(transform.a)), float(abs(transform.e))
 
 
+def is_sentinel2(name: str, dataset: RasterDataset) -> bool:
+    """Whether a modality holds Sentinel-2 DN (a ``Sentinel2`` or a name ``s2...``).
+
+    Args:
+        name: Modality name.
+        dataset: Its dataset.
+
+    Returns:
+        True for torchgeo's :class:`~torchgeo.datasets.Sentinel2` (and
+        subclasses) and for modalities whose name starts with ``s2``.
+    """
+    return isinstance(dataset, Sentinel2) or name.lower().startswith('s2')
+
+
+def file_date(dataset: RasterDataset, path: str) -> date | None:
+    """Acquisition date of one file: torchgeo's ``filename_regex``/``date_format``.
+
+    Falls back to the first ``YYYYMMDD``/``YYYY-MM-DD`` in the file name.
+
+    Args:
+        dataset: The file's dataset.
+        path: The file.
+
+    Returns:
+        The date, or None.
+    """
+    name = os.path.basename(path)
+    match = re.match(dataset.filename_regex, name, re.VERBOSE)
+    if match is not None and match.groupdict().get('date'):
+        try:
+            return datetime.strptime(match['date'], dataset.date_format).date()
+        except ValueError:
+            pass
+    return date_from_name(name)
+
+
+def s2_offset_files(
+    name: str, dataset: RasterDataset, harmonizer: S2Harmonizer
+) -> frozenset[str]:
+    """The files of a Sentinel-2 modality whose DN carry the 04.00 offset.
+
+    Each file is placed by the ``_N0400_``-style baseline in its path, an offset
+    tag in its metadata, else its acquisition date (see
+    :class:`~torchgeo_decur.transforms.harmonize.S2Harmonizer`).
+
+    Args:
+        name: Modality name.
+        dataset: Its dataset.
+        harmonizer: Decides (and warns once for the dataset when it cannot).
+
+    Returns:
+        Paths of the files to shift.
+    """
+    files = dataset.index['filepath'] if 'filepath' in dataset.index else []
+    out = set()
+    for path in files:
+        tags: dict[str, str] = {}
+        if harmonizer.mode == 'auto':
+            with rasterio.open(path) as src:
+                tags = src.tags() | src.tags(1)
+        if harmonizer.decide(
+            f'modality {name!r} ({describe(dataset)})',
+            name=str(path),
+            tags=tags,
+            when=file_date(dataset, str(path)),
+        ):
+            out.add(str(path))
+    return frozenset(out)
+
+
+def read_harmonized(
+    dataset: RasterDataset, x: slice, y: slice, offset_files: frozenset[str]
+) -> dict[str, Any]:
+    """Read a location, removing the offset from the pixels of ``offset_files``.
+
+    When only some files carry the offset, the two groups of files are read
+    separately and merged: pixels the offset files leave invalid (nodata, 0 or
+    non-finite) come from the others.
+
+    Args:
+        dataset: A Sentinel-2 raster dataset.
+        x: Slice of x coordinates (CRS units).
+        y: Slice of y coordinates (CRS units).
+        offset_files: Files whose DN carry the offset.
+
+    Returns:
+        The dataset's sample with the harmonized ``image``.
+    """
+    paths = dataset.index['filepath'].astype(str)
+    shifted = paths.isin(offset_files)
+    if bool(shifted.all()):
+        sample = dict(dataset[x, y])
+        sample['image'] = remove_offset(sample['image'])
+        return sample
+    nodata = 0.0 if dataset.nodata is None else float(dataset.nodata)
+    merged: dict[str, Any] | None = None
+    for rows, shift in ((shifted, True), (~shifted, False)):
+        part = copy.copy(dataset)
+        part.index = dataset.index[rows]
+        try:
+            sample = dict(part[x, y])
+        except IndexError:  # no file of this group covers the location
+            continue
+        image = remove_offset(sample['image']) if shift else sample['image']
+        if merged is None:
+            merged = sample | {'image': image}
+        else:
+            hole = ~(valid_mask(merged['image'], nodata) & (merged['image'] != 0))
+            merged['image'] = torch.where(hole, image, merged['image'])
+    if merged is None:
+        return dict(dataset[x, y])  # raises torchgeo's own error
+    return merged
+
+
 def valid_fraction(image: Tensor, nodata: float | None) -> float:
     """Share of pixels whose bands are all valid (finite and not nodata).
 
@@ -287,6 +416,7 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
         max_draws: int = 100,
         dtypes: Mapping[str, torch.dtype | None] | None = None,
         on_invalid: Literal['error', 'skip'] = 'error',
+        offset_files: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         """Initialize a new CoRegisteredPatches instance.
 
@@ -306,6 +436,8 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
             on_invalid: A raster file that fails to read: ``'error'`` raises
                 naming it and the modality; ``'skip'`` warns once per file and
                 draws another patch.
+            offset_files: Per Sentinel-2 modality, the files whose DN carry the
+                processing baseline 04.00 offset (see :func:`s2_offset_files`).
         """
         self.datasets = dict(datasets)
         self.region = region
@@ -319,11 +451,13 @@ class CoRegisteredPatches(Dataset[dict[str, Tensor]]):
         self.on_invalid = on_invalid
         #: Files that failed to read (reported once each) in this process.
         self.bad_files: set[str] = set()
+        self.offset_files = dict(offset_files or {})
 
     def _read_one(self, m: str, ds: RasterDataset, x: slice, y: slice) -> Any:
-        """``ds[x, y]``, naming the modality and the failing file on errors."""
+        """``ds[x, y]`` (harmonized), naming the modality and failing file on errors."""
+        offset = self.offset_files.get(m)
         try:
-            return ds[x, y]
+            return read_harmonized(ds, x, y, offset) if offset else ds[x, y]
         except (RasterioError, OSError) as err:
             found = unreadable_files(m, ds, x, y)
             detail = '; '.join(found) if found else f'{err}'
@@ -533,11 +667,12 @@ class MultimodalGeoDataModule(
         min_valid_fraction: float = 0.9,
         statistics: dict[str, BandStats] | None = None,
         statistics_patches: int = 256,
-        normalize: bool = True,
+        normalization: Normalization = 'decur',
         seed: int = 0,
         native_dtypes: bool = True,
         on_invalid: Literal['error', 'skip'] = 'error',
         coregistered: str | None = None,
+        s2_harmonize: S2Harmonize = 'auto',
     ) -> None:
         """Initialize a new MultimodalGeoDataModule instance.
 
@@ -560,8 +695,11 @@ class MultimodalGeoDataModule(
                 ``{m: {'mean': [...], 'std': [...]}}``; modalities left out are
                 estimated.
             statistics_patches: Patches drawn to estimate missing statistics.
-            normalize: Scale on the device (False: pass raw values on, as
-                float32).
+            normalization: Input scaling on the device (see
+                :data:`~torchgeo_decur.datamodules.scaling.Normalization`):
+                ``'decur'``/``'decur_pretraining'`` mean ± 2σ → [0, 1] per band,
+                ``'decur_uint8'`` the same in 1/255 steps, ``'none'`` raw values
+                as float32.
             seed: Seed of the statistics sample, the training sampler and redraws.
             native_dtypes: Workers return 8- and 16-bit integer rasters in their
                 own type, converted to float32 on the device (the same values);
@@ -574,6 +712,13 @@ class MultimodalGeoDataModule(
                 these datasets: patches are windowed reads of its tiles, snapped
                 to its grid, instead of warping every file per patch (see
                 :mod:`torchgeo_decur.datamodules.coregistered`).
+            s2_harmonize: Remove the 1000 DN offset of Sentinel-2 processing
+                baseline 04.00+, file by file, from Sentinel-2 modalities
+                (torchgeo ``Sentinel2`` datasets and names starting with ``s2``):
+                ``'auto'`` (by the ``_N0400_``-style baseline in the file path,
+                an offset tag in the file, else the date from the dataset's
+                ``filename_regex``/``date_format``, >= 2022-01-25; warns once
+                per dataset when none tells), ``'always'`` or ``'never'``.
 
         Raises:
             ValueError: For no datasets, a value that is not a RasterDataset, or
@@ -623,6 +768,8 @@ class MultimodalGeoDataModule(
             raise ValueError(
                 f'min_valid_fraction must be in [0, 1], got {min_valid_fraction}'
             )
+        resolve_normalization(normalization, type(self).__name__)
+        check_s2_harmonize(s2_harmonize)
         unknown = sorted(set(statistics or {}) - set(datasets))
         if unknown:
             raise ValueError(
@@ -732,6 +879,12 @@ class MultimodalGeoDataModule(
             m: storage_dtype(ds) if self.hparams['native_dtypes'] else None
             for m, ds in self.datasets.items()
         }
+        harmonizer = S2Harmonizer(self.hparams['s2_harmonize'])
+        offset_files = {
+            m: s2_offset_files(m, ds, harmonizer)
+            for m, ds in self.datasets.items()
+            if is_sentinel2(m, ds)
+        }
 
         def sampler(region: shapely.Geometry, length: int) -> RandomPatchSampler:
             s = RandomPatchSampler(
@@ -768,6 +921,7 @@ class MultimodalGeoDataModule(
                 seed,
                 dtypes=dtypes,
                 on_invalid=self.hparams['on_invalid'],
+                offset_files=offset_files,
             ),
         )
         if val_region is not None:
@@ -799,6 +953,7 @@ class MultimodalGeoDataModule(
                     seed + 1,
                     dtypes=dtypes,
                     on_invalid=self.hparams['on_invalid'],
+                    offset_files=offset_files,
                 ),
             )
         self._setup_scaling(
@@ -818,7 +973,8 @@ class MultimodalGeoDataModule(
             batch_size=None,
             num_workers=int(self.hparams['num_workers']),
         )
-        todo = missing if self.hparams['normalize'] else []
+        scale = self.hparams['normalization'] != 'none'
+        todo = missing if scale else []
         for i, sample in enumerate(loader):
             for m in self.modalities:
                 self.channels[m] = int(sample[f'image_{m}'].shape[0])
@@ -833,14 +989,19 @@ class MultimodalGeoDataModule(
             )
         check_statistics(stats, self.channels, lambda m: describe(self.datasets[m]))
         self._check_task_hparams()
-        if self.hparams['normalize']:
+        if scale:
             self.hparams['statistics'] = {m: stats[m] for m in self.modalities}
         self._build_aug()
 
     def _build_aug(self) -> None:
         # Both convert the workers' storage types to float32 on the device.
-        if self.hparams['normalize']:
-            self.aug = clip_normalization(self.hparams['statistics'], self.modalities)
+        scaling = resolve_normalization(
+            self.hparams['normalization'], type(self).__name__
+        )
+        if scaling.scale:
+            self.aug = clip_normalization(
+                self.hparams['statistics'], self.modalities, scaling.quantize
+            )
         else:
             self.aug = to_float32(self.modalities)
 

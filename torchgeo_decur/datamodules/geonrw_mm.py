@@ -12,13 +12,8 @@ from torchgeo.datamodules.utils import group_shuffle_split
 
 from ..datasets.geonrw_mm import GeoNRWMM, GeoNRWModality, check_geonrw_modalities
 from ..transforms.pretrained import DEMScaling, geonrw_normalization
-from .utils import (
-    RenameKeys,
-    TrainBatchCheck,
-    fold_moved_options,
-    sample_fraction,
-    warn_small_fraction,
-)
+from .scaling import Normalization, resolve_normalization
+from .utils import RenameKeys, TrainBatchCheck, sample_fraction, warn_small_fraction
 
 #: Training augmentation options the data module takes through augment_kwargs.
 AUGMENT_OPTIONS = ('crop_scale', 'image_resample', 'hflip', 'vflip')
@@ -32,7 +27,8 @@ class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
       cities (like torchgeo's GeoNRW data module); ``val_fraction=0`` validates on
       the test split, as the reference did.
     * Training label fraction drawn without replacement with a seed.
-    * On the device: :func:`geonrw_normalization`, then, in training only, one
+    * On the device: :func:`~torchgeo_decur.transforms.geonrw_normalization`
+      (``normalization``), then, in training only, one
       RandomResizedCrop (``crop_size``) + flips applied jointly to ``image_rgb``,
       ``image_dem`` and ``mask`` (nearest for the mask), tuned by
       ``augment_kwargs``. Validation
@@ -40,7 +36,7 @@ class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
       ``eval_size`` optionally resizes them.
 
     For DeCUR pretraining set ``augment: false`` (the task draws its own views per
-    modality) and ``dem_scaling: percentile``; batches then hold one view per
+    modality) and ``normalization: decur_pretraining``; batches then hold one view per
     modality, which :meth:`~torchgeo_decur.MultimodalSSLTask.split_views` accepts.
     """
 
@@ -60,7 +56,7 @@ class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
         fraction_seed: int = 42,
         val_fraction: float = 0.2,
         channel_order: Literal['bgr', 'rgb'] = 'bgr',
-        dem_scaling: DEMScaling = 'minmax',
+        normalization: Normalization = 'decur',
         dem_channels: int = 3,
         augment: bool = True,
         crop_size: int = 224,
@@ -68,7 +64,6 @@ class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
         eval_size: int | None = None,
         plain_image_key: bool = False,
         download: bool = False,
-        **deprecated: Any,
     ) -> None:
         """Initialize a new GeoNRWMMDataModule instance.
 
@@ -83,8 +78,10 @@ class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
             val_fraction: Share of training cities held out for validation
                 (0: validate on the test split).
             channel_order: ``'bgr'`` (DeCUR checkpoints) or ``'rgb'``.
-            dem_scaling: ``'minmax'`` (downstream), ``'percentile'``
-                (pretraining) or ``'none'``.
+            normalization: ``'decur'`` (RGB [0, 1], DEM min-max to [0, 1] per
+                tile, as the downstream reference), ``'decur_pretraining'`` (DEM
+                clipped to its 1st-99th percentiles and rescaled, as the
+                pretraining reference) or ``'none'`` (DEM in metres).
             dem_channels: DEM channels after replication (3 for the checkpoints).
             augment: Apply the joint training augmentation.
             crop_size: Output size of the training crop in pixels.
@@ -100,19 +97,28 @@ class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
             plain_image_key: With one modality, name its tensor ``image`` (for
                 torchgeo's own SemanticSegmentation task).
             download: Download the dataset.
-            **deprecated: ``crop_scale``, ``image_resample``, ``hflip`` and
-                ``vflip`` of earlier versions, folded into ``augment_kwargs``
-                with a FutureWarning.
 
         Raises:
             ValueError: For invalid options.
         """
-        options = fold_moved_options(
-            'GeoNRWMMDataModule',
-            'augment_kwargs',
-            AUGMENT_OPTIONS,
-            augment_kwargs,
-            deprecated,
+        options = dict(augment_kwargs or {})
+        unknown = sorted(set(options) - set(AUGMENT_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f'augment_kwargs has unknown keys {unknown}; known: '
+                f'{list(AUGMENT_OPTIONS)}'
+            )
+        scaling = resolve_normalization(
+            normalization,
+            type(self).__name__,
+            ('decur', 'decur_pretraining', 'none'),
+        )
+        dem_scaling: DEMScaling = (
+            'none'
+            if not scaling.scale
+            else 'percentile'
+            if scaling.pretraining
+            else 'minmax'
         )
         crop_scale: tuple[float, float] = options.get('crop_scale', (0.2, 1.0))
         image_resample: str = options.get('image_resample', 'bilinear')
@@ -203,5 +209,4 @@ class GeoNRWMMDataModule(TrainBatchCheck, NonGeoDataModule):
             self.predict_dataset = self.test_dataset
 
 
-# geonrw_normalization moved to torchgeo_decur.transforms; still importable from here.
-__all__ = ('DEMScaling', 'GeoNRWMMDataModule', 'geonrw_normalization')
+__all__ = ('GeoNRWMMDataModule',)

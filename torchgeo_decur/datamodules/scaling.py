@@ -1,4 +1,8 @@
-"""Band statistics and on-device scaling shared by the data modules of own data.
+"""The input-scaling vocabulary of every data module, and the helpers of own data.
+
+Every data module takes ``normalization`` with the values of
+:data:`Normalization` and reads them through :func:`resolve_normalization`;
+docs/user_guide/scaling.md tabulates what each value does for each sensor.
 
 :class:`~torchgeo_decur.datamodules.MultimodalGeoDataModule` (own rasters) and
 :class:`~torchgeo_decur.datamodules.PairedChipsDataModule` (own chip folders) both
@@ -8,17 +12,73 @@ hyperparameters and scale every band on the device with the DeCUR mean ± 2σ �
 """
 
 import warnings
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 import torch
 import torchvision.transforms.v2 as T
 
 from ..transforms.normalize import ApplyToKeys, ClipNormalize
-from ..transforms.statistics import BandStatistics
+from ..transforms.statistics import BandStatistics, BandStats
 
-#: Statistics of one modality: ``{'mean': [...], 'std': [...]}`` per band, raw units.
-BandStats = dict[str, list[float]]
+#: The ``normalization`` values every data module takes. ``'decur'``: the input
+#: scaling of the DeCUR checkpoints for the data's sensors; ``'decur_uint8'``: the
+#: same, rounded down to the reference's uint8 steps (multiples of 1/255);
+#: ``'decur_pretraining'``: the scaling of the DeCUR pretraining runs where it
+#: differs from the evaluation one (the GeoNRW DEM), else ``'decur'``;
+#: ``'none'``: raw values as float32.
+Normalization = Literal['decur', 'decur_uint8', 'decur_pretraining', 'none']
+NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """What a ``normalization`` value asks of a data module.
+
+    Attributes:
+        value: The ``normalization`` value.
+        scale: Apply the DeCUR scaling (False: raw values as float32).
+        quantize: Round the scaled values down to multiples of 1/255.
+        pretraining: Use the pretraining variant where a sensor has one.
+    """
+
+    value: str
+    scale: bool
+    quantize: bool
+    pretraining: bool
+
+
+def resolve_normalization(
+    value: str, owner: str, supported: Sequence[str] = NORMALIZATIONS
+) -> Scaling:
+    """Check a ``normalization`` value and say what it asks for.
+
+    Args:
+        value: The value passed to the data module.
+        owner: The data module's class name, for the message.
+        supported: The values this data module can apply.
+
+    Returns:
+        The scaling to build.
+
+    Raises:
+        ValueError: If ``value`` is not one of :data:`NORMALIZATIONS`, or not one
+            this data module supports.
+    """
+    if value not in NORMALIZATIONS:
+        raise ValueError(
+            f'{owner}: normalization must be one of {list(NORMALIZATIONS)}, '
+            f'got {value!r}'
+        )
+    if value not in supported:
+        raise ValueError(
+            f'{owner}: normalization={value!r} does not apply to its data; use '
+            f'one of {list(supported)}'
+        )
+    return Scaling(
+        value, value != 'none', value == 'decur_uint8', value == 'decur_pretraining'
+    )
 
 
 def given_statistics(statistics: Mapping[str, Any] | None) -> dict[str, BandStats]:
@@ -101,20 +161,23 @@ def check_statistics(
 
 
 def clip_normalization(
-    stats: Mapping[str, BandStats], modalities: list[str]
+    stats: Mapping[str, BandStats], modalities: list[str], quantize: bool = False
 ) -> ApplyToKeys:
     """The mean ± 2σ → [0, 1] scaling of every ``image_<m>``.
 
     Args:
         stats: Statistics per modality, raw units.
         modalities: Modalities to scale.
+        quantize: Round down to multiples of 1/255 (``'decur_uint8'``).
 
     Returns:
         A transform of batch dictionaries.
     """
     return ApplyToKeys(
         {
-            f'image_{m}': ClipNormalize(stats[m]['mean'], stats[m]['std'])
+            f'image_{m}': ClipNormalize(
+                stats[m]['mean'], stats[m]['std'], quantize=quantize
+            )
             for m in modalities
         }
     )
@@ -189,13 +252,17 @@ def check_channels(
 
 
 __all__ = (
+    'NORMALIZATIONS',
     'BandStats',
+    'Normalization',
+    'Scaling',
     'check_channels',
     'check_statistics',
     'check_task_modalities',
     'clip_normalization',
     'finish_estimate',
     'given_statistics',
+    'resolve_normalization',
 )
 
 
@@ -227,7 +294,7 @@ class StatisticsState:
         Args:
             state_dict: Output of :meth:`state_dict`.
         """
-        if state_dict.get('statistics') and self.hparams['normalize']:
+        if state_dict.get('statistics') and self.hparams['normalization'] != 'none':
             self.hparams['statistics'] = state_dict['statistics']
             self._build_aug()
 

@@ -14,6 +14,7 @@ from ..datasets.ssl4eo_s12_cache import read_manifest
 from ..datasets.utils import collate_batch_rows
 from ..transforms.normalize import ApplyToKeys, Dequantize
 from ..transforms.pretrained import ssl4eo_s12_normalization
+from .scaling import Normalization, resolve_normalization
 from .utils import PinMemoryOnCuda, TrainBatchCheck, tune_worker_memory
 
 
@@ -93,7 +94,8 @@ class SSL4EOS12PairsDataModule(PinMemoryOnCuda, TrainBatchCheck, NonGeoDataModul
 
     With ``cache`` the samples come from a cache written by ``torchgeo-decur
     cache-ssl4eo-s12``; the normalised batches are identical to the GeoTIFF path
-    (``uint8`` caches hold the quantised scaling and need ``quantize=True``).
+    (``uint8`` caches hold the quantised scaling and need
+    ``normalization='decur_uint8'``).
     """
 
     def __init__(
@@ -108,8 +110,7 @@ class SSL4EOS12PairsDataModule(PinMemoryOnCuda, TrainBatchCheck, NonGeoDataModul
         size: int | None = 264,
         on_invalid: Literal['error', 'skip'] = 'error',
         check_files: bool = False,
-        normalization: Literal['decur', 'none'] = 'decur',
-        quantize: bool = False,
+        normalization: Normalization = 'decur',
         cache: str | None = None,
     ) -> None:
         """Initialize a new SSL4EOS12PairsDataModule instance.
@@ -126,16 +127,17 @@ class SSL4EOS12PairsDataModule(PinMemoryOnCuda, TrainBatchCheck, NonGeoDataModul
             size: Side length every band is resampled to (None: native grid).
             on_invalid: ``'error'`` or ``'skip'`` unpaired/malformed locations.
             check_files: Verify every band file when the dataset is built.
-            normalization: ``'decur'`` for the DeCUR input scaling, ``'none'`` to
-                pass raw values on (as float32).
-            quantize: Reproduce the uint8 quantisation of the reference pipeline.
+            normalization: ``'decur'``/``'decur_pretraining'`` for the DeCUR
+                input scaling, ``'decur_uint8'`` for the same with the uint8
+                quantisation of the reference pipeline, ``'none'`` to pass raw
+                values on (as float32).
             cache: Directory of a cache written by ``torchgeo-decur
                 cache-ssl4eo-s12`` for the same ``s2_product`` and ``size``; read
                 instead of the GeoTIFFs under ``root``.
 
         Raises:
             ValueError: If ``normalization`` is unknown, or a ``uint8`` cache is
-                combined with ``quantize=False`` or ``normalization='none'``
+                combined with another ``normalization`` than ``'decur_uint8'``
                 (it cannot reproduce those inputs).
         """
         super().__init__(
@@ -155,26 +157,22 @@ class SSL4EOS12PairsDataModule(PinMemoryOnCuda, TrainBatchCheck, NonGeoDataModul
         # Cached batches are read into one buffer per key (the dataset's
         # __getitems__); this collate hands that buffer on instead of copying it.
         self.collate_fn = collate_batch_rows
-        if normalization not in ('decur', 'none'):
-            raise ValueError(
-                f"normalization must be 'decur' or 'none', got {normalization!r}"
-            )
+        scaling = resolve_normalization(normalization, type(self).__name__)
         encoding = None if cache is None else read_manifest(cache)['encoding']
         if encoding == 'uint8':
-            if normalization != 'decur' or not quantize:
+            if not scaling.quantize:
                 raise ValueError(
                     f'cache {cache!r} stores the uint8 codes of the quantised DeCUR '
-                    "scaling, so it reproduces only normalization='decur' with "
-                    'quantize=True (got normalization='
-                    f'{normalization!r}, quantize={quantize}); write a lossless '
+                    "scaling, so it reproduces only normalization='decur_uint8' "
+                    f'(got normalization={normalization!r}); write a lossless '
                     "cache (encoding 'raw') for other settings"
                 )
             self.aug: nn.Module = ApplyToKeys(
                 {'image_s1': Dequantize(), 'image_s2': Dequantize()}
             )
-        elif normalization == 'decur':
+        elif scaling.scale:
             # ClipNormalize converts to float32 first (exact for uint16 DN).
-            self.aug = ssl4eo_s12_normalization(s2_product, quantize)
+            self.aug = ssl4eo_s12_normalization(s2_product, scaling.quantize)
         else:
             self.aug = nn.Sequential(
                 ApplyToKeys(

@@ -8,6 +8,7 @@ from torchgeo.datamodules import NonGeoDataModule
 from ..datasets.sunrgbd import SUNRGBD, SUNRGBDSplit
 from ..transforms.normalize import ApplyToKeys
 from ..transforms.pretrained import sunrgbd_normalization
+from .scaling import Normalization, resolve_normalization
 from .utils import OptionalValidation, TrainBatchCheck
 
 
@@ -15,7 +16,7 @@ class SUNRGBDDataModule(OptionalValidation, TrainBatchCheck, NonGeoDataModule):
     """Lightning data module for :class:`~torchgeo_decur.datasets.SUNRGBD`.
 
     Decodes and resizes in the workers and normalises on the device after the
-    batch transfer (:func:`sunrgbd_normalization`). The task then draws its
+    batch transfer (:func:`~torchgeo_decur.transforms.sunrgbd_normalization`). The task then draws its
     augmented views from the normalised batch; for the ``rgb`` preset give the
     augmentation the same ImageNet ``mean``/``std`` so its photometric part runs on
     [0, 1] values (see :class:`~torchgeo_decur.transforms.AugmentationConfig`).
@@ -34,7 +35,7 @@ class SUNRGBDDataModule(OptionalValidation, TrainBatchCheck, NonGeoDataModule):
         load_mask: bool = False,
         hha_dir: str = 'HHA',
         on_invalid: Literal['error', 'skip'] = 'error',
-        normalization: Literal['imagenet', 'none'] = 'imagenet',
+        normalization: Normalization = 'decur',
     ) -> None:
         """Initialize a new SUNRGBDDataModule instance.
 
@@ -47,7 +48,8 @@ class SUNRGBDDataModule(OptionalValidation, TrainBatchCheck, NonGeoDataModule):
             load_mask: Also load the label images as ``mask``.
             hha_dir: Folder of the HHA maps, relative to ``root``.
             on_invalid: ``'error'`` or ``'skip'`` unpaired samples.
-            normalization: ``'imagenet'`` for the DeCUR/CMX input scaling,
+            normalization: ``'decur'``/``'decur_pretraining'`` for the
+                DeCUR/CMX input scaling (``x / 255``, then ImageNet mean/std),
                 ``'none'`` to pass 0-255 values on.
 
         Raises:
@@ -64,14 +66,14 @@ class SUNRGBDDataModule(OptionalValidation, TrainBatchCheck, NonGeoDataModule):
             on_invalid=on_invalid,
         )
         self.split = split
-        if normalization == 'imagenet':
-            self.aug: nn.Module = sunrgbd_normalization()
-        elif normalization == 'none':
-            self.aug = ApplyToKeys({})
-        else:
-            raise ValueError(
-                f"normalization must be 'imagenet' or 'none', got {normalization!r}"
-            )
+        scaling = resolve_normalization(
+            normalization,
+            type(self).__name__,
+            ('decur', 'decur_pretraining', 'none'),
+        )
+        self.aug: nn.Module = (
+            sunrgbd_normalization() if scaling.scale else ApplyToKeys({})
+        )
 
     def setup(self, stage: str) -> None:
         """Build the datasets.

@@ -1,25 +1,26 @@
 """Data module streaming TerraMesh-layout WebDataset shards to one or many GPUs."""
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from torch import nn
 from torch.utils.data import DataLoader
 from torchgeo.datamodules import BaseDataModule
 
 from ..datasets.terramesh import Policy, TerraMeshStream, parse_modalities
+from ..transforms.harmonize import S2Harmonize
 from ..transforms.normalize import ClipNormalize
+from ..transforms.statistics import BandStats
 from ..transforms.terramesh import TERRAMESH_STATISTICS, VersionedNormalize
-
-#: Per-band (mean, std) per TerraMesh modality (kept under this name for imports).
-STATISTICS = TERRAMESH_STATISTICS
+from .scaling import Normalization, given_statistics, resolve_normalization
 
 
 def terramesh_normalization(
     modalities: Sequence[str],
     names: Mapping[str, str] | None = None,
     channels: Mapping[str, int] | None = None,
-    statistics: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    statistics: Mapping[str, BandStats] | None = None,
+    quantize: bool = False,
 ) -> VersionedNormalize:
     """The DeCUR mean ± 2σ → [0, 1] scaling for the requested modalities.
 
@@ -28,7 +29,9 @@ def terramesh_normalization(
         names: Output names, as there.
         channels: Band count per output name; a 12-band ``s2`` folder is scaled
             with the L2A subset of the SSL4EO-S12 statistics.
-        statistics: (mean, std) per folder name, overriding :data:`STATISTICS`.
+        statistics: ``{'mean': [...], 'std': [...]}`` per folder name,
+            overriding :data:`~torchgeo_decur.transforms.terramesh.TERRAMESH_STATISTICS`.
+        quantize: Round down to multiples of 1/255 (``'decur_uint8'``).
 
     Returns:
         The batch transform.
@@ -37,8 +40,7 @@ def terramesh_normalization(
         ValueError: If a folder has no statistics (pass ``statistics`` or use
             ``normalization='none'``).
     """
-    table = {k: (tuple(m), tuple(s)) for k, (m, s) in STATISTICS.items()}
-    table.update({k: (tuple(m), tuple(s)) for k, (m, s) in (statistics or {}).items()})
+    table = given_statistics(TERRAMESH_STATISTICS) | given_statistics(statistics)
     scalers: dict[str, list[nn.Module | None]] = {}
     for spec in parse_modalities(modalities, names):
         row: list[nn.Module | None] = []
@@ -52,10 +54,12 @@ def terramesh_normalization(
             if key not in table:
                 raise ValueError(
                     f'no statistics for modality folder {version!r}; pass '
-                    "statistics={...: (mean, std)} or normalization='none'"
+                    'statistics={...: {mean: [...], std: [...]}} or '
+                    "normalization='none'"
                 )
-            mean, std = table[key]
-            row.append(ClipNormalize(mean, std))
+            row.append(
+                ClipNormalize(table[key]['mean'], table[key]['std'], quantize=quantize)
+            )
         scalers[spec.name] = row
     return VersionedNormalize(scalers)
 
@@ -98,7 +102,7 @@ class TerraMeshDataModule(BaseDataModule):
     Batches are ``{'image_<name>': (N, C, H, W) float, 'version_<name>': (N,),
     'key': [str], 'shard': [str]}``, raw values scaled on the device after the
     batch transfer (``normalization='decur'``: per band mean ± 2σ → [0, 1], see
-    :data:`STATISTICS`). With ``modalities=['S1GRD|S1RTC', 'S2L1C']`` (the
+    :data:`~torchgeo_decur.transforms.terramesh.TERRAMESH_STATISTICS`). With ``modalities=['S1GRD|S1RTC', 'S2L1C']`` (the
     default) they are ``image_s1`` and ``image_s2`` as the DeCUR task expects.
 
     Every rank reads its own shard groups and each DataLoader worker its own
@@ -126,8 +130,11 @@ class TerraMeshDataModule(BaseDataModule):
         on_error: Policy = 'error',
         channels: dict[str, int] | None = None,
         time_step: int | None = None,
-        normalization: Literal['decur', 'none'] = 'decur',
-        statistics: dict[str, tuple[list[float], list[float]]] | None = None,
+        normalization: Normalization = 'decur',
+        statistics: dict[str, BandStats] | None = None,
+        s2_harmonize: S2Harmonize = 'auto',
+        metadata: bool = False,
+        max_cloud_fraction: float | None = None,
     ) -> None:
         """Initialize a new TerraMeshDataModule instance.
 
@@ -149,22 +156,35 @@ class TerraMeshDataModule(BaseDataModule):
             on_error: Unreadable shards or samples: ``'error'``/``'skip'``.
             channels: Expected bands per output name (default: published counts).
             time_step: Time index to keep from multi-temporal samples.
-            normalization: ``'decur'`` scaling or ``'none'`` (float cast only).
-            statistics: (mean, std) per folder name overriding the built-in ones.
+            normalization: ``'decur'``/``'decur_pretraining'`` scaling,
+                ``'decur_uint8'`` (the same in 1/255 steps) or ``'none'`` (float
+                cast only).
+            statistics: ``{'mean': [...], 'std': [...]}`` per folder name,
+                overriding the built-in ones.
+            s2_harmonize: Remove the 1000 DN offset of Sentinel-2 processing
+                baseline 04.00+ from S2L1C/S2L2A: ``'auto'`` (by each sample's
+                ``time``, >= 2022-01-25), ``'always'`` or ``'never'``; see
+                :class:`~torchgeo_decur.datasets.terramesh.TerraMeshStream`.
+            metadata: Batches also carry ``time_<name>`` (N,) ns,
+                ``center_lat``/``center_lon`` (N,) degrees and, for optical
+                products, ``cloud_mask_<name>`` (N, H, W).
+            max_cloud_fraction: Drop samples whose cloud mask covers more than
+                this share (None: keep all).
 
         Raises:
             ValueError: If ``normalization`` is unknown or sizes are not positive.
         """
         super().__init__(TerraMeshStream, batch_size, num_workers)
-        if normalization not in ('decur', 'none'):
-            raise ValueError(
-                f"normalization must be 'decur' or 'none', got {normalization!r}"
-            )
+        scaling = resolve_normalization(normalization, type(self).__name__)
         if samples_per_epoch is not None and samples_per_epoch < 1:
             raise ValueError(
                 f'samples_per_epoch must be positive, got {samples_per_epoch}'
             )
+        self.save_hyperparameters()
         self.stream_kwargs: dict[str, Any] = dict(
+            s2_harmonize=s2_harmonize,
+            metadata=metadata,
+            max_cloud_fraction=max_cloud_fraction,
             root=root,
             modalities=list(modalities),
             names=names,
@@ -179,9 +199,9 @@ class TerraMeshDataModule(BaseDataModule):
         self.split = split
         self.val_split = val_split
         self.samples_per_epoch = samples_per_epoch
-        if normalization == 'decur':
+        if scaling.scale:
             self.aug: nn.Module = terramesh_normalization(
-                modalities, names, channels, statistics
+                modalities, names, channels, statistics, scaling.quantize
             )
         else:
             self.aug = VersionedNormalize(

@@ -5,7 +5,7 @@ import ctypes.util
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -170,53 +170,6 @@ def warn_small_fraction(
             UserWarning,
             stacklevel=3,
         )
-
-
-def fold_moved_options(
-    owner: str,
-    group: str,
-    known: Sequence[str],
-    given: Mapping[str, Any] | None,
-    moved: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Fold keyword arguments of earlier versions into a grouped option.
-
-    Data modules keep their argument lists short by grouping options most users
-    leave alone into one mapping (e.g. ``dataset_kwargs``). Configs and scripts
-    written for earlier versions still pass those options by their old names; this
-    moves them into the mapping with a FutureWarning. Values set in the mapping
-    itself win.
-
-    Args:
-        owner: Class name, for messages.
-        group: Name of the grouped option, for messages.
-        known: Keys the grouped option accepts.
-        given: The grouped option as passed (None: empty).
-        moved: The old keyword arguments (the constructor's ``**kwargs``).
-
-    Returns:
-        The grouped option with the old arguments folded in.
-
-    Raises:
-        TypeError: For a keyword argument that is not one of ``known``.
-        ValueError: If ``given`` has keys outside ``known``.
-    """
-    out = dict(given or {})
-    for name, value in moved.items():
-        if name not in known:
-            raise TypeError(
-                f'{owner}.__init__() got an unexpected keyword argument {name!r}'
-            )
-        out.setdefault(name, value)
-        warnings.warn(
-            f'{owner}({name}=...) is deprecated; use {group}: {{{name}: ...}}',
-            FutureWarning,
-            stacklevel=3,
-        )
-    unknown = sorted(set(out) - set(known))
-    if unknown:
-        raise ValueError(f'{group} has unknown keys {unknown}; known: {list(known)}')
-    return out
 
 
 class TrainBatchCheck:

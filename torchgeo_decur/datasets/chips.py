@@ -8,7 +8,9 @@ folder, and name the chips so that a key can be read from the file name::
     s1/S1_tile_0002.tif    s2/tile_0002_S2.tif
 
 :class:`PairedChips` pairs the files of all folders by that key and returns one
-``image_<modality>`` per key in raw units.
+``image_<modality>`` per key in raw units. Sentinel-2 chips (modalities whose
+name starts with ``s2``) are harmonized to the pre-2022 DN scale
+(``s2_harmonize``, see :mod:`torchgeo_decur.transforms.harmonize`).
 """
 
 import copy
@@ -27,6 +29,7 @@ from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from tqdm import tqdm
 
+from ..transforms.harmonize import S2Harmonize, S2Harmonizer, date_from_name
 from .rasters import check_values
 
 #: Band selection of one modality: 1-based band indexes or band descriptions.
@@ -105,6 +108,7 @@ class PairedChips(NonGeoDataset):
         on_invalid: Literal['error', 'skip'] = 'error',
         check_files: bool = False,
         transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+        s2_harmonize: S2Harmonize = 'auto',
     ) -> None:
         """Initialize a new PairedChips instance.
 
@@ -127,6 +131,12 @@ class PairedChips(NonGeoDataset):
             check_files: Open every chip at construction (with a progress bar) to
                 find unreadable or inconsistent ones up front.
             transforms: Function applied to each sample dictionary.
+            s2_harmonize: Remove the 1000 DN offset of processing baseline
+                04.00+ from the chips of modalities whose name starts with
+                ``s2``: ``'auto'`` (by the ``_N0400_``-style baseline in the
+                file name, an offset tag in the file, else the date in the key
+                or file name, >= 2022-01-25; warns once per folder when none
+                tells), ``'always'`` or ``'never'``.
 
         Raises:
             DatasetNotFoundError: If a folder does not exist.
@@ -173,6 +183,7 @@ class PairedChips(NonGeoDataset):
         self.extensions = tuple(e.lower() for e in extensions)
         self.on_invalid = on_invalid
         self.transforms = transforms
+        self.harmonizer = S2Harmonizer(s2_harmonize)
         #: Keys left out with ``on_invalid='skip'``, with the reason.
         self.skipped: dict[str, str] = {}
         #: ``{modality: {key: path}}`` of every paired chip.
@@ -439,7 +450,17 @@ class PairedChips(NonGeoDataset):
                 raise ValueError(
                     f'cannot read chip {path!r} of modality {m!r}: {err}'
                 ) from None
-        return torch.from_numpy(data)
+            tags = src.tags() | src.tags(1) if m.lower().startswith('s2') else {}
+        image = torch.from_numpy(data)
+        if m.lower().startswith('s2'):
+            image = self.harmonizer(
+                image,
+                f'Sentinel-2 chips in {self.folders[m]!r}',
+                name=os.path.basename(path),
+                tags=tags,
+                when=date_from_name(key) or date_from_name(os.path.basename(path)),
+            )
+        return image
 
     def _check_key(self, key: str) -> bool:
         """Open every chip of a key; False (after the policy) if one is bad."""

@@ -7,8 +7,15 @@ one folder per modality. Sample ``i`` is the member
 ``{prefix}_{split}_{i:07d}.zarr.zip`` of shard ``i // samples_per_shard`` in every
 modality folder: a zipped Zarr v2 group whose ``bands`` array (1, C, H, W) keeps
 the tensor's dtype and values exactly, the layout
-:class:`~torchgeo_decur.datasets.terramesh.TerraMeshStream` streams. Other keys
-(labels, metadata) are not written.
+:class:`~torchgeo_decur.datasets.terramesh.TerraMeshStream` streams. The sample
+metadata TerraMesh stores is kept where the sample has it: ``time_<name>`` (or
+``time``; ns since the epoch), ``center_lat``, ``center_lon`` and
+``cloud_mask_<name>`` (H, W) become the ``time``, ``center_lat``, ``center_lon``
+and ``cloud_mask`` arrays of the modality's Zarr group. Other keys (labels) are
+not written. Sentinel-2 values are written as the dataset returns them: readers
+of Sentinel-2 of any date (e.g. :class:`~torchgeo_decur.datasets.PairedChips`)
+harmonize them to the pre-2022 DN scale when read (``s2_harmonize``), and the
+manifest records the mode they used.
 
 Every shard is written to a temporary file in its folder and moved into place
 with ``os.replace``, so a shard file is either complete or absent. ``shards.json``
@@ -23,7 +30,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -52,6 +59,7 @@ def encode_zarr_zip(
     bands: np.ndarray,
     compression: Literal['zstd', 'none'] = 'zstd',
     band_names: Sequence[str] | None = None,
+    metadata: Mapping[str, np.ndarray] | None = None,
 ) -> bytes:
     """Encode a (C, H, W) array as a TerraMesh-style sample (a zipped Zarr group).
 
@@ -59,6 +67,9 @@ def encode_zarr_zip(
         bands: Values; dtype and values are stored exactly.
         compression: ``'zstd'`` (lossless) or ``'none'`` for the chunk.
         band_names: Names for the ``band`` coordinate (default: ``b0``, ``b1``, ...).
+        metadata: Any of ``time`` (ns since the epoch), ``center_lat``,
+            ``center_lon`` (degrees) and ``cloud_mask`` (H, W), stored as in
+            TerraMesh: ``time`` (time,), the centre as scalars, the mask (y, x).
 
     Returns:
         The ``.zarr.zip`` bytes.
@@ -94,6 +105,31 @@ def encode_zarr_zip(
         attributes={'_ARRAY_DIMENSIONS': ['band']},
     )
     coord[...] = np.array(names)
+    dims = {
+        'time': ['time'],
+        'center_lat': [],
+        'center_lon': [],
+        'cloud_mask': ['y', 'x'],
+    }
+    for key, value in (metadata or {}).items():
+        if key not in dims:
+            raise ValueError(f'unknown sample metadata {key!r}; known: {list(dims)}')
+        value = np.asarray(value)
+        if key == 'time':
+            value = value.astype(np.int64).reshape(1)
+        elif key == 'cloud_mask' and value.shape != bands.shape[1:]:
+            raise ValueError(
+                f'cloud_mask has shape {value.shape}, the bands {bands.shape[1:]}'
+            )
+        extra = group.create_array(
+            key,
+            shape=value.shape,
+            dtype=value.dtype,
+            chunks=value.shape if value.ndim else (),
+            compressors=None,
+            attributes={'_ARRAY_DIMENSIONS': dims[key]},
+        )
+        extra[...] = value
     zarr.consolidate_metadata(group.store)
     out = io.BytesIO()
     with zipfile.ZipFile(out, 'w', zipfile.ZIP_STORED) as zf:
@@ -158,6 +194,21 @@ def _modalities_of(sample: dict[str, Any], where: str) -> dict[str, np.ndarray]:
     return images
 
 
+def _metadata_of(sample: Mapping[str, Any], m: str) -> dict[str, np.ndarray]:
+    """The TerraMesh metadata of modality ``m`` that a sample carries."""
+    found = {
+        'time': sample.get(f'time_{m}', sample.get('time')),
+        'center_lat': sample.get('center_lat'),
+        'center_lon': sample.get('center_lon'),
+        'cloud_mask': sample.get(f'cloud_mask_{m}'),
+    }
+    return {
+        k: v.numpy() if isinstance(v, Tensor) else np.asarray(v)
+        for k, v in found.items()
+        if v is not None
+    }
+
+
 def write_shards(
     dataset: SizedDataset,
     out: str,
@@ -212,6 +263,9 @@ def write_shards(
         'modalities': layout,
         'channels': {name: v['channels'] for name, v in layout.items()},
         'source': source,
+        # How the source's reader harmonized Sentinel-2 (None: it does not read
+        # Sentinel-2 of any date, e.g. the pre-2022 SSL4EO-S12 and BigEarthNet).
+        's2_harmonize': getattr(getattr(dataset, 'harmonizer', None), 'mode', None),
     }
     root = os.path.join(out, split)
     os.makedirs(root, exist_ok=True)
@@ -264,7 +318,8 @@ def write_shards(
                 n * samples_per_shard, min(total, (n + 1) * samples_per_shard)
             ):
                 where = f'sample {i}'
-                images = _modalities_of(first_sample if i == 0 else dataset[i], where)
+                sample = first_sample if i == 0 else dataset[i]
+                images = _modalities_of(sample, where)
                 if set(images) != set(layout):
                     raise ValueError(
                         f'{where} has modalities {sorted(images)}, sample 0 has '
@@ -284,7 +339,9 @@ def write_shards(
                     writers[m].write(
                         {
                             '__key__': key,
-                            SAMPLE_EXTENSION: encode_zarr_zip(array, compression),
+                            SAMPLE_EXTENSION: encode_zarr_zip(
+                                array, compression, metadata=_metadata_of(sample, m)
+                            ),
                         }
                     )
             for m, w in writers.items():

@@ -97,7 +97,7 @@ class SSL4EOS12Pairs(NonGeoDataset):
     (``raw``: float32 S1 and uint16 S2 as above; ``float32``: float32 S2); for
     the ``uint8`` encoding both tensors hold the uint8 codes of the DeCUR scaling
     instead of raw values (the data module turns them into the same [0, 1] input
-    as ``quantize=True``).
+    as ``normalization='decur_uint8'``).
 
     Timestamps ("seasons") are ordered by the acquisition date in their folder
     names (``S1A_IW_GRDH_1SDV_20200321T...``, ``20200321T..._T32UPU``), not by the

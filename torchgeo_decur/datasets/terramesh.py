@@ -46,6 +46,12 @@ from webdataset.tariterators import base_plus_ext, tar_file_expander
 from zarr.core.buffer import Buffer, cpu
 from zarr.storage import MemoryStore
 
+from ..transforms.harmonize import (
+    S2Harmonize,
+    S2Harmonizer,
+    check_s2_harmonize,
+    date_from_ns,
+)
 from .rasters import RasterReadError, check_values
 
 #: Modality folders of the published dataset.
@@ -85,6 +91,9 @@ DEFAULT_NAMES: dict[str, str] = {
     'S2L2A': 's2',
     'S2RGB': 'rgb',
 }
+
+#: Folders of Sentinel-2 digital numbers (``S2RGB`` is an 8-bit rendering).
+S2_DN_FOLDERS = ('S2L1C', 'S2L2A')
 
 #: Member extension of one sample in a shard.
 SAMPLE_EXTENSION = 'zarr.zip'
@@ -332,14 +341,23 @@ class ZarrSample:
         bands: Values (C, H, W) or (T, C, H, W), in the stored dtype (raw units).
         band_names: Names from the ``band`` coordinate, if present.
         time: Acquisition time in ns since the epoch per time step (0: none).
+        center_lat: Latitude of the sample's centre in degrees, if stored.
+        center_lon: Longitude of the sample's centre in degrees, if stored.
+        cloud_mask: (H, W) cloud mask of optical products (non-zero: cloud), if
+            stored and asked for.
     """
 
     bands: np.ndarray
     band_names: list[str] | None
     time: np.ndarray | None
+    center_lat: float | None = None
+    center_lon: float | None = None
+    cloud_mask: np.ndarray | None = None
 
 
-def read_zarr_zip(data: bytes, where: str, time_step: int | None = None) -> ZarrSample:
+def read_zarr_zip(
+    data: bytes, where: str, time_step: int | None = None, cloud_mask: bool = False
+) -> ZarrSample:
     """Decode one TerraMesh sample (a zipped, consolidated Zarr v2 group).
 
     Args:
@@ -347,6 +365,7 @@ def read_zarr_zip(data: bytes, where: str, time_step: int | None = None) -> Zarr
         where: Shard and sample, for error messages.
         time_step: Index along ``time`` to keep when there are several (None: a
             multi-temporal sample is an error).
+        cloud_mask: Also read the ``cloud_mask`` array, where there is one.
 
     Returns:
         The bands (C, H, W) and their metadata.
@@ -407,7 +426,25 @@ def read_zarr_zip(data: bytes, where: str, time_step: int | None = None) -> Zarr
                 f'{where}: "band" names {names} do not match {values.shape[0]} bands'
             )
     time = _read(group, 'time', where) if 'time' in group else None
-    return ZarrSample(np.ascontiguousarray(values), names, time)
+    if time is not None and time.ndim == 1 and time.shape[0] > 1 and time_step:
+        time = time[time_step : time_step + 1 or None]
+    centre = {
+        k: float(_read(group, k, where).reshape(-1)[0]) if k in group else None
+        for k in ('center_lat', 'center_lon')
+    }
+    mask = None
+    if cloud_mask and 'cloud_mask' in group:
+        mask = _read(group, 'cloud_mask', where)
+        if mask.ndim == 3:  # (time, y, x)
+            mask = mask[0 if mask.shape[0] == 1 else (time_step or 0)]
+    return ZarrSample(
+        np.ascontiguousarray(values),
+        names,
+        time,
+        centre['center_lat'],
+        centre['center_lon'],
+        None if mask is None else np.ascontiguousarray(mask),
+    )
 
 
 def check_sample_values(bands: np.ndarray, where: str) -> None:
@@ -480,6 +517,17 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
     coordinate; ``version_<name>`` is the index of the folder used among the
     modality's alternatives (0 without alternatives).
 
+    Sentinel-2 DN (``S2L1C``, ``S2L2A``) are harmonized to the pre-2022 scale
+    (``s2_harmonize``, see :mod:`torchgeo_decur.transforms.harmonize`): under
+    ``'auto'`` by each sample's ``time`` (>= 2022-01-25: offset removed); shards
+    written by ``torchgeo-decur shards`` are already on that scale. With
+    ``metadata`` samples also carry ``time_<name>`` (int64 ns since the epoch, 0
+    for none), ``center_lat`` and ``center_lon`` (float64 degrees) and, for
+    optical products that store one, ``cloud_mask_<name>`` (H, W); the default
+    collate batches them to (N,) and (N, H, W). ``max_cloud_fraction`` drops
+    samples whose cloud mask (non-zero pixels) covers more than that share in
+    any optical modality.
+
     One epoch reads every shard group once: the group list is shuffled with
     ``seed + epoch`` (identically on every rank), ranks take every
     ``world_size``-th group and workers every ``num_workers``-th group of those
@@ -513,6 +561,9 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
         seed: int = 0,
         samples_per_worker: int | None = None,
         max_consecutive_skips: int = MAX_CONSECUTIVE_SKIPS,
+        s2_harmonize: S2Harmonize = 'auto',
+        metadata: bool = False,
+        max_cloud_fraction: float | None = None,
     ) -> None:
         """Initialize a new TerraMeshStream instance.
 
@@ -540,9 +591,17 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
                 row after which the stream stops with an error naming the first
                 reasons (a nominal epoch over data that never decodes would
                 otherwise spin forever).
+            s2_harmonize: Remove the 1000 DN offset of processing baseline
+                04.00+ from Sentinel-2 DN: ``'auto'`` (by each sample's
+                ``time``; warns once per folder for samples without one),
+                ``'always'`` or ``'never'``.
+            metadata: Add ``time_<name>``, ``center_lat``, ``center_lon`` and
+                ``cloud_mask_<name>`` to every sample.
+            max_cloud_fraction: Drop samples whose cloud mask covers more than
+                this share, in [0, 1] (None: keep every sample).
 
         Raises:
-            ValueError: If a policy or size is invalid.
+            ValueError: If a policy, size or option is invalid.
         """
         if on_missing not in ('error', 'skip') or on_error not in ('error', 'skip'):
             raise ValueError(
@@ -555,6 +614,13 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
             raise ValueError(
                 f'samples_per_worker must be positive, got {samples_per_worker}'
             )
+        if max_cloud_fraction is not None and not 0 <= max_cloud_fraction <= 1:
+            raise ValueError(
+                f'max_cloud_fraction must be in [0, 1], got {max_cloud_fraction}'
+            )
+        self.harmonizer = S2Harmonizer(check_s2_harmonize(s2_harmonize))
+        self.metadata = metadata
+        self.max_cloud_fraction = max_cloud_fraction
         self.root = root
         self.split = split
         self.specs = parse_modalities(modalities, names)
@@ -587,6 +653,9 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
                 )
         # Shards written by ``torchgeo-decur shards`` record their band counts.
         manifest = read_manifest(root, split)
+        #: Shards written by ``torchgeo-decur shards`` from a reader that
+        #: harmonized Sentinel-2 already (its mode is in the manifest).
+        self.harmonized = (manifest or {}).get('s2_harmonize') is not None
         if manifest is not None:
             for spec in self.specs:
                 if self.channels[spec.name] is None:
@@ -696,13 +765,14 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
         """
         group: ShardGroup = raw['_group']
         out: dict[str, Any] = {'key': raw['key'], 'shard': raw['shard']}
+        masks = self.metadata or self.max_cloud_fraction is not None
         for spec in self.specs:
-            where = (
-                f'{group.urls[spec.name]} sample {raw["key"]} (modality '
-                f'{spec.versions[group.versions[spec.name]]})'
-            )
+            folder = spec.versions[group.versions[spec.name]]
+            where = f'{group.urls[spec.name]} sample {raw["key"]} (modality {folder})'
             try:
-                decoded = read_zarr_zip(raw[spec.name], where, self.time_step)
+                decoded = read_zarr_zip(
+                    raw[spec.name], where, self.time_step, cloud_mask=masks
+                )
                 check_sample_values(decoded.bands, where)
                 expected = self.channels[spec.name]
                 if expected is not None and decoded.bands.shape[0] != expected:
@@ -714,8 +784,32 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
             except TerraMeshFormatError as exc:
                 self._fail(str(exc), exc)
                 return None
-            out[f'image_{spec.name}'] = torch.from_numpy(decoded.bands)
+            ns = 0 if decoded.time is None else int(decoded.time.reshape(-1)[0])
+            image = torch.from_numpy(decoded.bands)
+            if folder in S2_DN_FOLDERS and not (
+                self.harmonized and self.harmonizer.mode == 'auto'
+            ):
+                image = self.harmonizer(
+                    image,
+                    f'{folder} samples under {self.root}/{self.split}',
+                    when=date_from_ns(ns),
+                )
+            out[f'image_{spec.name}'] = image
             out[f'version_{spec.name}'] = group.versions[spec.name]
+            if decoded.cloud_mask is not None:
+                cloud = torch.from_numpy(decoded.cloud_mask)
+                if self.max_cloud_fraction is not None and (
+                    float((cloud != 0).float().mean()) > self.max_cloud_fraction
+                ):
+                    return None
+                if self.metadata:
+                    out[f'cloud_mask_{spec.name}'] = cloud
+            if self.metadata:
+                out[f'time_{spec.name}'] = torch.tensor(ns, dtype=torch.int64)
+                for k in ('center_lat', 'center_lon'):
+                    value = getattr(decoded, k)
+                    if k not in out and value is not None:
+                        out[k] = torch.tensor(value, dtype=torch.float64)
         return out
 
     def _worker_groups(self) -> tuple[list[ShardGroup], random.Random, str]:
@@ -807,7 +901,7 @@ class TerraMeshStream(IterableDataset[dict[str, Any]]):
                 raise TerraMeshFormatError(
                     f'{who}: {in_a_row} samples in a row skipped in '
                     f'{self._where(groups)}; stopping (check the data and settings '
-                    'such as channels)' + self._reasons()
+                    'such as channels or max_cloud_fraction)' + self._reasons()
                 )
 
 

@@ -5,6 +5,10 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+#: Statistics of one modality: ``{'mean': [...], 'std': [...]}`` per band, raw
+#: units. The one format of band statistics in code, checkpoints and exports.
+BandStats = dict[str, list[float]]
+
 
 def valid_mask(x: Tensor, nodata: float | None = None) -> Tensor:
     """Which values of a raster are usable: finite and not the nodata value.
@@ -133,4 +137,4 @@ def estimate_band_statistics(
     return stats.compute()
 
 
-__all__ = ('BandStatistics', 'estimate_band_statistics', 'valid_mask')
+__all__ = ('BandStatistics', 'BandStats', 'estimate_band_statistics', 'valid_mask')

@@ -14,26 +14,27 @@ from .normalize import (
     SSL4EO_S12_S2_STD,
     SSL4EO_S12_S2A_BANDS,
 )
+from .statistics import BandStats
 
 _L2A = [SSL4EO_S12_S2_BANDS.index(b) for b in SSL4EO_S12_S2A_BANDS]
 
-#: Per-band (mean, std) in raw units for the ``'decur'`` scaling. S-1 GRD and S-2
+#: Per-band ``{'mean': [...], 'std': [...]}`` in raw units for the ``'decur'`` scaling. S-1 GRD and S-2
 #: L1C come from SSL4EO-S12 (the scaling the DeCUR checkpoints were trained with);
 #: so do ``s1``/``s2`` folders written from SSL4EO-S12 by ``torchgeo-decur
 #: shards``. The TerraMesh-only products use the statistics published with the
 #: dataset (``terramesh_statistics.yaml``). Land cover is categorical and has none.
-TERRAMESH_STATISTICS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    'S1GRD': (SSL4EO_S12_S1_MEAN, SSL4EO_S12_S1_STD),
-    's1': (SSL4EO_S12_S1_MEAN, SSL4EO_S12_S1_STD),
-    'S2L1C': (SSL4EO_S12_S2_MEAN, SSL4EO_S12_S2_STD),
-    's2': (SSL4EO_S12_S2_MEAN, SSL4EO_S12_S2_STD),
-    's2a': (
-        tuple(SSL4EO_S12_S2_MEAN[i] for i in _L2A),
-        tuple(SSL4EO_S12_S2_STD[i] for i in _L2A),
-    ),
-    'S1RTC': ((-10.93, -17.329), (4.391, 4.459)),
-    'S2L2A': (
-        (
+TERRAMESH_STATISTICS: dict[str, BandStats] = {
+    'S1GRD': {'mean': list(SSL4EO_S12_S1_MEAN), 'std': list(SSL4EO_S12_S1_STD)},
+    's1': {'mean': list(SSL4EO_S12_S1_MEAN), 'std': list(SSL4EO_S12_S1_STD)},
+    'S2L1C': {'mean': list(SSL4EO_S12_S2_MEAN), 'std': list(SSL4EO_S12_S2_STD)},
+    's2': {'mean': list(SSL4EO_S12_S2_MEAN), 'std': list(SSL4EO_S12_S2_STD)},
+    's2a': {
+        'mean': [SSL4EO_S12_S2_MEAN[i] for i in _L2A],
+        'std': [SSL4EO_S12_S2_STD[i] for i in _L2A],
+    },
+    'S1RTC': {'mean': [-10.93, -17.329], 'std': [4.391, 4.459]},
+    'S2L2A': {
+        'mean': [
             1390.461,
             1503.332,
             1718.211,
@@ -46,8 +47,8 @@ TERRAMESH_STATISTICS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
             3162.989,
             2424.902,
             1857.665,
-        ),
-        (
+        ],
+        'std': [
             2131.157,
             2163.666,
             2059.311,
@@ -60,11 +61,11 @@ TERRAMESH_STATISTICS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
             1814.907,
             1436.282,
             1336.155,
-        ),
-    ),
-    'S2RGB': ((110.349, 99.507, 75.843), (69.905, 53.708, 53.378)),
-    'NDVI': ((0.327,), (0.322,)),
-    'DEM': ((651.663,), (928.168,)),
+        ],
+    },
+    'S2RGB': {'mean': [110.349, 99.507, 75.843], 'std': [69.905, 53.708, 53.378]},
+    'NDVI': {'mean': [0.327], 'std': [0.322]},
+    'DEM': {'mean': [651.663], 'std': [928.168]},
 }
 
 

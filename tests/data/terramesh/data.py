@@ -16,6 +16,11 @@ the same order.
 instead of 13, and the S2L1C tar of ``ssl4eos12_shard_000004.tar`` is cut in the
 middle of its second sample.
 
+``baselines/`` holds the same ground as three S2L1C products, one split each:
+``pb0301`` acquired 2021-06-15 (processing baseline 03.01, no offset),
+``pb0509`` acquired 2023-06-15 (baseline 05.09: every valid DN + 1000) and
+``undated`` (time 0). Pixel (0, 0) of every band is 0 (no data) in all three.
+
 Run from this folder: ``python data.py``.
 """
 
@@ -74,7 +79,13 @@ def values(modality: str, rng: np.random.Generator, bands: int) -> np.ndarray:
 
 
 def zarr_zip(
-    modality: str, sample: str, index: int, bands: list[str], seed: int
+    modality: str,
+    sample: str,
+    index: int,
+    bands: list[str],
+    seed: int,
+    ns: int | None = None,
+    offset: int = 0,
 ) -> bytes:
     rng = np.random.default_rng(seed)
     store_dict: dict[str, Any] = {}
@@ -92,15 +103,26 @@ def zarr_zip(
         )
         a[...] = data
 
+    data = values(modality, rng, len(bands))
+    if offset:  # the same ground as a baseline 04.00+ product: no data stays 0
+        data[..., 0, 0] = 0
+        data = np.where(data == 0, data, data + offset).astype(data.dtype)
+    elif ns is not None:
+        data[..., 0, 0] = 0
     array(
         'bands',
-        values(modality, rng, len(bands)),
+        data,
         ['time', 'band', 'y', 'x'],
         grid_mapping='spatial_ref',
     )
     array('band', np.array(bands), ['band'])
     # DEM has no acquisition time (stored as 0, like the published files).
-    ns = 0 if modality == 'DEM' else 1_588_471_637_000_000_000 + index * 86_400 * 10**9
+    if ns is None:
+        ns = (
+            0
+            if modality == 'DEM'
+            else 1_588_471_637_000_000_000 + index * 86_400 * 10**9
+        )
     array('time', np.array([ns], dtype=np.int64), ['time'], units='nanoseconds')
     array('x', 500_000 + 10.0 * np.arange(SIZE), ['x'])
     array('y', 5_000_000 - 10.0 * np.arange(SIZE), ['y'])
@@ -181,6 +203,24 @@ def write_invalid(root: str) -> None:
                 f.truncate(cut)
 
 
+#: Acquisition times (ns) and DN offsets of the baselines/ splits.
+BASELINES = {
+    'pb0301': (1_623_751_200_000_000_000, 0),  # 2021-06-15T10:00Z
+    'pb0509': (1_686_823_200_000_000_000, 1000),  # 2023-06-15T10:00Z
+    'undated': (0, 0),
+}
+
+
+def write_baselines(root: str) -> None:
+    for split, (ns, offset) in BASELINES.items():
+        members = []
+        for index in range(2):
+            sample = f's2_{split}_{index:07d}'
+            data = zarr_zip('S2L1C', sample, index, S2L1C, 40 + index, ns, offset)
+            members.append((f'{sample}.zarr.zip', data))
+        write_tar(os.path.join(root, split, 'S2L1C', 's2_shard_000000.tar'), members)
+
+
 def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     for split in SHARDS:
@@ -188,6 +228,8 @@ def main() -> None:
         write_split(here, split)
     shutil.rmtree(os.path.join(here, 'invalid'), ignore_errors=True)
     write_invalid(os.path.join(here, 'invalid'))
+    shutil.rmtree(os.path.join(here, 'baselines'), ignore_errors=True)
+    write_baselines(os.path.join(here, 'baselines'))
 
 
 if __name__ == '__main__':
