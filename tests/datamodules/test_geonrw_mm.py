@@ -7,7 +7,7 @@ from torchgeo_decur.datamodules import GeoNRWMMDataModule
 from torchgeo_decur.transforms import geonrw_normalization
 
 from ..conftest import DATA
-from ..tasks.test_compat import argument_count
+from ..tasks.test_arguments import argument_count
 
 ROOT = os.path.join(DATA, 'geonrw')
 
