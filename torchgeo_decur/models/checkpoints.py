@@ -70,11 +70,16 @@ def load_checkpoint_file(
         # A text or foreign file fails inside the unpickler with whatever its
         # first byte means as an opcode (IndexError, KeyError, EOFError,
         # UnpicklingError, ...): every failure of the load is this file's fault.
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+        # torch's weights_only refusal puts the reason on a later line.
+        reason = next(
+            (ln for ln in lines if ln.startswith('WeightsUnpickler error')),
+            lines[0] if lines else type(err).__name__,
+        )
         raise ValueError(
-            f'checkpoint file {source!r} cannot be read as a PyTorch file (truncated, '
-            f'not written by torch.save, or holding more than tensors): '
-            f'{type(err).__name__}: {first}'
+            f'checkpoint file {source!r} cannot be read as a PyTorch file with '
+            'weights_only=True (truncated, not written by torch.save, or holding '
+            f'more than tensors): {type(err).__name__}: {reason}'
         ) from None
 
 
@@ -96,6 +101,20 @@ def check_finite(state_dict: Mapping[str, Tensor], source: str) -> None:
                     f'{source}: tensor {key!r} holds {bad} non-finite value(s) '
                     '(NaN or inf), e.g. from a diverged run; refusing to export it'
                 )
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the process's umask (``0o666 & ~umask``).
+
+    For files that a library writes with a fixed mode (safetensors and
+    ``tempfile.mkstemp`` write 0600), to be ``chmod``-ed to the usual one.
+
+    Returns:
+        The permission bits.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 #: Marker in the names of the temporary files of :func:`save_atomically`.
@@ -605,7 +624,7 @@ def select_encoder_state_dict(
     return backbones[name]
 
 
-def build_for_shapes(architecture: str) -> nn.Module:
+def build_for_shapes(architecture: str, in_chans: int = 3) -> nn.Module:
     """Build a timm encoder (``num_classes=0``) for its structure, not its values.
 
     The model is built on the meta device (no memory, milliseconds); encoders
@@ -614,6 +633,7 @@ def build_for_shapes(architecture: str) -> nn.Module:
     Args:
         architecture: timm name (this package registers ``resnet50_rda``,
             ``mit_b2`` and ``mit_b5`` with timm).
+        in_chans: Input channels.
 
     Returns:
         The encoder.
@@ -627,9 +647,13 @@ def build_for_shapes(architecture: str) -> nn.Module:
         raise ValueError(f'timm has no architecture {architecture!r}')
     try:
         with torch.device('meta'):
-            return timm.create_model(architecture, pretrained=False, num_classes=0)
+            return timm.create_model(
+                architecture, pretrained=False, num_classes=0, in_chans=in_chans
+            )
     except RuntimeError:  # e.g. Tensor.item() on meta tensors at construction
-        return timm.create_model(architecture, pretrained=False, num_classes=0)
+        return timm.create_model(
+            architecture, pretrained=False, num_classes=0, in_chans=in_chans
+        )
 
 
 def input_layer(encoder: nn.Module) -> str:

@@ -215,7 +215,7 @@ def _resnet_name(state: Mapping[str, Tensor]) -> str:
             name = f'{stem}{suffix}'
             if not timm.is_model(name):
                 continue
-            model = build_for_shapes(name)
+            model = build_for_shapes(name, infer_in_chans(state, name))
             own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
             if own.keys() == shapes.keys() and all(
                 own[k] == shapes[k] for k in own if not k.endswith('tracked')
@@ -285,6 +285,8 @@ def inspect_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
             encoder weights (the message names the path).
     """
     path = os.fspath(path)
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, 'config.json')):
+        return _timm_folder_info(path)
     obj = load_checkpoint_file(path, map_location='meta')
     state = unwrap_state_dict(obj, source=path)
     meta = obj if isinstance(obj, Mapping) else {}
@@ -383,6 +385,56 @@ def _statistics(meta: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 def _numbers(values: Iterable[float]) -> str:
     """Values as a short bracketed list (4 significant digits)."""
     return '[' + ', '.join(f'{float(v):.4g}' for v in values) + ']'
+
+
+def _timm_folder_info(path: str) -> CheckpointInfo:
+    """Describe an encoder folder in timm's Hugging Face layout (an export)."""
+    import json
+
+    from safetensors import safe_open
+
+    config_path = os.path.join(path, 'config.json')
+    weights_path = os.path.join(path, 'model.safetensors')
+    try:
+        with open(config_path) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(f'cannot read {config_path!r} as JSON: {error}') from None
+    if not isinstance(config, dict) or 'architecture' not in config:
+        raise ValueError(f'{config_path!r} names no timm architecture')
+    if not os.path.isfile(weights_path):
+        raise FileNotFoundError(f'{path!r} has config.json but no model.safetensors')
+    try:
+        with safe_open(weights_path, framework='pt') as f:
+            shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+    except Exception as error:  # any damage: the file's fault
+        raise ValueError(
+            f'cannot read {weights_path!r} as safetensors: {type(error).__name__}: '
+            f'{error}'
+        ) from None
+    args = config.get('model_args') or {}
+    cfg = config.get('pretrained_cfg') or {}
+    first = cfg.get('first_conv')
+    in_chans = args.get('in_chans')
+    if isinstance(first, str) and f'{first}.weight' in shapes:
+        in_chans = shapes[f'{first}.weight'][1]
+    scaling = config.get('input_scaling') or {}
+    if 'mean' in scaling:
+        text = (
+            f'{scaling.get("formula")}, statistics: mean '
+            f'{_numbers(scaling["mean"])}, std {_numbers(scaling["std"])}'
+        )
+    else:
+        text = str(scaling.get('formula', 'not stored in config.json'))
+    modality = str(config.get('modality', '?'))
+    return CheckpointInfo(
+        path,
+        'timm Hugging Face folder (config.json + model.safetensors; load with '
+        "timm.create_model('local-dir:<folder>', pretrained=True))",
+        str(config['architecture']),
+        [EncoderInfo(modality, int(in_chans or 0), None, text)],
+        parameters=sum(math.prod(s) for s in shapes.values()),
+    )
 
 
 #: Loss hyperparameters reported for task checkpoints.
