@@ -17,9 +17,10 @@ member built for another architecture or channel count, and a warning when a
 member's encoders go to task modalities of other names.
 """
 
+import contextlib
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, cast
 
@@ -123,10 +124,14 @@ def read_state_dict(
         spec = os.fspath(spec)
     member = lookup_member(spec)
     if isinstance(member, DeCURWeightsEnum):
-        return member.get_raw_state_dict(), str(member), member
+        with download_hint(member):
+            return member.get_raw_state_dict(), str(member), member
     if member is not None:
         # Released file names carry no hash suffix, so there is no hash to check.
-        obj = member.get_state_dict(progress=True, check_hash=False, weights_only=True)
+        with download_hint(member):
+            obj = member.get_state_dict(
+                progress=True, check_hash=False, weights_only=True
+            )
         return unwrap_state_dict(obj, source=str(member)), str(member), member
     if isinstance(spec, str) and is_timm_folder(spec):
         return read_timm_folder(spec), spec, None
@@ -136,6 +141,43 @@ def read_state_dict(
         f'weights={spec!r} is neither an existing file nor a registered Weights '
         'enum member name'
     )
+
+
+@contextlib.contextmanager
+def download_hint(member: WeightsEnum) -> Iterator[None]:
+    """Turn a failed download of a released file into one line saying what to do.
+
+    With no network (HPC compute nodes, air-gapped clusters) ``torch.hub`` fails
+    with a bare ``URLError``; inside this context it becomes an ``OSError`` that
+    names the file, the folder of the hub cache to put it in
+    (``$TORCH_HOME/hub/checkpoints``) and the alternative of a local path.
+
+    Args:
+        member: The Weights member being loaded.
+
+    Yields:
+        Nothing.
+
+    Raises:
+        OSError: Naming the file and where to place it, on a network failure.
+    """
+    import urllib.error
+
+    import torch.hub
+
+    try:
+        yield
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+        url = str(member.url)
+        name = os.path.basename(url.split('?')[0])
+        folder = os.path.join(torch.hub.get_dir(), 'checkpoints')
+        reason = getattr(error, 'reason', error)
+        raise OSError(
+            f'{member}: cannot download {url} ({reason}); with no network, fetch it '
+            f'where there is one and put it at {os.path.join(folder, name)} (the '
+            f'torch.hub cache under TORCH_HOME), or pass the local file path as '
+            'weights'
+        ) from None
 
 
 #: What a task builds when neither ``model`` nor its weights name an architecture.
@@ -615,10 +657,14 @@ def resolve_encoder(
     check_model(member, source, model)
     if isinstance(member, DeCURWeightsEnum):
         position = member.position(modality)
-        state = member.get_state_dict(modality=position, rda_semantics=rda_semantics)
+        with download_hint(member):
+            state = member.get_state_dict(
+                modality=position, rda_semantics=rda_semantics
+            )
         weights = EncoderWeights(state, {}, source, member, position)
         return weights, member.in_chans_for(position)
-    state = member.get_state_dict(progress=True, weights_only=True)
+    with download_hint(member):
+        state = member.get_state_dict(progress=True, weights_only=True)
     return EncoderWeights(state, {}, source, member), int(member.meta['in_chans'])
 
 
@@ -629,6 +675,7 @@ __all__ = (
     'WeightSpec',
     'as_decur_member',
     'check_model',
+    'download_hint',
     'is_timm_folder',
     'lookup_member',
     'member_modalities',
