@@ -11,8 +11,7 @@
   3-layer projector) in the wrapper the authors' GeoNRW and CMX loaders read;
   every loader of this package accepts it too;
 * ``<name>_<modality>_decur.pth`` per modality: the backbone-only layout (timm / smp
-  keys; RDA: ``backbone.*`` + ``da<i>_l3/l4.*``; MiT without its DeCUR head).
-
+  keys; RDA: ``backbone.*`` + ``da<i>_l3/l4.*``; MiT without its DeCUR head);
 * ``<name>_<modality>_timm/`` per modality: the encoder in timm's Hugging Face
   layout (``config.json`` + ``model.safetensors``, written by timm's
   ``save_for_hf``) with ``architecture``, ``model_args`` (``in_chans``,
