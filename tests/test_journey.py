@@ -6,7 +6,6 @@ run, a ViT) is shared by every step through module-scoped fixtures.
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,7 +60,7 @@ RUNS = {
 @pytest.fixture(scope='module')
 def run(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, Path, Path]]:
+) -> tuple[str, Path, Path]:
     """Fit one recipe with the smoke profile, then export it; yield the paths."""
     name = request.param
     recipe, extra, _, _ = RUNS[name]
@@ -83,7 +82,7 @@ def run(
         os.chdir(cwd)
     ckpt = root / 'checkpoints' / 'last.ckpt'
     assert main(['export', str(ckpt), '--output-dir', str(root / 'export')]) == 0
-    yield name, ckpt, root / 'export'
+    return name, ckpt, root / 'export'
 
 
 pytestmark = pytest.mark.parametrize('run', list(RUNS), indirect=True)

@@ -32,7 +32,8 @@ def test_library_names_the_file_and_the_folder(offline: Path) -> None:
     with pytest.raises(OSError, match='put it at') as caught:
         read_state_dict(member)
     message = str(caught.value)
-    assert target in message and '\n' not in message
+    assert target in message
+    assert '\n' not in message
     assert 'local file path' in message
     with pytest.raises(OSError, match='put it at'):
         get_model('decur_resnet50', weights=member)
@@ -45,5 +46,6 @@ def test_cmx_says_it_in_one_line(
     status = main(['cmx', str(member), '--out-dir', str(tmp_path / 'cmx')])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 1
-    assert len(err) == 1 and err[0].startswith('torchgeo-decur cmx: error: ')
+    assert len(err) == 1
+    assert err[0].startswith('torchgeo-decur cmx: error: ')
     assert os.path.join(offline, member.meta['file']) in err[0]

@@ -38,14 +38,17 @@ def test_text_files_and_folders(
         text.write_text(f'{char}some notes, not a checkpoint\n')
         result = run_in_process(capsys, *COMMANDS[command](str(text), out))
         line = one_line_error(result, command)
-        assert str(text) in line and 'cannot be read as a PyTorch file' in line
+        assert str(text) in line
+        assert 'cannot be read as a PyTorch file' in line
     folder = tmp_path / 'folder'
     folder.mkdir()
     line = one_line_error(
         run_in_process(capsys, *COMMANDS[command](str(folder), out)), command
     )
-    assert str(folder) in line and 'is a directory' in line
-    assert not (tmp_path / 'out').exists() and not (tmp_path / 'out.png').exists()
+    assert str(folder) in line
+    assert 'is a directory' in line
+    assert not (tmp_path / 'out').exists()
+    assert not (tmp_path / 'out.png').exists()
 
 
 def test_text_file_through_the_real_command(tmp_path: Path) -> None:
