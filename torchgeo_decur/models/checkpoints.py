@@ -676,10 +676,10 @@ def input_layer(encoder: nn.Module) -> str:
     cfg = getattr(encoder, 'pretrained_cfg', None) or {}
     first = cfg.get('first_conv')
     if isinstance(first, str) and isinstance(modules.get(first), nn.Conv2d):
-        return first
+        return str(first)
     for name, module in modules.items():
         if isinstance(module, nn.Conv2d):
-            return name
+            return str(name)
     raise ValueError(f'{type(encoder).__name__} has no Conv2d input layer')
 
 
