@@ -168,7 +168,7 @@ def test_unreadable_files_get_one_line(
     torch.save({'weight': torch.zeros(2, 2)}, unknown)
     for path, reason in (
         (tmp_path / 'missing.pth', 'does not exist'),
-        (garbage, 'cannot read'),
+        (garbage, 'cannot be read'),
         (code, 'weights_only=True'),
         (listing, 'not a state dict'),
         (unknown, 'no ResNet, ViT or MiT encoder'),

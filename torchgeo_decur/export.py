@@ -11,7 +11,14 @@
   3-layer projector) in the wrapper the authors' GeoNRW and CMX loaders read;
   every loader of this package accepts it too;
 * ``<name>_<modality>_decur.pth`` per modality: the backbone-only layout (timm / smp
-  keys; RDA: ``backbone.*`` + ``da<i>_l3/l4.*``; MiT without its DeCUR head).
+  keys; RDA: ``backbone.*`` + ``da<i>_l3/l4.*``; MiT without its DeCUR head);
+* ``<name>_<modality>_timm/`` per modality: the encoder in timm's Hugging Face
+  layout (``config.json`` + ``model.safetensors``, written by timm's
+  ``save_for_hf``) with ``architecture``, ``model_args`` (``in_chans``,
+  ``num_classes: 0``) and the input scaling (``input_scaling``) in the config:
+  ``timm.create_model('local-dir:<folder>', pretrained=True)`` builds the trained
+  encoder (after ``import torchgeo_decur`` for the encoders it registers), and
+  the folder uploads to a model hub as it is.
 
 A task of more than two modalities has no joint released layout: only the
 per-modality backbone files are written (modalities after the first in the layout
@@ -34,17 +41,27 @@ leaves the previous files as they were, and existing files are only replaced wit
 
 import json
 import os
+import secrets
+import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
 from .models.checkpoints import (
+    TMP_MARKER,
     check_finite,
+    file_mode,
     load_checkpoint_file,
     save_atomically,
     split_joint_state_dict,
     to_reference_backbone,
     to_reference_joint,
 )
+
+#: The input scaling that goes with stored per-band statistics (raw units).
+SCALING_FORMULA = 'clip((x - (mean - 2 std)) / (4 std), 0, 1) per band, raw units'
 
 
 def prepare_output_dir(output_dir: str | os.PathLike[str]) -> Path:
@@ -146,13 +163,132 @@ def export_checkpoint(
     if scaling is not None:
         files['input_scaling'] = out / f'{prefix}_input_scaling.json'
         contents[files['input_scaling']] = json.dumps(scaling, indent=2).encode()
-    save_atomically(contents, overwrite=overwrite)
+    folders = {m: out / f'{prefix}_{m}_timm' for m in modalities}
+    existing = [
+        os.fspath(p) for p in [*contents, *folders.values()] if os.path.exists(p)
+    ]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f'output(s) {existing} already exist; pass --overwrite (Python: '
+            'overwrite=True) to replace them'
+        )
+    staged = {
+        folders[m]: stage_timm_folder(
+            backbones[m],
+            hparams,
+            m,
+            folders[m],
+            (scaling or {}).get('statistics', {}).get(m),
+            source,
+        )
+        for m in modalities
+    }
+    try:
+        save_atomically(contents, overwrite=overwrite)
+        for target, tmp in list(staged.items()):
+            replace_folder(tmp, target)
+            del staged[target]
+    finally:
+        for tmp in staged.values():
+            shutil.rmtree(tmp, ignore_errors=True)
+    for m in modalities:
+        files[f'{m}_timm'] = folders[m]
     return {
         'model': hparams.get('model'),
         'modalities': list(modalities),
         'in_channels': hparams.get('in_channels'),
         'files': files,
     }
+
+
+def stage_timm_folder(
+    state: Mapping[str, Tensor],
+    hparams: Mapping[str, Any],
+    modality: str,
+    target: Path,
+    statistics: Mapping[str, Any] | None,
+    source: str,
+) -> Path:
+    """Write one encoder in timm's Hugging Face layout to a hidden temporary folder.
+
+    Args:
+        state: The encoder's weights (this package's key names).
+        hparams: The task's hyperparameters (``model``, ``in_channels``,
+            ``backbone_kwargs``).
+        modality: The encoder's modality.
+        target: Where the folder goes (its parent holds the temporary one).
+        statistics: ``{'mean', 'std'}`` of the bands in raw units, if the run
+            recorded them.
+        source: The checkpoint path, for messages.
+
+    Returns:
+        The temporary folder (``config.json`` + ``model.safetensors``).
+
+    Raises:
+        ValueError: If the encoder cannot be built or its weights do not load.
+        OSError: If the folder cannot be written.
+    """
+    from timm.models import save_for_hf
+
+    from .models.backbones import build_backbone, split_rda_options
+    from .models.checkpoints import infer_in_chans, load_encoder_state
+
+    architecture = str(hparams['model'])
+    in_chans = infer_in_chans(state, source, architecture)
+    kwargs, _, _ = split_rda_options(hparams.get('backbone_kwargs'))
+    kwargs.pop('fresh_stem', None)
+    encoder = build_backbone(architecture, in_chans, **kwargs)
+    load_encoder_state(encoder, state, f'{source} ({modality} encoder)')
+    if not hasattr(encoder, 'pretrained_cfg'):
+        raise ValueError(
+            f'{architecture!r} has no timm pretrained_cfg, so timm cannot describe '
+            f'it in a config.json ({source}, {modality} encoder)'
+        )
+    if statistics is not None:
+        scaling: dict[str, Any] = {
+            'formula': SCALING_FORMULA,
+            'mean': list(statistics['mean']),
+            'std': list(statistics['std']),
+        }
+    else:
+        scaling = {
+            'formula': 'the normalisation of the data module the run used (the '
+            'checkpoint stores no statistics)'
+        }
+    tmp = target.parent / f'.{target.name}{TMP_MARKER}{secrets.token_hex(4)}'
+    try:
+        save_for_hf(
+            encoder,
+            os.fspath(tmp),
+            model_config={'input_scaling': scaling, 'modality': modality},
+            safe_serialization=True,
+            # The encoder takes inputs already scaled as input_scaling says:
+            # timm's own normalisation is the identity.
+            data_config={'mean': (0.0,) * in_chans, 'std': (1.0,) * in_chans},
+        )
+        for name in os.listdir(tmp):  # safetensors writes 0600: use the umask
+            os.chmod(tmp / name, file_mode())
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
+def replace_folder(tmp: Path, target: Path) -> None:
+    """Move a finished folder into place, replacing an old one.
+
+    Args:
+        tmp: The finished folder (same file system as ``target``).
+        target: Its final name; an existing folder there is removed after the
+            new one is in place.
+    """
+    old = None
+    if target.exists():
+        old = target.parent / f'.{target.name}.old-{secrets.token_hex(4)}'
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def input_scaling(ckpt: dict[str, Any]) -> dict[str, Any] | None:
@@ -170,7 +306,7 @@ def input_scaling(ckpt: dict[str, Any]) -> dict[str, Any] | None:
     if not stats:
         return None
     return {
-        'scaling': 'clip((x - (mean - 2 std)) / (4 std), 0, 1) per band, raw units',
+        'scaling': SCALING_FORMULA,
         'statistics': {
             m: {'mean': list(s['mean']), 'std': list(s['std'])}
             for m, s in stats.items()
@@ -178,4 +314,11 @@ def input_scaling(ckpt: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-__all__ = ('export_checkpoint', 'input_scaling', 'prepare_output_dir')
+__all__ = (
+    'SCALING_FORMULA',
+    'export_checkpoint',
+    'input_scaling',
+    'prepare_output_dir',
+    'replace_folder',
+    'stage_timm_folder',
+)

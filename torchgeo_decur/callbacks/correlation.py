@@ -10,7 +10,7 @@ unique block, and a bright diagonal in each intra-modal matrix.
 
 import itertools
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -265,7 +265,10 @@ def write_figure_png(
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f'output directory {directory!r} does not exist')
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.png', dir=directory)
+    # os.open rather than tempfile.mkstemp: the PNG gets the user's umask mode
+    # (mkstemp's files are 0600).
+    tmp = os.path.join(directory, f'.tmp-{secrets.token_hex(4)}.png')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, 'wb') as f:
             figure.savefig(f, format='png')

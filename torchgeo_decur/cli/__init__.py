@@ -13,6 +13,7 @@ full or read-only disk) end with one line ``torchgeo-decur <command>: error:
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -46,7 +47,39 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     for name in COMMANDS:
         importlib.import_module(name).register(subparsers)
+    for sub in subparsers.choices.values():
+        sub.description = plain_text(sub.description)
+        for action in sub._actions:
+            action.help = plain_text(action.help)
+    for choice in subparsers._choices_actions:
+        choice.help = plain_text(choice.help)
     return parser
+
+
+#: A Sphinx cross-reference role, e.g. :func:`~torchgeo_decur.export.export_checkpoint`.
+_ROLE = re.compile(r':[a-z]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`')
+
+
+def plain_text(text: str | None) -> str | None:
+    """Help text without reStructuredText markup, for the terminal.
+
+    ``:func:`~a.b.c``` becomes ``c`` (``a.b.c`` without the tilde), double
+    backticks become nothing.
+
+    Args:
+        text: A docstring or help string.
+
+    Returns:
+        The text as a terminal shows it best.
+    """
+    if text is None:
+        return None
+
+    def name(match: re.Match[str]) -> str:
+        target = match.group(1).strip()
+        return target.rsplit('.', 1)[-1] if match.group(0).count('~') else target
+
+    return _ROLE.sub(name, text).replace('``', '')
 
 
 def main(argv: Sequence[str] | None = None) -> int:

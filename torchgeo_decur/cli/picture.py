@@ -13,8 +13,11 @@ Errors print one line, ``torchgeo-decur picture: error: ...``, and exit 1.
 """
 
 import argparse
+import contextlib
+import io
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -74,7 +77,9 @@ def draw(
     Raises:
         FileExistsError: If ``output`` exists and ``overwrite`` is False.
         FileNotFoundError: If ``checkpoint`` or ``config`` does not exist.
-        ValueError: If the validation pass gave fewer than two samples.
+        ValueError: If the checkpoint cannot be read, the config cannot be
+            parsed or builds a model of another architecture, or the validation
+            pass gave fewer than two samples.
     """
     # Lightning and torchgeo's trainers load here, not when the command line is
     # assembled, so that every other subcommand starts without them.
@@ -84,21 +89,43 @@ def draw(
     from torchgeo.tasks import BaseTask
 
     from ..callbacks import CorrelationPicture, correlation_figure, write_figure_png
+    from ..models.checkpoints import check_state_dict, load_checkpoint_file
 
     if os.path.exists(output) and not overwrite:
         raise FileExistsError(f'{output!r} exists; pass --overwrite to replace it')
-    for what, path in (('checkpoint', checkpoint), ('config', config)):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'{what} {path!r} does not exist')
-    cli = LightningCLI(
-        model_class=BaseTask,
-        datamodule_class=BaseDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=['--config', config, '--trainer.logger=false'],
-        run=False,
-        save_config_callback=None,
+    if os.path.isdir(config):
+        raise IsADirectoryError(f'config {config!r} is a directory, not a YAML file')
+    if not os.path.isfile(config):
+        raise FileNotFoundError(f'config {config!r} does not exist')
+    ckpt = load_checkpoint_file(checkpoint)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get('state_dict'), dict):
+        raise ValueError(
+            f'checkpoint {checkpoint!r} is not a Lightning checkpoint of a task '
+            '(no state_dict entry)'
+        )
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            cli = LightningCLI(
+                model_class=BaseTask,
+                datamodule_class=BaseDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                args=['--config', config, '--trainer.logger=false'],
+                run=False,
+                save_config_callback=None,
+            )
+    except SystemExit:
+        found = [ln for ln in errors.getvalue().splitlines() if 'error:' in ln]
+        reason = found[-1].split('error:', 1)[1].strip() if found else 'invalid'
+        raise ValueError(f'config {config!r} cannot be parsed: {reason}') from None
+    check_matches(checkpoint, ckpt, config, cli.model.hparams)
+    check_state_dict(
+        {k: v.shape for k, v in cli.model.state_dict().items()},
+        ckpt['state_dict'],
+        f'the model of {config!r} (from checkpoint {checkpoint!r})',
     )
+    cli.model.load_state_dict(ckpt['state_dict'])
     picture = CorrelationPicture(max_samples=max_samples, max_size=max_size)
     trainer = Trainer(
         accelerator=accelerator,
@@ -108,7 +135,7 @@ def draw(
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.validate(cli.model, cli.datamodule, ckpt_path=checkpoint, verbose=False)
+    trainer.validate(cli.model, cli.datamodule, verbose=False)
     if picture.last_image is None:
         raise ValueError(
             f'the validation data of {config!r} gave fewer than two samples; no '
@@ -119,6 +146,50 @@ def draw(
         title=f'{os.path.basename(checkpoint)}: {picture.samples} validation samples',
     )
     return write_figure_png(figure, output, overwrite=overwrite)
+
+
+#: Hyperparameters that fix the shapes of a task's weights.
+SHAPE_HPARAMS = ('model', 'modalities', 'in_channels', 'projector_dims')
+
+
+def check_matches(
+    checkpoint: str,
+    ckpt: dict[str, Any],
+    config: str,
+    built: Mapping[str, Any],
+) -> None:
+    """Refuse a config whose model differs from the checkpoint's in architecture.
+
+    Args:
+        checkpoint: Path of the checkpoint, for the message.
+        ckpt: The loaded checkpoint.
+        config: Path of the config, for the message.
+        built: Hyperparameters of the task the config builds.
+
+    Raises:
+        ValueError: Naming every differing setting (model, modalities,
+            in_channels, projector_dims) with both values, in one line.
+    """
+    stored = ckpt.get('hyper_parameters') or {}
+    differ = [
+        f'{key}={stored[key]!r} in the checkpoint but {built[key]!r} in the config'
+        for key in SHAPE_HPARAMS
+        if key in stored and key in built and _plain(stored[key]) != _plain(built[key])
+    ]
+    if differ:
+        raise ValueError(
+            f'checkpoint {checkpoint!r} does not match config {config!r}: '
+            + '; '.join(differ)
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Containers as plain lists / dicts, for comparing hyperparameters."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

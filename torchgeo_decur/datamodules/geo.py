@@ -836,19 +836,34 @@ class MultimodalGeoDataModule(
         val = ground & shapely.box(cut, ymin, xmax, ymax)
         return train, val
 
-    def _too_small(self, where: str, joint: GeoDataset) -> ValueError:
+    def _too_small(
+        self, where: str, joint: GeoDataset, region: shapely.Geometry | None = None
+    ) -> ValueError:
         """Error for a patch that does not fit the sampling ground."""
-        xmin, ymin, xmax, ymax = joint.index.geometry.union_all().bounds
+        shape = region if region is not None else joint.index.geometry.union_all()
+        xmin, ymin, xmax, ymax = shape.bounds
         res = joint.res
         size = self.hparams['patch_size']
+        # The ground is rarely a rectangle (reprojected footprints are rotated,
+        # the modalities overlap partly): a patch must fit inside its outline,
+        # not just inside its bounding box. Find the largest that does.
+        fits = 0
+        low, high = 1, int(size) - 1
+        while low <= high:
+            mid = (low + high) // 2
+            inner = shape.buffer(-mid * max(res) / 2, join_style='mitre')
+            if inner.is_empty:
+                high = mid - 1
+            else:
+                fits, low = mid, mid + 1
         return ValueError(
             f'patch_size={size} px ({size * res[0]:g} x {size * res[1]:g} CRS '
             f'units) does not fit the {where} of modalities {self.modalities} '
-            f'({", ".join(describe(d) for d in self.datasets.values())}): the '
-            f'common ground is {(xmax - xmin) / res[0]:.0f} x '
-            f'{(ymax - ymin) / res[1]:.0f} px; random patches need it about '
-            f'{math.sqrt(2):.2f} x patch_size wide and high. Use a smaller '
-            'patch_size or val_fraction, or a coarser res'
+            f'({", ".join(describe(d) for d in self.datasets.values())}): its '
+            f'bounding box is {(xmax - xmin) / res[0]:.0f} x '
+            f'{(ymax - ymin) / res[1]:.0f} px, but its outline is not a rectangle '
+            f'and the largest square patch inside it is about {fits} px. Use '
+            'patch_size <= that, a smaller val_fraction, or a coarser res'
         )
 
     def _nodata(self) -> dict[str, float | None]:
@@ -894,6 +909,7 @@ class MultimodalGeoDataModule(
                 raise self._too_small(
                     'training ground' if val_region is not None else 'intersection',
                     joint,
+                    region,
                 )
             return s
 
@@ -927,7 +943,7 @@ class MultimodalGeoDataModule(
         if val_region is not None:
             self.val_sampler = ContainedGridSampler(joint, size, val_region)
             if len(self.val_sampler) == 0:
-                raise self._too_small('validation strip', joint)
+                raise self._too_small('validation strip', joint, val_region)
             if len(self.val_sampler) < 2:
                 raise ValueError(
                     f'the validation strip (val_fraction={self.hparams["val_fraction"]}'

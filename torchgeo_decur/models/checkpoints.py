@@ -2,7 +2,6 @@
 
 import glob
 import os
-import pickle
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -34,7 +33,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     return unwrap_state_dict(obj, source=os.fspath(path))
 
 
-def load_checkpoint_file(path: str | os.PathLike[str]) -> Any:
+def load_checkpoint_file(
+    path: str | os.PathLike[str], map_location: str = 'cpu'
+) -> Any:
     """``torch.load`` a file with ``weights_only=True`` and errors naming the path.
 
     torch's own errors for a damaged file (``KeyError: 101`` for a text file,
@@ -44,6 +45,7 @@ def load_checkpoint_file(path: str | os.PathLike[str]) -> Any:
 
     Args:
         path: Path of the ``.pth`` / ``.ckpt`` file.
+        map_location: Where tensors are loaded (``'meta'``: shapes only).
 
     Returns:
         What the file holds (tensors, containers and plain values only).
@@ -61,22 +63,23 @@ def load_checkpoint_file(path: str | os.PathLike[str]) -> Any:
     if not os.path.isfile(source):
         raise FileNotFoundError(f'checkpoint file {source!r} does not exist')
     try:
-        return torch.load(source, map_location='cpu', weights_only=True)
+        return torch.load(source, map_location=map_location, weights_only=True)
     except PermissionError:
         raise
-    except (
-        RuntimeError,
-        EOFError,
-        KeyError,
-        ValueError,
-        OSError,
-        pickle.UnpicklingError,
-    ) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    except Exception as err:
+        # A text or foreign file fails inside the unpickler with whatever its
+        # first byte means as an opcode (IndexError, KeyError, EOFError,
+        # UnpicklingError, ...): every failure of the load is this file's fault.
+        lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+        # torch's weights_only refusal puts the reason on a later line.
+        reason = next(
+            (ln for ln in lines if ln.startswith('WeightsUnpickler error')),
+            lines[0] if lines else type(err).__name__,
+        )
         raise ValueError(
-            f'checkpoint file {source!r} cannot be read as a PyTorch file (truncated, '
-            f'not written by torch.save, or holding more than tensors): '
-            f'{type(err).__name__}: {first}'
+            f'checkpoint file {source!r} cannot be read as a PyTorch file with '
+            'weights_only=True (truncated, not written by torch.save, or holding '
+            f'more than tensors): {type(err).__name__}: {reason}'
         ) from None
 
 
@@ -98,6 +101,20 @@ def check_finite(state_dict: Mapping[str, Tensor], source: str) -> None:
                     f'{source}: tensor {key!r} holds {bad} non-finite value(s) '
                     '(NaN or inf), e.g. from a diverged run; refusing to export it'
                 )
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the process's umask (``0o666 & ~umask``).
+
+    For files that a library writes with a fixed mode (safetensors and
+    ``tempfile.mkstemp`` write 0600), to be ``chmod``-ed to the usual one.
+
+    Returns:
+        The permission bits.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 #: Marker in the names of the temporary files of :func:`save_atomically`.
@@ -440,10 +457,6 @@ def split_joint_state_dict(
 #: does not have (classifier heads).
 CLASSIFIER_PREFIXES = ('fc.', 'head.', 'classifier.')
 
-#: First-layer weights of the supported encoder families (ResNet, ViT, MiT); their
-#: dimension 1 is the number of input channels.
-STEM_KEYS = ('conv1.weight', 'patch_embed.proj.weight', 'patch_embed1.proj.weight')
-
 #: Prefixes of the deformable-attention blocks of an RDA encoder.
 DA_PREFIXES = ('da_l3.', 'da_l4.')
 
@@ -611,24 +624,101 @@ def select_encoder_state_dict(
     return backbones[name]
 
 
-def infer_in_chans(state_dict: Mapping[str, Tensor], source: str) -> int:
+def build_for_shapes(architecture: str, in_chans: int = 3) -> nn.Module:
+    """Build a timm encoder (``num_classes=0``) for its structure, not its values.
+
+    The model is built on the meta device (no memory, milliseconds); encoders
+    whose constructor computes with tensors (smp's MiT) are built on the CPU.
+
+    Args:
+        architecture: timm name (this package registers ``resnet50_rda``,
+            ``mit_b2`` and ``mit_b5`` with timm).
+        in_chans: Input channels.
+
+    Returns:
+        The encoder.
+
+    Raises:
+        ValueError: If timm does not know ``architecture``.
+    """
+    import timm
+
+    if not timm.is_model(architecture):
+        raise ValueError(f'timm has no architecture {architecture!r}')
+    try:
+        with torch.device('meta'):
+            return timm.create_model(
+                architecture, pretrained=False, num_classes=0, in_chans=in_chans
+            )
+    except RuntimeError:  # e.g. Tensor.item() on meta tensors at construction
+        return timm.create_model(
+            architecture, pretrained=False, num_classes=0, in_chans=in_chans
+        )
+
+
+def input_layer(encoder: nn.Module) -> str:
+    """Name of an encoder's input layer: the convolution that sees the image.
+
+    timm's ``pretrained_cfg['first_conv']`` when the model has one (e.g.
+    ``conv1.0`` of a deep-stem ResNet, ``patch_embed.proj`` of a ViT), else the
+    first ``Conv2d`` in module order (e.g. ``patch_embed1.proj`` of a MiT).
+
+    Args:
+        encoder: A built encoder.
+
+    Returns:
+        The module name; its ``.weight`` has shape (out, in_chans, kh, kw).
+
+    Raises:
+        ValueError: If the encoder has no 2-D convolution.
+    """
+    modules = dict(encoder.named_modules())
+    cfg = getattr(encoder, 'pretrained_cfg', None) or {}
+    first = cfg.get('first_conv')
+    if isinstance(first, str) and isinstance(modules.get(first), nn.Conv2d):
+        return str(first)
+    for name, module in modules.items():
+        if isinstance(module, nn.Conv2d):
+            return str(name)
+    raise ValueError(f'{type(encoder).__name__} has no Conv2d input layer')
+
+
+def infer_in_chans(
+    state_dict: Mapping[str, Tensor], source: str, architecture: str | None = None
+) -> int:
     """Number of input channels of an encoder's weights.
+
+    With ``architecture``, the input layer is found in the built model (see
+    :func:`input_layer`) and its weight read from ``state_dict``. Without one, or
+    when that key is absent (weights of another architecture, which loading then
+    reports), the first 4-D weight in the state dict's order is taken: state dicts
+    keep the module order of the model that wrote them, whose first convolution
+    is its input layer.
 
     Args:
         state_dict: Encoder weights with this package's key names.
         source: Where they came from, for error messages.
+        architecture: timm name of the encoder, if known.
 
     Returns:
-        The channel count of the first layer.
+        The channel count of the input layer.
 
     Raises:
-        ValueError: If none of :data:`STEM_KEYS` is present.
+        ValueError: If the weights hold no 4-D (convolution) weight.
     """
-    for key in STEM_KEYS:
+    if architecture is not None:
+        try:
+            key = f'{input_layer(build_for_shapes(architecture))}.weight'
+        except ValueError:
+            key = ''
         if key in state_dict and state_dict[key].ndim == 4:
             return int(state_dict[key].shape[1])
+    for key, value in state_dict.items():
+        if key.endswith('weight') and value.ndim == 4:
+            return int(value.shape[1])
     raise ValueError(
-        f'cannot tell the input channels of {source}: it has none of {list(STEM_KEYS)}'
+        f'cannot tell the input channels of {source}: it holds no convolution '
+        f'weight (first keys: {list(state_dict)[:5]})'
     )
 
 

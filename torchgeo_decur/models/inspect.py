@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
-import torch
 from torch import Tensor
 
 from ..weights.base import DeCURWeightsEnum
@@ -20,8 +19,10 @@ from ..weights.enums import WEIGHTS
 from ..weights.inputs import INPUTS
 from .checkpoints import (
     _reference_prefix,
+    build_for_shapes,
     embedding_size,
     infer_in_chans,
+    load_checkpoint_file,
     remap_backbone_state_dict,
     strip_prefix,
     unwrap_state_dict,
@@ -32,8 +33,12 @@ _RESNETS: dict[tuple[int, ...], tuple[str | None, str | None]] = {
     (3, 4, 6, 3): ('resnet50', 'resnet34'),
     (3, 4, 23, 3): ('resnet101', None),
     (3, 8, 36, 3): ('resnet152', None),
-    (2, 2, 2, 2): (None, 'resnet18'),
+    (2, 2, 2, 2): ('resnet26', 'resnet18'),
+    (1, 1, 1, 1): ('resnet14t', 'resnet10t'),
 }
+
+#: Suffixes of timm's ResNet variants with a deep (three-convolution) stem.
+_DEEP_STEM_SUFFIXES = ('t', 'd', 's', 'c')
 
 #: Block counts of the four MiT stages → variant.
 _MITS: dict[tuple[int, ...], str] = {
@@ -169,16 +174,64 @@ def infer_architecture(state: Mapping[str, Tensor]) -> str:
         names = {384: 'small', 192: 'tiny', 768: 'base', 1024: 'large'}
         size = names.get(width, f'{width}-wide')
         return f'vit_{size}_patch{patch}_224 ({depth} blocks)'
-    if 'conv1.weight' in state:
-        depths = tuple(_count(state, rf'layer{s}\.(\d+)\.') for s in range(1, 5))
-        bottleneck = 'layer1.0.conv3.weight' in state
-        variants = _RESNETS.get(depths, (None, None))
-        name = variants[0] if bottleneck else variants[1]
-        name = name or f'ResNet with stage depths {list(depths)}'
-        if any(k.startswith(('da_l3.', 'da_l4.')) for k in state):
-            name += '_rda'
-        return name
+    if any(k.startswith('layer1.0.') for k in state):
+        return _resnet_name(state)
     return 'unknown (no ResNet, ViT or MiT stem among the keys)'
+
+
+def _resnet_name(state: Mapping[str, Tensor]) -> str:
+    """Timm name of a ResNet's weights (``layer1..4`` keys), RDA blocks included.
+
+    Stage depths and block type give the base name; a deep stem (``conv1.0``,
+    ``conv1.3``, ...) is matched against timm's deep-stem variants of that base
+    by building each on the meta device and comparing every key and shape.
+    """
+    depths = tuple(_count(state, rf'layer{s}\.(\d+)\.') for s in range(1, 5))
+    bottleneck = 'layer1.0.conv3.weight' in state
+    variants = _RESNETS.get(depths, (None, None))
+    base = variants[0] if bottleneck else variants[1]
+    rda = any(k.startswith(('da_l3.', 'da_l4.')) for k in state)
+    if 'conv1.weight' not in state:  # deep stem
+        import timm
+
+        shapes = {
+            k: tuple(v.shape)
+            for k, v in state.items()
+            if not k.startswith(('fc.', 'da_l3.', 'da_l4.'))
+        }
+        stem = base.rstrip('t') if base else None
+        for suffix in _DEEP_STEM_SUFFIXES if stem else ():
+            name = f'{stem}{suffix}'
+            if not timm.is_model(name):
+                continue
+            model = build_for_shapes(name, infer_in_chans(state, name))
+            own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+            if own.keys() == shapes.keys() and all(
+                own[k] == shapes[k] for k in own if not k.endswith('tracked')
+            ):
+                base = name
+                break
+        else:
+            base = None
+        if base is None:
+            return f'ResNet with a deep stem and stage depths {list(depths)}'
+    name = base or f'ResNet with stage depths {list(depths)}'
+    return name + '_rda' if rda else name
+
+
+def timm_name(architecture: str) -> str | None:
+    """The timm name within an :func:`infer_architecture` answer, if it is one.
+
+    Args:
+        architecture: E.g. ``'vit_small_patch16_224 (12 blocks)'``.
+
+    Returns:
+        E.g. ``'vit_small_patch16_224'``, or None for a description.
+    """
+    import timm
+
+    name = architecture.split(' ')[0]
+    return name if timm.is_model(name) else None
 
 
 def _scaling_of(
@@ -192,19 +245,6 @@ def _scaling_of(
         )
     name = member.meta['inputs'][position - 1]
     return list(member.bands_for(position)), f'{INPUTS[name].description} ({name})'
-
-
-def _read(path: str) -> Any:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path!r} does not exist or is not a file')
-    try:
-        return torch.load(path, map_location='meta', weights_only=True)
-    except Exception as error:  # any unreadable file: re-raised with the path
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ''
-        raise ValueError(
-            f'cannot read {path!r} as a PyTorch checkpoint with weights_only=True '
-            f'({type(error).__name__}: {first})'
-        ) from None
 
 
 def _numel(state: Mapping[str, Tensor]) -> int:
@@ -234,7 +274,9 @@ def inspect_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
             encoder weights (the message names the path).
     """
     path = os.fspath(path)
-    obj = _read(path)
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, 'config.json')):
+        return _timm_folder_info(path)
+    obj = load_checkpoint_file(path, map_location='meta')
     state = unwrap_state_dict(obj, source=path)
     meta = obj if isinstance(obj, Mapping) else {}
     epoch = meta.get('epoch')
@@ -259,7 +301,7 @@ def inspect_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
             encoders.append(
                 EncoderInfo(
                     name,
-                    infer_in_chans(encoder, path),
+                    infer_in_chans(encoder, path, timm_name(arch)),
                     bands,
                     scaling,
                     embedding_size(projector),
@@ -305,13 +347,83 @@ def inspect_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
             path,
             kind,
             arch,
-            [EncoderInfo(name, infer_in_chans(encoder, path), bands, scaling)],
+            [
+                EncoderInfo(
+                    name, infer_in_chans(encoder, path, timm_name(arch)), bands, scaling
+                )
+            ],
         )
     info.member = str(member) if member is not None else None
     info.epoch = int(epoch) if isinstance(epoch, int) else None
     info.step = int(step) if isinstance(step, int) else info.step
     info.parameters = _numel(state)
     return info
+
+
+#: The input scaling that goes with stored per-band statistics (raw units).
+SCALING_FORMULA = 'clip((x - (mean - 2 std)) / (4 std), 0, 1) per band, raw units'
+
+
+def _statistics(meta: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Per-modality band statistics a data module stored in a checkpoint."""
+    hparams = meta.get('datamodule_hyper_parameters')
+    stats = hparams.get('statistics') if isinstance(hparams, Mapping) else None
+    return dict(stats) if isinstance(stats, Mapping) else {}
+
+
+def _numbers(values: Iterable[float]) -> str:
+    """Values as a short bracketed list (4 significant digits)."""
+    return '[' + ', '.join(f'{float(v):.4g}' for v in values) + ']'
+
+
+def _timm_folder_info(path: str) -> CheckpointInfo:
+    """Describe an encoder folder in timm's Hugging Face layout (an export)."""
+    import json
+
+    from safetensors import safe_open
+
+    config_path = os.path.join(path, 'config.json')
+    weights_path = os.path.join(path, 'model.safetensors')
+    try:
+        with open(config_path) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(f'cannot read {config_path!r} as JSON: {error}') from None
+    if not isinstance(config, dict) or 'architecture' not in config:
+        raise ValueError(f'{config_path!r} names no timm architecture')
+    if not os.path.isfile(weights_path):
+        raise FileNotFoundError(f'{path!r} has config.json but no model.safetensors')
+    try:
+        with safe_open(weights_path, framework='pt') as f:
+            shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+    except Exception as error:  # any damage: the file's fault
+        raise ValueError(
+            f'cannot read {weights_path!r} as safetensors: {type(error).__name__}: '
+            f'{error}'
+        ) from None
+    args = config.get('model_args') or {}
+    cfg = config.get('pretrained_cfg') or {}
+    first = cfg.get('first_conv')
+    in_chans = args.get('in_chans')
+    if isinstance(first, str) and f'{first}.weight' in shapes:
+        in_chans = shapes[f'{first}.weight'][1]
+    scaling = config.get('input_scaling') or {}
+    if 'mean' in scaling:
+        text = (
+            f'{scaling.get("formula")}, statistics: mean '
+            f'{_numbers(scaling["mean"])}, std {_numbers(scaling["std"])}'
+        )
+    else:
+        text = str(scaling.get('formula', 'not stored in config.json'))
+    modality = str(config.get('modality', '?'))
+    return CheckpointInfo(
+        path,
+        'timm Hugging Face folder (config.json + model.safetensors; load with '
+        "timm.create_model('local-dir:<folder>', pretrained=True))",
+        str(config['architecture']),
+        [EncoderInfo(modality, int(in_chans or 0), None, text)],
+        parameters=sum(math.prod(s) for s in shapes.values()),
+    )
 
 
 #: Loss hyperparameters reported for task checkpoints.
@@ -342,19 +454,30 @@ def _task_info(
     weights = hparams.get('weights')
     encoders = []
     arch = str(hparams.get('model', ''))
+    statistics = _statistics(meta)
     for m in modalities:
         encoder = strip_prefix(state, f'backbones.{m}.')
         if not encoder:
             raise ValueError(f'{path!r} has no backbones.{m}.* weights; it has {found}')
         arch = arch or infer_architecture(encoder)
+        stats = statistics.get(m)
+        if stats is not None:
+            scaling = (
+                f'{SCALING_FORMULA}, statistics stored in the checkpoint: mean '
+                f'{_numbers(stats["mean"])}, std {_numbers(stats["std"])}'
+            )
+        else:
+            scaling = (
+                "the data module's normalisation at training time (the checkpoint "
+                'stores no statistics; the DeCUR data modules of the released '
+                "datasets apply the released files' scaling)"
+            )
         encoders.append(
             EncoderInfo(
                 m,
-                infer_in_chans(encoder, path),
+                infer_in_chans(encoder, path, timm_name(arch) if arch else None),
                 None,
-                "the data module's normalisation at training time (not stored in "
-                "the checkpoint; the DeCUR data modules apply the released files' "
-                'scaling)',
+                scaling,
                 embedding_size(strip_prefix(state, f'projectors.{m}.')),
             )
         )

@@ -17,9 +17,10 @@ member built for another architecture or channel count, and a warning when a
 member's encoders go to task modalities of other names.
 """
 
+import contextlib
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, cast
 
@@ -31,6 +32,7 @@ from .checkpoints import (
     RDASemantics,
     check_rda_semantics,
     infer_in_chans,
+    load_checkpoint_file,
     read_checkpoint,
     remap_backbone_state_dict,
     select_encoder_state_dict,
@@ -122,17 +124,194 @@ def read_state_dict(
         spec = os.fspath(spec)
     member = lookup_member(spec)
     if isinstance(member, DeCURWeightsEnum):
-        return member.get_raw_state_dict(), str(member), member
+        with download_hint(member):
+            return member.get_raw_state_dict(), str(member), member
     if member is not None:
         # Released file names carry no hash suffix, so there is no hash to check.
-        obj = member.get_state_dict(progress=True, check_hash=False, weights_only=True)
+        with download_hint(member):
+            obj = member.get_state_dict(
+                progress=True, check_hash=False, weights_only=True
+            )
         return unwrap_state_dict(obj, source=str(member)), str(member), member
+    if isinstance(spec, str) and is_timm_folder(spec):
+        return read_timm_folder(spec), spec, None
     if isinstance(spec, str) and os.path.exists(spec):
         return read_checkpoint(spec), spec, None
     raise ValueError(
         f'weights={spec!r} is neither an existing file nor a registered Weights '
         'enum member name'
     )
+
+
+@contextlib.contextmanager
+def download_hint(member: WeightsEnum) -> Iterator[None]:
+    """Turn a failed download of a released file into one line saying what to do.
+
+    With no network (HPC compute nodes, air-gapped clusters) ``torch.hub`` fails
+    with a bare ``URLError``; inside this context it becomes an ``OSError`` that
+    names the file, the folder of the hub cache to put it in
+    (``$TORCH_HOME/hub/checkpoints``) and the alternative of a local path.
+
+    Args:
+        member: The Weights member being loaded.
+
+    Yields:
+        Nothing.
+
+    Raises:
+        OSError: Naming the file and where to place it, on a network failure.
+    """
+    import urllib.error
+
+    import torch.hub
+
+    try:
+        yield
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+        url = str(member.url)
+        name = os.path.basename(url.split('?')[0])
+        folder = os.path.join(torch.hub.get_dir(), 'checkpoints')
+        reason = getattr(error, 'reason', error)
+        raise OSError(
+            f'{member}: cannot download {url} ({reason}); with no network, fetch it '
+            f'where there is one and put it at {os.path.join(folder, name)} (the '
+            f'torch.hub cache under TORCH_HOME), or pass the local file path as '
+            'weights'
+        ) from None
+
+
+#: What a task builds when neither ``model`` nor its weights name an architecture.
+DEFAULT_MODEL = 'resnet50'
+
+
+def is_timm_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an encoder folder in timm's Hugging Face layout.
+
+    Args:
+        path: A path.
+
+    Returns:
+        True for a folder holding ``config.json`` (what ``torchgeo-decur export``
+        writes next to the released-layout files).
+    """
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, 'config.json'))
+
+
+def _timm_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``config.json`` of a timm folder, checked to name an architecture."""
+    import json
+
+    config_path = os.path.join(path, 'config.json')
+    try:
+        with open(config_path) as f:
+            config = json.load(f)
+    except ValueError as error:
+        raise ValueError(f'cannot read {config_path!r} as JSON: {error}') from None
+    if not isinstance(config, dict) or not isinstance(config.get('architecture'), str):
+        raise ValueError(f'{config_path!r} names no timm architecture')
+    return config
+
+
+def read_timm_folder(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """The encoder weights of a timm folder (``model.safetensors``).
+
+    Args:
+        path: The folder.
+
+    Returns:
+        The state dict (timm key names).
+
+    Raises:
+        FileNotFoundError: If the folder has no ``model.safetensors``.
+        ValueError: If the file cannot be read.
+    """
+    from safetensors.torch import load_file
+
+    _timm_config(path)
+    weights = os.path.join(path, 'model.safetensors')
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f'{os.fspath(path)!r} has no model.safetensors')
+    try:
+        return load_file(weights)
+    except Exception as error:  # any damage is the file's fault
+        raise ValueError(
+            f'cannot read {weights!r} as safetensors: {type(error).__name__}: {error}'
+        ) from None
+
+
+def weights_architecture(
+    spec: str | os.PathLike[str],
+) -> tuple[str | None, dict[str, Any]]:
+    """The architecture that a weights file or folder was made for.
+
+    The one place where a task, a builder or a config learns the architecture
+    from its weights: the ``architecture`` (and ``model_args``) of a timm
+    folder's ``config.json``, a Lightning task checkpoint's ``model`` (and
+    ``backbone_kwargs``), or, for the released layouts, the timm name that the
+    first encoder's weights fit (ResNet stage depths and stem, ViT width and
+    patch, MiT depths).
+
+    Args:
+        spec: Path of a file or timm folder.
+
+    Returns:
+        ``(timm name or None when the weights fit no known name,
+        backbone_kwargs the architecture needs)``.
+
+    Raises:
+        ValueError: If the file cannot be read.
+    """
+    from .inspect import infer_architecture, timm_name
+
+    path = os.fspath(spec)
+    if is_timm_folder(path):
+        config = _timm_config(path)
+        args = dict(config.get('model_args') or {})
+        for key in ('in_chans', 'num_classes', 'global_pool'):
+            args.pop(key, None)
+        return str(config['architecture']), args
+    obj = load_checkpoint_file(path, map_location='meta')
+    hparams = obj.get('hyper_parameters') if isinstance(obj, Mapping) else None
+    if isinstance(hparams, Mapping) and isinstance(hparams.get('model'), str):
+        kwargs = dict(hparams.get('backbone_kwargs') or {})
+        for key in ('rda_semantics', 'shared_rda', 'fresh_stem'):
+            kwargs.pop(key, None)
+        return str(hparams['model']), kwargs
+    state = select_encoder_state_dict(unwrap_state_dict(obj, path), path)
+    return timm_name(infer_architecture(state)), {}
+
+
+def _file_architecture(
+    specs: Sequence[Any], model: str | None
+) -> tuple[str | None, dict[str, Any]]:
+    """The one architecture the weight files ``specs`` name; checked against ``model``.
+
+    Raises:
+        ValueError: If files name different architectures, or ``model`` is
+            another one (naming both).
+    """
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for one in specs:
+        if isinstance(one, str | os.PathLike) and os.path.exists(one):
+            arch, kwargs = weights_architecture(one)
+            if arch is not None:
+                found[os.fspath(one)] = (arch, kwargs)
+    names = {arch for arch, _ in found.values()}
+    if len(names) > 1:
+        raise ValueError(
+            f'the weights are for different architectures: '
+            f'{ {p: a for p, (a, _) in found.items()} }'
+        )
+    if not names:
+        return None, {}
+    (path, (arch, kwargs)), *_ = found.items()
+    if model is not None and model != arch:
+        raise ValueError(
+            f'model={model!r} conflicts with weights {path!r}, which hold a '
+            f'{arch!r} encoder; leave model out (it follows the weights) or set '
+            f'model: {arch}'
+        )
+    return arch, kwargs
 
 
 @dataclass(frozen=True)
@@ -201,19 +380,19 @@ def modality_mapping_note(
     )
 
 
-def check_model(member: WeightsEnum | None, source: str, model: str) -> None:
+def check_model(member: WeightsEnum | None, source: str, model: str | None) -> None:
     """Reject a Weights member made for another architecture.
 
     Args:
         member: The member (None for files: nothing to compare).
         source: Its name, for the message.
-        model: The architecture that is built.
+        model: The architecture that is built (None: whatever the weights say).
 
     Raises:
         ValueError: If the member's ``meta['model']`` is another architecture.
     """
     expected = member.meta.get('model') if member is not None else None
-    if expected and expected != model:
+    if expected and model is not None and expected != model:
         raise ValueError(
             f'{source} holds {expected!r} weights, not {model!r}; set model: {expected}'
         )
@@ -223,7 +402,7 @@ def resolve_weights(
     spec: WeightSpec | Mapping[str, WeightSpec],
     modalities: Sequence[str],
     *,
-    model: str,
+    model: str | None,
     in_channels: Mapping[str, int] | None = None,
     joint_modalities: Sequence[str] | None = None,
     rda_semantics: RDASemantics = 'transfer',
@@ -349,12 +528,25 @@ def resolve_weights(
             encoders[m] = EncoderWeights(
                 backbones[m], projectors[m], source, found, position
             )
+    # 4. Files carry their architecture.
+    files = [
+        s for s in (*backbone_specs.values(), joint_spec) if lookup_member(s) is None
+    ]
+    file_model, file_kwargs = _file_architecture(files, found_model or model)
+    if file_model is not None:
+        found_model = file_model
+        kwargs = {**file_kwargs, **kwargs}
+        for m, enc in encoders.items():
+            if enc.member is None:
+                in_chans.setdefault(
+                    m, infer_in_chans(enc.state_dict, enc.source, file_model)
+                )
     return ResolvedWeights(encoders, imagenet, found_model, in_chans, kwargs)
 
 
 def _check_members(
     planned: Mapping[str, tuple[WeightsEnum | None, int]],
-    model: str,
+    model: str | None,
     in_channels: Mapping[str, int] | None,
     follow_member_model: bool,
     hint: MappingHint,
@@ -400,7 +592,7 @@ def _check_members(
     if len(models) > 1:
         raise ValueError(f'weights are for different architectures {sorted(models)}')
     (member_model,) = models
-    if member_model != model:
+    if model is not None and member_model != model:
         warnings.warn(
             f'model={model!r} replaced by {member_model!r}, the architecture of the '
             'given weights',
@@ -449,10 +641,15 @@ def resolve_encoder(
     check_rda_semantics(rda_semantics)
     if isinstance(spec, str | os.PathLike) and os.path.exists(spec):
         source = os.fspath(spec)
+        _file_architecture([source], model)
+        raw = read_timm_folder(source) if is_timm_folder(source) else None
         state = select_encoder_state_dict(
-            read_checkpoint(spec), source, modality, rda_semantics
+            raw if raw is not None else read_checkpoint(source),
+            source,
+            modality,
+            rda_semantics,
         )
-        return EncoderWeights(state, {}, source), infer_in_chans(state, source)
+        return EncoderWeights(state, {}, source), infer_in_chans(state, source, model)
     member = lookup_member(spec)
     if member is None:
         raise ValueError(f'weights={spec!r} is not a file or Weights member')
@@ -460,23 +657,32 @@ def resolve_encoder(
     check_model(member, source, model)
     if isinstance(member, DeCURWeightsEnum):
         position = member.position(modality)
-        state = member.get_state_dict(modality=position, rda_semantics=rda_semantics)
+        with download_hint(member):
+            state = member.get_state_dict(
+                modality=position, rda_semantics=rda_semantics
+            )
         weights = EncoderWeights(state, {}, source, member, position)
         return weights, member.in_chans_for(position)
-    state = member.get_state_dict(progress=True, weights_only=True)
+    with download_hint(member):
+        state = member.get_state_dict(progress=True, weights_only=True)
     return EncoderWeights(state, {}, source, member), int(member.meta['in_chans'])
 
 
 __all__ = (
+    'DEFAULT_MODEL',
     'EncoderWeights',
     'ResolvedWeights',
     'WeightSpec',
     'as_decur_member',
     'check_model',
+    'download_hint',
+    'is_timm_folder',
     'lookup_member',
     'member_modalities',
     'modality_mapping_note',
     'read_state_dict',
+    'read_timm_folder',
     'resolve_encoder',
     'resolve_weights',
+    'weights_architecture',
 )

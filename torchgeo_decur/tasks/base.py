@@ -20,7 +20,12 @@ from ..models.checkpoints import (
     remap_backbone_state_dict,
 )
 from ..models.heads import Projector
-from ..models.loading import WeightSpec, member_modalities, resolve_weights
+from ..models.loading import (
+    DEFAULT_MODEL,
+    WeightSpec,
+    member_modalities,
+    resolve_weights,
+)
 from ..models.rda import share_deformable_attention
 from ..transforms.augmentations import ModalityAugmentation, resolve_config
 from .finite import check_batch_size, check_finite_checkpoint, check_finite_outputs
@@ -133,7 +138,7 @@ class MultimodalSSLTask(BaseTask):
     def __init__(
         self,
         modalities: Sequence[str] = ('s1', 's2'),
-        model: str = 'resnet50',
+        model: str | None = None,
         in_channels: dict[str, int] | None = None,
         weights: WeightSpec | dict[str, WeightSpec] = None,
         backbone_kwargs: dict[str, Any] | None = None,
@@ -153,7 +158,11 @@ class MultimodalSSLTask(BaseTask):
         Args:
             modalities: The modality names (two or more, as the loss allows),
                 modality 1 first; batches must hold ``image_<name>`` for each.
-            model: timm name of the encoder architecture (same for both).
+            model: timm name of the encoder architecture (same for both); by
+                default the architecture of ``weights`` (a member, an export, a
+                task checkpoint: see :func:`~torchgeo_decur.models.loading.
+                weights_architecture`), else ``resnet50``. Naming another
+                architecture than the weights' is an error.
             in_channels: Channels per modality (defaults for s1=2, s2=13, rgb=3,
                 dem=3, hha=3).
             weights: Initial weights, for both encoders at once (a joint file or
@@ -276,6 +285,7 @@ class MultimodalSSLTask(BaseTask):
                 **dict(self.hparams['backbone_kwargs'] or {}),
             }
             kwargs = {**resolved.backbone_kwargs, **kwargs}
+        self.hparams['model'] = self.hparams['model'] or DEFAULT_MODEL
         channels = resolve_in_channels(self.modalities, self.hparams['in_channels'])
         self.in_channels = channels
         self.backbones = nn.ModuleDict(

@@ -25,7 +25,7 @@ from torchmetrics import MetricCollection
 
 from ..models.backbones import split_rda_options, weights_module
 from ..models.checkpoints import load_encoder_state
-from ..models.loading import WeightSpec, resolve_weights
+from ..models.loading import DEFAULT_MODEL, WeightSpec, resolve_weights
 from .base import resolve_in_channels
 
 #: How a modality is removed in modality-missing evaluation: ``'zero'`` feeds an
@@ -48,7 +48,7 @@ class MultimodalDownstreamTask(BaseTask):
     def __init__(
         self,
         modalities: Sequence[str] = ('s1', 's2'),
-        model: str = 'resnet50',
+        model: str | None = None,
         in_channels: dict[str, int] | None = None,
         weights: WeightSpec | dict[str, WeightSpec] = None,
         joint_modalities: Sequence[str] | None = None,
@@ -68,7 +68,10 @@ class MultimodalDownstreamTask(BaseTask):
         Args:
             modalities: One or two modality names, modality 1 first; batches hold
                 ``image_<name>`` for each.
-            model: timm name of the encoder architecture (same for all).
+            model: timm name of the encoder architecture (same for all); by
+                default the architecture of ``weights`` (a member, an export, a
+                task checkpoint), else ``resnet50``. Naming another architecture
+                than the weights' is an error.
             in_channels: Channels per modality (defaults: s1=2, s2=13, rgb=3,
                 dem=3, hha=3).
             weights: Initial encoder weights. One spec for all encoders: a joint
@@ -185,6 +188,16 @@ class MultimodalDownstreamTask(BaseTask):
                 'intended.'
             ),
         )
+        # The weights carry their architecture (see weights_architecture).
+        self.hparams['model'] = resolved.model or self.hparams['model'] or DEFAULT_MODEL
+        if resolved.model is not None:
+            extra = {
+                k: v for k, v in resolved.backbone_kwargs.items() if k != 'num_classes'
+            }
+            self.hparams['backbone_kwargs'] = {
+                **extra,
+                **dict(self.hparams['backbone_kwargs'] or {}),
+            }
         channels = resolve_in_channels(
             self.modalities,
             {**resolved.in_chans, **dict(self.hparams['in_channels'] or {})},
