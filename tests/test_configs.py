@@ -5,10 +5,13 @@ import glob
 import math
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchgeo.datamodules import BaseDataModule
@@ -36,8 +39,56 @@ def test_print_config(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert 'class_path: torchgeo_decur.' in printed
 
 
+class FitRecorder(Callback):
+    """What a run did, for :func:`test_tiny_config_fast_dev_run`.
+
+    Added on the command line (``--trainer.callbacks+=``), so the config runs
+    exactly as written; each finished fit appends one record to :attr:`RECORDS`.
+    """
+
+    #: One dict per finished fit: the trainer's global step, every training
+    #: loss, the logged metrics and the trainable parameters that changed.
+    RECORDS: list[dict[str, Any]] = []
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.before = {
+            name: p.detach().clone()
+            for name, p in pl_module.named_parameters()
+            if p.requires_grad
+        }
+        self.losses: list[float] = []
+
+    def on_train_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        loss = outputs['loss'] if isinstance(outputs, Mapping) else outputs
+        self.losses.append(float(loss))
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        after = dict(pl_module.named_parameters())
+        self.RECORDS.append(
+            {
+                'global_step': trainer.global_step,
+                'losses': self.losses,
+                'metrics': {k: float(v) for k, v in trainer.callback_metrics.items()},
+                'trainable': len(self.before),
+                'changed': [
+                    name
+                    for name, p in self.before.items()
+                    if not torch.equal(after[name].detach(), p)
+                ],
+            }
+        )
+
+
 @pytest.mark.parametrize('config', TINY, ids=os.path.basename)
 def test_tiny_config_fast_dev_run(config: str, tmp_path: Path) -> None:
+    FitRecorder.RECORDS.clear()
     main(
         [
             'fit',
@@ -46,8 +97,20 @@ def test_tiny_config_fast_dev_run(config: str, tmp_path: Path) -> None:
             '--trainer.fast_dev_run=2',
             '--trainer.accelerator=cpu',
             f'--trainer.default_root_dir={tmp_path}',
+            f'--trainer.callbacks+={__name__}.FitRecorder',
         ]
     )
+    # Two optimiser steps on two finite training losses moved the trainable
+    # weights, and validation ran and logged finite values.
+    [record] = FitRecorder.RECORDS
+    assert record['global_step'] == 2, record
+    assert len(record['losses']) == 2, record
+    assert all(math.isfinite(loss) for loss in record['losses']), record
+    assert record['trainable'] > 0
+    assert record['changed'], 'no trainable parameter changed'
+    metrics = record['metrics']
+    assert any(name.startswith('val_') for name in metrics), metrics
+    assert all(math.isfinite(v) for v in metrics.values()), metrics
 
 
 def test_quickstart_learns_logs_and_resumes(tmp_path: Path) -> None:
