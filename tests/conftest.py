@@ -10,6 +10,8 @@ import torch
 from lightning.pytorch import Trainer
 from torch import Tensor, nn
 
+from .distributed import Results, run_jobs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, 'tests', 'data')
 SHARED = os.path.abspath(os.path.join(ROOT, '..', 'shared', 'realdata'))
@@ -32,6 +34,28 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
         os.environ[name] = str(threads)
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='session')
+def distributed(tmp_path_factory: pytest.TempPathFactory) -> Results:
+    """The results of every job of tests/distributed.py, one process group per session.
+
+    Under pytest-xdist the first worker that asks runs the group and leaves the
+    results in the session's shared temporary folder; the others wait for them.
+    Skips where torch.distributed is unavailable.
+    """
+    if not torch.distributed.is_available():
+        pytest.skip('torch.distributed unavailable')
+    from filelock import FileLock
+
+    if 'PYTEST_XDIST_WORKER' not in os.environ:
+        return run_jobs()
+    saved = tmp_path_factory.getbasetemp().parent / 'distributed.pt'
+    with FileLock(f'{saved}.lock'):
+        if not saved.exists():
+            torch.save(run_jobs(), saved)
+    results: Results = torch.load(saved, weights_only=True)
+    return results
 
 
 @pytest.fixture

@@ -1,14 +1,18 @@
 """Every YAML in conf/ and tests/conf/ runs through the real torchgeo CLI."""
 
 import csv
+import functools
 import glob
 import math
 import os
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchgeo.datamodules import BaseDataModule
@@ -36,8 +40,56 @@ def test_print_config(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert 'class_path: torchgeo_decur.' in printed
 
 
+class FitRecorder(Callback):
+    """What a run did, for :func:`test_tiny_config_fast_dev_run`.
+
+    Added on the command line (``--trainer.callbacks+=``), so the config runs
+    exactly as written; each finished fit appends one record to :attr:`RECORDS`.
+    """
+
+    #: One dict per finished fit: the trainer's global step, every training
+    #: loss, the logged metrics and the trainable parameters that changed.
+    RECORDS: list[dict[str, Any]] = []
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.before = {
+            name: p.detach().clone()
+            for name, p in pl_module.named_parameters()
+            if p.requires_grad
+        }
+        self.losses: list[float] = []
+
+    def on_train_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        loss = outputs['loss'] if isinstance(outputs, Mapping) else outputs
+        self.losses.append(float(loss))
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        after = dict(pl_module.named_parameters())
+        self.RECORDS.append(
+            {
+                'global_step': trainer.global_step,
+                'losses': self.losses,
+                'metrics': {k: float(v) for k, v in trainer.callback_metrics.items()},
+                'trainable': len(self.before),
+                'changed': [
+                    name
+                    for name, p in self.before.items()
+                    if not torch.equal(after[name].detach(), p)
+                ],
+            }
+        )
+
+
 @pytest.mark.parametrize('config', TINY, ids=os.path.basename)
 def test_tiny_config_fast_dev_run(config: str, tmp_path: Path) -> None:
+    FitRecorder.RECORDS.clear()
     main(
         [
             'fit',
@@ -46,8 +98,21 @@ def test_tiny_config_fast_dev_run(config: str, tmp_path: Path) -> None:
             '--trainer.fast_dev_run=2',
             '--trainer.accelerator=cpu',
             f'--trainer.default_root_dir={tmp_path}',
+            f'--trainer.callbacks+={__name__}.FitRecorder',
         ]
     )
+    # Optimiser steps (two, or one where the fixture holds one batch) on finite
+    # training losses moved the trainable weights; every logged value (training
+    # and, where the data has a validation split, validation) is finite.
+    [record] = FitRecorder.RECORDS
+    assert record['global_step'] in (1, 2), record
+    assert len(record['losses']) == record['global_step'], record
+    assert all(math.isfinite(loss) for loss in record['losses']), record
+    assert record['trainable'] > 0
+    assert record['changed'], 'no trainable parameter changed'
+    metrics = record['metrics']
+    assert 'train_loss' in metrics, metrics
+    assert all(math.isfinite(v) for v in metrics.values()), metrics
 
 
 def test_quickstart_learns_logs_and_resumes(tmp_path: Path) -> None:
@@ -141,11 +206,49 @@ ON_THIS_MACHINE = [
 ]
 
 
+#: Configs whose task calls ``Tensor.item()`` while it is built (smp's MiT, the
+#: SUN RGB-D tasks), so not on the meta device.
+BUILT_ON_CPU = {'decur_sunrgbd_mitb5.yaml', 'decur_sunrgbd_rn50.yaml'}
+
+
+def _on_meta(configure: Callable[[Any], None]) -> Callable[[Any], None]:
+    @functools.wraps(configure)
+    def on_meta(self: Any) -> None:
+        with torch.device('meta'):
+            configure(self)
+
+    return on_meta
+
+
+def models_on_meta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every task's ``configure_models`` builds on the meta device.
+
+    For tests that check only which classes a config builds: a full-size model
+    (ResNet-50 with an 8192-wide projector, ViT-S/16) then costs no memory and
+    no initialisation.
+    """
+    import torchgeo_decur.tasks
+
+    for name in torchgeo_decur.tasks.__all__:  # load the lazily exported tasks
+        getattr(torchgeo_decur.tasks, name)
+    classes, todo = [], [BaseTask]
+    while todo:
+        cls = todo.pop()
+        classes.append(cls)
+        todo += cls.__subclasses__()
+    for cls in classes:
+        if 'configure_models' in vars(cls):
+            configure = vars(cls)['configure_models']
+            monkeypatch.setattr(cls, 'configure_models', _on_meta(configure))
+
+
 @pytest.mark.parametrize('config', CONF, ids=os.path.basename)
 def test_full_config_builds_its_task_and_data_module(
     config: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr('sys.argv', ['torchgeo'])  # pytest's own arguments
+    if os.path.basename(config) not in BUILT_ON_CPU:
+        models_on_meta(monkeypatch)
     cli = LightningCLI(
         model_class=BaseTask,
         datamodule_class=BaseDataModule,

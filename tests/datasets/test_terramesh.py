@@ -3,7 +3,6 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -11,8 +10,6 @@ import fsspec
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import zarr
 from torch.utils.data import DataLoader
 
@@ -24,6 +21,7 @@ from torchgeo_decur.datasets.terramesh import (
 )
 
 from ..conftest import DATA
+from ..distributed import Results
 
 ROOT = os.path.join(DATA, 'terramesh')
 INVALID = os.path.join(ROOT, 'invalid')
@@ -247,30 +245,21 @@ def test_nominal_epoch_repeats_only_after_a_full_pass() -> None:
     assert set(keys[:8]) == TRAIN_KEYS
 
 
-def _coverage_worker(rank: int, world: int, folder: str) -> None:
-    dist.init_process_group(
-        'gloo', init_method=f'file://{folder}/rendezvous', rank=rank, world_size=world
+def ddp_job(rank: int, world_size: int) -> list[str]:
+    """In the suite's process group (tests/distributed.py): this rank's keys.
+
+    Each rank reads one epoch through a data loader with two worker processes.
+    """
+    ds = TerraMeshStream(ROOT, 'train', shuffle_buffer=3, seed=5)
+    ds.set_epoch(1)
+    loader = DataLoader(
+        ds, batch_size=None, num_workers=2, multiprocessing_context='fork'
     )
-    try:
-        ds = TerraMeshStream(ROOT, 'train', shuffle_buffer=3, seed=5)
-        ds.set_epoch(1)
-        loader = DataLoader(
-            ds, batch_size=None, num_workers=2, multiprocessing_context='fork'
-        )
-        keys = [s['key'] for s in loader]
-        with open(os.path.join(folder, f'rank{rank}.json'), 'w') as f:
-            json.dump(keys, f)
-    finally:
-        dist.destroy_process_group()
+    return [s['key'] for s in loader]
 
 
-@pytest.mark.slow
-def test_two_ranks_two_workers_see_every_sample_once() -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        mp.spawn(_coverage_worker, args=(2, folder), nprocs=2, join=True)  # type: ignore[attr-defined]
-        per_rank = [
-            json.loads(Path(folder, f'rank{r}.json').read_text()) for r in (0, 1)
-        ]
+def test_two_ranks_two_workers_see_every_sample_once(distributed: Results) -> None:
+    per_rank = distributed['terramesh_coverage']
     assert all(len(k) == len(set(k)) for k in per_rank)
     assert not set(per_rank[0]) & set(per_rank[1])
     assert set(per_rank[0]) | set(per_rank[1]) == TRAIN_KEYS

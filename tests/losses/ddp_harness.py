@@ -1,27 +1,24 @@
 """Check that a gathered loss under DDP equals the single-process loss.
 
-``check_ddp_equivalence_many({name: make_loss}, world_size=2)`` trains nothing:
-it builds two small encoders without BatchNorm (SyncBatchNorm cannot run on CPU/gloo), feeds each of
+Trains nothing: ``rank_results(rank, world_size, {name: make_loss})``, called on
+every rank of the suite's one process group (tests/distributed.py), builds two
+small encoders without BatchNorm (SyncBatchNorm cannot run on CPU/gloo), feeds each of
 ``world_size`` gloo processes its slice of one global batch, runs the loss with
 gathering enabled under ``DistributedDataParallel`` and returns the loss and the
 DDP-averaged gradients of rank 0, together with the loss and gradients of one
-process that sees the whole batch. Any multimodal loss with the signature
+process that sees the whole batch (``with_single_process``). Any multimodal loss with the signature
 ``loss(z1_1, z1_2, z2_1, z2_2) -> scalar`` (extra views unused is fine) can use it.
 """
 
-import os
-import tempfile
 from collections.abc import Callable
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 LossFactory = Callable[[bool], Callable[..., Tensor]]
 #: Per loss name: (distributed results of rank 0 plus ``'ranks'``, single-process
-#: results), as :func:`check_ddp_equivalence_many` returns them.
+#: results), as :func:`with_single_process` returns them.
 DDPResults = dict[str, tuple[dict[str, object], dict[str, object]]]
 
 PER_RANK = 6
@@ -77,80 +74,58 @@ def _grads(step: nn.Module) -> dict[str, Tensor]:
     }
 
 
-def _worker(
+def rank_results(
     rank: int,
     world_size: int,
-    folder: str,
     factories: dict[str, LossFactory],
     modalities: int = 2,
-) -> None:
-    dist.init_process_group(
-        'gloo',
-        init_method=f'file://{os.path.join(folder, "rendezvous")}',
-        rank=rank,
-        world_size=world_size,
-    )
-    try:
-        for name, make_loss in factories.items():
-            model = DistributedDataParallel(LossStep(make_loss(True), modalities))
-            x = global_batch(world_size, modalities)[
-                :, rank * PER_RANK : (rank + 1) * PER_RANK
-            ]
-            loss = model(x)
-            loss.backward()
-            grads = _grads(model.module)
-            torch.save(
-                {'loss': loss.detach(), 'grads': grads},
-                os.path.join(folder, f'{name}.rank{rank}.pt'),
-            )
-    finally:
-        dist.destroy_process_group()
-
-
-def check_ddp_equivalence_many(
-    factories: dict[str, LossFactory], world_size: int = 2, modalities: int = 2
-) -> DDPResults:
-    """Run losses distributed and on one process; return both results per loss.
-
-    Spawning the processes dominates the run time, so checking several losses in
-    one spawn keeps the suite fast.
-
-    ``modalities`` encoders get 2 x ``modalities`` views, and the losses are called
-    with (m1 v1, m1 v2, m2 v1, m2 v2, ...).
+) -> dict[str, dict[str, object]]:
+    """On one rank of an initialised process group: each loss's loss and gradients.
 
     Args:
-        factories: Loss name -> picklable callable: ``make_loss(gather_distributed)``
-            returns the loss function.
-        world_size: Number of gloo processes.
+        rank: This process's rank.
+        world_size: Number of ranks.
+        factories: Loss name -> ``make_loss(gather_distributed)``.
         modalities: Number of modalities (encoders).
 
     Returns:
-        ``{name: (distributed, single)}``, each ``{'loss': Tensor, 'grads':
-        {name: Tensor}}``; ``distributed`` also has ``'ranks'``, the results of
-        every rank.
+        ``{name: {'loss': Tensor, 'grads': {name: Tensor}}}`` of this rank, the
+        gradients averaged over the ranks by ``DistributedDataParallel``.
     """
-    with tempfile.TemporaryDirectory() as folder:
-        mp.spawn(  # type: ignore[attr-defined]
-            _worker,
-            args=(world_size, folder, factories, modalities),
-            nprocs=world_size,
-            join=True,
-        )
-        ranks = {
-            name: [
-                torch.load(os.path.join(folder, f'{name}.rank{r}.pt'))
-                for r in range(world_size)
-            ]
-            for name in factories
-        }
+    out: dict[str, dict[str, object]] = {}
+    for name, make_loss in factories.items():
+        model = DistributedDataParallel(LossStep(make_loss(True), modalities))
+        x = global_batch(world_size, modalities)[
+            :, rank * PER_RANK : (rank + 1) * PER_RANK
+        ]
+        loss = model(x)
+        loss.backward()
+        out[name] = {'loss': loss.detach(), 'grads': _grads(model.module)}
+    return out
 
+
+def with_single_process(
+    factories: dict[str, LossFactory],
+    ranks: list[dict[str, dict[str, object]]],
+    modalities: int = 2,
+) -> DDPResults:
+    """Pair every rank's results (:func:`rank_results`) with one process's.
+
+    The single process sees the whole global batch of ``len(ranks)`` ranks.
+
+    Returns:
+        ``{name: (distributed, single)}``, each ``{'loss': Tensor, 'grads':
+        {name: Tensor}}``; ``distributed`` (rank 0's) also has ``'ranks'``, the
+        results of every rank.
+    """
     out = {}
     for name, make_loss in factories.items():
         step = LossStep(make_loss(False), modalities)
-        loss = step(global_batch(world_size, modalities))
+        loss = step(global_batch(len(ranks), modalities))
         loss.backward()
         single = {'loss': loss.detach(), 'grads': _grads(step)}
-        out[name] = ({**ranks[name][0], 'ranks': ranks[name]}, single)
+        per_rank = [r[name] for r in ranks]
+        out[name] = ({**per_rank[0], 'ranks': per_rank}, single)
     return out
 
 

@@ -1,19 +1,24 @@
 """Every baseline loss under 2-process DDP equals one process with the whole batch.
 
-All losses run in one process group (one spawn) to keep the suite fast; each is
-compared separately: every rank's loss value, and the DDP-averaged gradients of the
+All losses run in the suite's one process group (tests/distributed.py) to keep
+the suite fast; each is compared separately: every rank's loss value, and the DDP-averaged gradients of the
 encoders and of the loss's own parameters (CLIP's learnable temperature).
 """
 
 import functools
 
-import pytest
 import torch
 from torch import Tensor, nn
 
 from torchgeo_decur.losses import BarlowTwinsLoss, CLIPLoss, NTXentLoss, VICRegLoss
 
-from .ddp_harness import LossStep, assert_results_equivalent, check_ddp_equivalence_many
+from ..distributed import Results
+from .ddp_harness import (
+    LossStep,
+    assert_results_equivalent,
+    rank_results,
+    with_single_process,
+)
 
 
 class CrossModal(nn.Module):
@@ -44,14 +49,16 @@ def make(name: str, gather: bool) -> CrossModal:
 
 GATHERED = ['ntxent', 'clip', 'clip_fixed', 'barlow_twins', 'vicreg']
 LOCAL = ['ntxent_local', 'vicreg_local']
+FACTORIES = {n: functools.partial(make, n) for n in GATHERED + LOCAL}
 
 
-@pytest.mark.skipif(
-    not torch.distributed.is_available(), reason='torch.distributed unavailable'
-)
-def test_two_process_ddp_equals_single_process() -> None:
-    names = GATHERED + LOCAL
-    results = check_ddp_equivalence_many({n: functools.partial(make, n) for n in names})
+def ddp_job(rank: int, world_size: int) -> dict[str, dict[str, object]]:
+    """This module's part of the suite's process group (tests/distributed.py)."""
+    return rank_results(rank, world_size, FACTORIES)  # type: ignore[arg-type]
+
+
+def test_two_process_ddp_equals_single_process(distributed: Results) -> None:
+    results = with_single_process(FACTORIES, distributed['baseline_losses'])  # type: ignore[arg-type]
     for name in GATHERED:
         assert_results_equivalent(name, *results[name], rtol=1e-5)
     # Without gathering, per-rank negatives / statistics give other losses, so the

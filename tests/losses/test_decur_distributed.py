@@ -1,8 +1,8 @@
 """DeCURLoss with gathering under two-process DDP equals the one-process loss.
 
-One process group checks every loss of this module (spawning the processes costs
-more than the checks): the gathered loss with both methods, and, as a check of
-the harness itself, a loss without gathering, which must differ.
+The suite's one process group (tests/distributed.py) runs every loss of this
+module: the gathered loss with both methods, and, as a check of the harness
+itself, a loss without gathering, which must differ.
 """
 
 import functools
@@ -12,14 +12,13 @@ import torch
 
 from torchgeo_decur.losses import DeCURLoss
 
+from ..distributed import Results
 from .ddp_harness import (
     DDPResults,
+    LossFactory,
     assert_results_equivalent,
-    check_ddp_equivalence_many,
-)
-
-pytestmark = pytest.mark.skipif(
-    not torch.distributed.is_available(), reason='torch.distributed unavailable'
+    rank_results,
+    with_single_process,
 )
 
 
@@ -31,15 +30,21 @@ def make_local_decur(gather: bool) -> DeCURLoss:
     return DeCURLoss(common_dim=18, gather_distributed=False)
 
 
+FACTORIES: dict[str, LossFactory] = {
+    'gram': functools.partial(make_decur, 'gram'),
+    'direct': functools.partial(make_decur, 'direct'),
+    'local': make_local_decur,
+}
+
+
+def ddp_job(rank: int, world_size: int) -> dict[str, dict[str, object]]:
+    """This module's part of the suite's process group (tests/distributed.py)."""
+    return rank_results(rank, world_size, FACTORIES)
+
+
 @pytest.fixture(scope='module')
-def results() -> DDPResults:
-    return check_ddp_equivalence_many(
-        {
-            'gram': functools.partial(make_decur, 'gram'),
-            'direct': functools.partial(make_decur, 'direct'),
-            'local': make_local_decur,
-        }
-    )
+def results(distributed: Results) -> DDPResults:
+    return with_single_process(FACTORIES, distributed['decur_loss'])
 
 
 @pytest.mark.parametrize('method', ['gram', 'direct'])

@@ -9,10 +9,12 @@ from torch import Tensor
 
 from torchgeo_decur.losses import DeCURLoss, decur_loss, decur_loss_multi
 
+from ..distributed import Results
 from .ddp_harness import (
     DDPResults,
     assert_results_equivalent,
-    check_ddp_equivalence_many,
+    rank_results,
+    with_single_process,
 )
 from .reference import barlow, correlation, decur_reference
 
@@ -158,17 +160,25 @@ def _call_multimodal(loss: DeCURLoss, *z: Tensor) -> Tensor:
     return loss.multimodal(list(zip(z[0::2], z[1::2], strict=True))).total
 
 
+def ddp_job(rank: int, world_size: int) -> dict[str, dict[str, object]]:
+    """This module's part of the suite's process group (tests/distributed.py)."""
+    return rank_results(rank, world_size, _three_modality_factories(), modalities=3)
+
+
+def _three_modality_factories():  # type: ignore[no-untyped-def]
+    return {
+        'gram': functools.partial(three_modality_loss, 'gram'),
+        'direct': functools.partial(three_modality_loss, 'direct'),
+        'local': functools.partial(_local_three_modality_loss),
+    }
+
+
 @pytest.fixture(scope='module')
-def three_modality_ddp() -> DDPResults:
-    """Gathered (both methods) and local three-modality losses, one spawn."""
-    if not torch.distributed.is_available():
-        pytest.skip('torch.distributed unavailable')
-    return check_ddp_equivalence_many(
-        {
-            'gram': functools.partial(three_modality_loss, 'gram'),
-            'direct': functools.partial(three_modality_loss, 'direct'),
-            'local': functools.partial(_local_three_modality_loss),
-        },
+def three_modality_ddp(distributed: Results) -> DDPResults:
+    """Gathered (both methods) and local three-modality losses."""
+    return with_single_process(
+        _three_modality_factories(),
+        distributed['decur_loss_3_modalities'],
         modalities=3,
     )
 
