@@ -28,10 +28,10 @@ from torchgeo_decur.callbacks import EmbeddingWriter
 from torchgeo_decur.cli import main
 from torchgeo_decur.datamodules.embedding import EmbeddingDataModule
 from torchgeo_decur.embeddings import METADATA_KEY, nearest_patches, read_embeddings
-from torchgeo_decur.models import DeCURResNet50_Weights
 from torchgeo_decur.models.checkpoints import to_reference_joint
 from torchgeo_decur.tasks.embedding import EmbeddingTask
 from torchgeo_decur.transforms import ClipNormalize
+from torchgeo_decur.weights import DeCURResNet50_Weights
 
 from .conftest import DATA
 from .models.released import reference_encoder, write_backbone

@@ -135,6 +135,8 @@ def test_export_round_trips(
         'joint': tmp_path / 'decur_joint_decur.pth',
         's1': tmp_path / 'decur_s1_decur.pth',
         's2': tmp_path / 'decur_s2_decur.pth',
+        's1_timm': tmp_path / 'decur_s1_timm',
+        's2_timm': tmp_path / 'decur_s2_timm',
     }
 
     # The released layouts, exactly.

@@ -56,6 +56,7 @@ from .models.checkpoints import (
     load_checkpoint_file,
     save_atomically,
     split_joint_state_dict,
+    stale_temporaries,
     to_reference_backbone,
     to_reference_joint,
 )
@@ -172,17 +173,33 @@ def export_checkpoint(
             f'output(s) {existing} already exist; pass --overwrite (Python: '
             'overwrite=True) to replace them'
         )
-    staged = {
-        folders[m]: stage_timm_folder(
-            backbones[m],
-            hparams,
-            m,
-            folders[m],
-            (scaling or {}).get('statistics', {}).get(m),
-            source,
-        )
-        for m in modalities
-    }
+    staged: dict[Path, Path] = {}
+    notes: list[str] = []
+    for folder in folders.values():  # what an interrupted export left behind
+        for stale in stale_temporaries(os.fspath(folder)):
+            shutil.rmtree(stale, ignore_errors=True)
+    try:
+        for m in modalities:
+            tmp = stage_timm_folder(
+                backbones[m],
+                hparams,
+                m,
+                folders[m],
+                (scaling or {}).get('statistics', {}).get(m),
+                source,
+            )
+            if tmp is None:
+                notes.append(
+                    f'no timm folder for the {m} encoder: {hparams.get("model")!r} '
+                    'is not a timm architecture (use the .pth file)'
+                )
+            else:
+                staged[folders[m]] = tmp
+    except BaseException:
+        for tmp in staged.values():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    written = set(staged)
     try:
         save_atomically(contents, overwrite=overwrite)
         for target, tmp in list(staged.items()):
@@ -192,13 +209,17 @@ def export_checkpoint(
         for tmp in staged.values():
             shutil.rmtree(tmp, ignore_errors=True)
     for m in modalities:
-        files[f'{m}_timm'] = folders[m]
-    return {
+        if folders[m] in written:
+            files[f'{m}_timm'] = folders[m]
+    summary: dict[str, Any] = {
         'model': hparams.get('model'),
         'modalities': list(modalities),
         'in_channels': hparams.get('in_channels'),
         'files': files,
     }
+    if notes:
+        summary['notes'] = notes
+    return summary
 
 
 def stage_timm_folder(
@@ -208,7 +229,7 @@ def stage_timm_folder(
     target: Path,
     statistics: Mapping[str, Any] | None,
     source: str,
-) -> Path:
+) -> Path | None:
     """Write one encoder in timm's Hugging Face layout to a hidden temporary folder.
 
     Args:
@@ -222,7 +243,9 @@ def stage_timm_folder(
         source: The checkpoint path, for messages.
 
     Returns:
-        The temporary folder (``config.json`` + ``model.safetensors``).
+        The temporary folder (``config.json`` + ``model.safetensors``), or None
+        for an encoder that is not a timm model (smp's MiT): timm cannot rebuild
+        it from a ``config.json``.
 
     Raises:
         ValueError: If the encoder cannot be built or its weights do not load.
@@ -240,10 +263,7 @@ def stage_timm_folder(
     encoder = build_backbone(architecture, in_chans, **kwargs)
     load_encoder_state(encoder, state, f'{source} ({modality} encoder)')
     if not hasattr(encoder, 'pretrained_cfg'):
-        raise ValueError(
-            f'{architecture!r} has no timm pretrained_cfg, so timm cannot describe '
-            f'it in a config.json ({source}, {modality} encoder)'
-        )
+        return None
     if statistics is not None:
         scaling: dict[str, Any] = {
             'formula': SCALING_FORMULA,
@@ -268,8 +288,11 @@ def stage_timm_folder(
         )
         for name in os.listdir(tmp):  # safetensors writes 0600: use the umask
             os.chmod(tmp / name, file_mode())
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, Exception) and not isinstance(err, ValueError):
+            # safetensors reports a full disk as its own SafetensorError.
+            raise OSError(f'cannot write {os.fspath(target)!r}: {err}') from err
         raise
     return tmp
 

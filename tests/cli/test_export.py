@@ -27,34 +27,57 @@ import torch
 
 from .conftest import cli_env, one_line_error, run_cli, run_in_process, snapshot
 
+#: What timm's save_for_hf writes into each exported encoder folder.
+TIMM_FILES = ('config.json', 'model.safetensors')
+
 
 def write_checkpoint(
     path: Path, seed: int = 0, big: int = 0, nan: bool = False
 ) -> Path:
-    """A Lightning checkpoint of an S1/S2 two-encoder task."""
+    """A Lightning checkpoint of an S1/S2 two-encoder task.
+
+    The encoders are timm's tiny ``test_resnet`` (1.5 MB each) with random
+    weights, so every output (the released layouts and the timm folders) is
+    written; ``big`` adds a projector layer of that many rows (joint file only).
+    """
+    import timm
+
     generator = torch.Generator().manual_seed(seed)
     state: dict[str, Any] = {}
     for modality, channels in (('s1', 2), ('s2', 13)):
-        state[f'backbones.{modality}.conv1.weight'] = torch.randn(
-            8, channels, 3, 3, generator=generator
-        )
-        state[f'backbones.{modality}.bn1.weight'] = torch.ones(8)
-        state[f'backbones.{modality}.bn1.running_mean'] = torch.zeros(8)
-        if big:
-            state[f'backbones.{modality}.layer1.0.conv1.weight'] = torch.randn(
-                big, 8, 3, 3, generator=generator
-            )
+        encoder = timm.create_model('test_resnet', in_chans=channels, num_classes=0)
+        for key, value in encoder.state_dict().items():
+            if value.is_floating_point():
+                value = torch.randn(value.shape, generator=generator)
+            state[f'backbones.{modality}.{key}'] = value
         state[f'projectors.{modality}.0.weight'] = torch.randn(
-            16, 8, generator=generator
+            16, encoder.num_features, generator=generator
         )
+        if big:
+            state[f'projectors.{modality}.1.weight'] = torch.randn(
+                big, 16, generator=generator
+            )
     if nan:
-        state['backbones.s2.conv1.weight'][0, 0, 0, 0] = float('nan')
-    hparams = {'modalities': ['s1', 's2'], 'model': 'resnet50', 'in_channels': [2, 13]}
+        state['backbones.s2.conv1.0.weight'][0, 0, 0, 0] = float('nan')
+    hparams = {
+        'modalities': ['s1', 's2'],
+        'model': 'test_resnet',
+        'in_channels': [2, 13],
+    }
     torch.save({'state_dict': state, 'hyper_parameters': hparams, 'epoch': 3}, path)
     return path
 
 
-EXPECTED = ('ckpt_joint_decur.pth', 'ckpt_s1_decur.pth', 'ckpt_s2_decur.pth')
+EXPECTED = tuple(
+    sorted(
+        [
+            'ckpt_joint_decur.pth',
+            'ckpt_s1_decur.pth',
+            'ckpt_s2_decur.pth',
+            *(f'ckpt_{m}_timm/{f}' for m in ('s1', 's2') for f in TIMM_FILES),
+        ]
+    )
+)
 
 
 def exported(
@@ -91,11 +114,16 @@ def test_second_export_refused_then_overwrite_replaces(
     assert result.returncode == 0, result.stderr
     after = snapshot(str(out))
     assert sorted(after) == list(EXPECTED)
-    assert all(after[name] != before[name] for name in EXPECTED)
+    # Every weights file is new (a config.json is the same for the same model).
+    assert all(
+        after[name] != before[name]
+        for name in EXPECTED
+        if not name.endswith('config.json')
+    )
     joint = torch.load(out / 'ckpt_joint_decur.pth', weights_only=True)['model']
     want = torch.load(ckpt, weights_only=True)['state_dict']
     assert torch.equal(
-        joint['module.backbone_1.conv1.weight'], want['backbones.s1.conv1.weight']
+        joint['module.backbone_1.conv1.0.weight'], want['backbones.s1.conv1.0.weight']
     )
 
 
@@ -144,7 +172,7 @@ def test_non_finite_weights_are_refused_naming_the_key(
     line = one_line_error(
         run_in_process(capsys, 'export', str(ckpt), '--output-dir', str(out)), 'export'
     )
-    assert "'module.backbone_2.conv1.weight'" in line
+    assert "'module.backbone_2.conv1.0.weight'" in line
     assert 'non-finite' in line
     assert not out.exists() or not os.listdir(out)
 
@@ -272,5 +300,6 @@ def test_kill_during_export_keeps_previous_files(
     after = snapshot(str(out))
     assert sorted(after) == list(EXPECTED)
     for name in EXPECTED:
-        assert after[name] != before[name]
-        torch.load(out / name, weights_only=True)  # complete, loadable files
+        if name.endswith('.pth'):
+            assert after[name] != before[name]
+            torch.load(out / name, weights_only=True)  # complete, loadable files

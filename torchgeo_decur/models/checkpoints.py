@@ -121,7 +121,7 @@ def file_mode() -> int:
 TMP_MARKER = '.tmp-'
 
 
-def _stale_temporaries(path: str) -> list[str]:
+def stale_temporaries(path: str) -> list[str]:
     """Temporary files that an interrupted write of ``path`` left behind."""
     folder, name = os.path.split(os.path.abspath(path))
     return glob.glob(
@@ -167,7 +167,7 @@ def save_atomically(
     written: list[tuple[str, str]] = []
     try:
         for target, obj in zip(targets, files.values(), strict=True):
-            for stale in _stale_temporaries(target):
+            for stale in stale_temporaries(target):
                 os.remove(stale)
             folder, name = os.path.split(os.path.abspath(target))
             tmp = os.path.join(folder, f'.{name}{TMP_MARKER}{secrets.token_hex(4)}')
