@@ -148,7 +148,15 @@ def test_weights_errors(tmp_path: Any) -> None:
         ValueError,
         match=r"cannot load weights into backbone 's1'.*shape mismatches: conv1.weight",
     ):
-        DeCURTask(weights={'s1': str(backbone_file)}, **TINY)
+        # Channels given explicitly that the file does not have.
+        DeCURTask(
+            weights={'s1': str(backbone_file)},
+            in_channels={'s1': 2, 's2': 13},
+            **TINY,
+        )
+    # Without in_channels, the file's channels are taken.
+    taken = DeCURTask(weights={'s1': str(backbone_file)}, **TINY)
+    assert taken.backbones['s1'].conv1.in_channels == 13
     bad = dict(src.backbones['s2'].state_dict())
     bad['extra.weight'] = torch.zeros(1)
     del bad['bn1.weight']

@@ -33,8 +33,13 @@ def test_joint_member_sets_architecture_and_loads_everything(hub: Path) -> None:
     references = reference_pair(member)
     # A file whose projectors have the task's shapes (released: 8192-d).
     write_joint(member, hub, references, projector_dims=(32, 32))
-    with pytest.warns(UserWarning, match="model='resnet50' replaced by 'mit_b2'"):
-        task = DeCURTask(weights=str(member), modalities=('rgb', 'hha'), **SMALL)
+    # The member says what it is: no model to restate, and a conflicting one is
+    # an error naming both.
+    task = DeCURTask(weights=str(member), modalities=('rgb', 'hha'), **SMALL)
+    with pytest.raises(ValueError, match=r"resnet50.*mit_b2|mit_b2.*resnet50"):
+        DeCURTask(
+            weights=str(member), modalities=('rgb', 'hha'), model='resnet50', **SMALL
+        )
     assert task.hparams['model'] == 'mit_b2'
     assert task.hparams['in_channels'] == {'rgb': 3, 'hha': 3}
     assert task.hparams['backbone_kwargs'] == {'num_classes': 2048}

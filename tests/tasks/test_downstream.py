@@ -142,7 +142,12 @@ def test_weights_from_one_backbone_file_per_modality(
     with pytest.raises(
         ValueError, match=r'shape mismatches: conv1.weight: checkpoint \(64, 2'
     ):
-        MultimodalClassificationTask(model='resnet18', weights={'s2': paths['s1']})
+        MultimodalClassificationTask(
+            model='resnet18', weights={'s2': paths['s1']}, in_channels={'s2': 13}
+        )
+    # Without in_channels, the file's channels are taken.
+    taken = MultimodalClassificationTask(model='resnet18', weights={'s2': paths['s1']})
+    assert same(taken.encoders['s2'], states['s1'])
     with pytest.raises(ValueError, match='unknown modalities'):
         MultimodalClassificationTask(model='resnet18', weights={'rgb': paths['s1']})
 

@@ -180,7 +180,10 @@ class TerraMeshDataModule(BaseDataModule):
             raise ValueError(
                 f'samples_per_epoch must be positive, got {samples_per_epoch}'
             )
-        self.save_hyperparameters()
+        # The folders are saved as 'folders': Lightning refuses a data module
+        # hyperparameter that shares a name with the task's ('modalities').
+        self.save_hyperparameters(ignore=['modalities'])
+        self.hparams['folders'] = list(modalities)
         self.stream_kwargs: dict[str, Any] = dict(
             s2_harmonize=s2_harmonize,
             metadata=metadata,
