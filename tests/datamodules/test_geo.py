@@ -357,9 +357,10 @@ def test_a_patch_its_storage_type_cannot_hold_is_refused() -> None:
 BASELINES = os.path.join(DATA, 's2_baselines')
 
 
-def baseline_patches(folder: str, mode: str = 'auto') -> Tensor:
-    """Every 16 px patch of one folder's S2 ground, through the data module."""
-    dm = MultimodalGeoDataModule(
+def baseline_module(
+    folder: str, mode: str = 'auto', coregistered: str | None = None
+) -> MultimodalGeoDataModule:
+    return MultimodalGeoDataModule(
         {'s2': RasterDataset(paths=os.path.join(BASELINES, folder))},
         patch_size=16,
         length=2,
@@ -367,7 +368,15 @@ def baseline_patches(folder: str, mode: str = 'auto') -> Tensor:
         statistics_patches=1,
         min_valid_fraction=0.0,
         s2_harmonize=mode,
+        coregistered=coregistered,
     )
+
+
+def baseline_patches(
+    folder: str, mode: str = 'auto', coregistered: str | None = None
+) -> Tensor:
+    """Every 16 px patch of one folder's S2 ground, through the data module."""
+    dm = baseline_module(folder, mode, coregistered)
     dm.setup('fit')
     assert dm.hparams['s2_harmonize'] == mode
     ds = dm.train_dataset
@@ -403,3 +412,20 @@ def test_an_undated_raster_warns_once() -> None:
     assert torch.equal(undated, baseline_patches('pb0301'))
     with pytest.raises(ValueError, match='s2_harmonize must be one of'):
         module(s2_harmonize='sometimes')
+
+
+def test_coregistered_store_is_harmonized_like_the_on_the_fly_path(
+    tmp_path: Path,
+) -> None:
+    # The store holds what the on-the-fly path reads: the offset removed file by
+    # file (here a mosaic of a 2021 and a 2023 product), and a store written
+    # under one s2_harmonize decision is refused under another.
+    from torchgeo_decur.datamodules.coregistered import coregister
+
+    store = str(tmp_path / 'store')
+    coregister(baseline_module('mosaic'), store, tile_size=16, progress=False)
+    assert torch.equal(
+        baseline_patches('mosaic', coregistered=store), baseline_patches('pb0301')
+    )
+    with pytest.raises(ValueError, match='another Sentinel-2 harmonization'):
+        baseline_module('mosaic', 'never', coregistered=store).setup('fit')

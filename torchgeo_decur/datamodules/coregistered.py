@@ -164,6 +164,7 @@ def coregister(
         num_workers=num_workers,
         overwrite=overwrite,
         progress=progress,
+        offset_files=datamodule.s2_offset_files(),
     )
 
 
@@ -200,6 +201,14 @@ def open_store(
             f'co-registered store {path!r} is on a {store.grid.res} grid in '
             f'{store.grid.crs[:40]}..., the data module reads {tuple(joint.res)} in '
             f'{crs.to_string()}; rerun `torchgeo-decur coregister` with these settings'
+        )
+    offsets = {m: sorted(f) for m, f in datamodule.s2_offset_files().items()}
+    if store.manifest.get('s2_offset_files', {}) != offsets:
+        raise ValueError(
+            f'co-registered store {path!r} was written with another Sentinel-2 '
+            f'harmonization (files with the offset removed: '
+            f'{store.manifest.get("s2_offset_files")}, now {offsets}); rerun '
+            '`torchgeo-decur coregister` with --overwrite and this s2_harmonize'
         )
     current = {
         m: fingerprints(source_files(ds)) for m, ds in datamodule.datasets.items()

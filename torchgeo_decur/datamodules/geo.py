@@ -21,7 +21,6 @@ Sentinel-2 rasters are harmonized file by file to the pre-2022 DN scale
 (``s2_harmonize``, see :mod:`torchgeo_decur.transforms.harmonize`).
 """
 
-import copy
 import math
 import os
 import re
@@ -46,13 +45,12 @@ from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset, Se
 from torchgeo.samplers import GeoSampler, RandomPatchSampler
 
 from ..datasets.chips import listing
-from ..datasets.rasters import RasterReadError, naming_file
+from ..datasets.rasters import RasterReadError, naming_file, read_harmonized
 from ..transforms.harmonize import (
     S2Harmonize,
     S2Harmonizer,
     check_s2_harmonize,
     date_from_name,
-    remove_offset,
 )
 from ..transforms.normalize import ApplyToKeys
 from ..transforms.statistics import BandStatistics, valid_mask
@@ -333,50 +331,6 @@ def s2_offset_files(
         ):
             out.add(str(path))
     return frozenset(out)
-
-
-def read_harmonized(
-    dataset: RasterDataset, x: slice, y: slice, offset_files: frozenset[str]
-) -> dict[str, Any]:
-    """Read a location, removing the offset from the pixels of ``offset_files``.
-
-    When only some files carry the offset, the two groups of files are read
-    separately and merged: pixels the offset files leave invalid (nodata, 0 or
-    non-finite) come from the others.
-
-    Args:
-        dataset: A Sentinel-2 raster dataset.
-        x: Slice of x coordinates (CRS units).
-        y: Slice of y coordinates (CRS units).
-        offset_files: Files whose DN carry the offset.
-
-    Returns:
-        The dataset's sample with the harmonized ``image``.
-    """
-    paths = dataset.index['filepath'].astype(str)
-    shifted = paths.isin(offset_files)
-    if bool(shifted.all()):
-        sample = dict(dataset[x, y])
-        sample['image'] = remove_offset(sample['image'])
-        return sample
-    nodata = 0.0 if dataset.nodata is None else float(dataset.nodata)
-    merged: dict[str, Any] | None = None
-    for rows, shift in ((shifted, True), (~shifted, False)):
-        part = copy.copy(dataset)
-        part.index = dataset.index[rows]
-        try:
-            sample = dict(part[x, y])
-        except IndexError:  # no file of this group covers the location
-            continue
-        image = remove_offset(sample['image']) if shift else sample['image']
-        if merged is None:
-            merged = sample | {'image': image}
-        else:
-            hole = ~(valid_mask(merged['image'], nodata) & (merged['image'] != 0))
-            merged['image'] = torch.where(hole, image, merged['image'])
-    if merged is None:
-        return dict(dataset[x, y])  # raises torchgeo's own error
-    return merged
 
 
 def valid_fraction(image: Tensor, nodata: float | None) -> float:
@@ -866,6 +820,22 @@ class MultimodalGeoDataModule(
             'patch_size <= that, a smaller val_fraction, or a coarser res'
         )
 
+    def s2_offset_files(self) -> dict[str, frozenset[str]]:
+        """Per Sentinel-2 modality, the files whose DN carry the 04.00 offset.
+
+        Decided by ``s2_harmonize`` (see :func:`s2_offset_files`); warns once per
+        dataset that ``'auto'`` cannot place.
+
+        Returns:
+            Modality -> paths of its files to shift (Sentinel-2 modalities only).
+        """
+        harmonizer = S2Harmonizer(self.hparams['s2_harmonize'])
+        return {
+            m: s2_offset_files(m, ds, harmonizer)
+            for m, ds in self.datasets.items()
+            if is_sentinel2(m, ds)
+        }
+
     def _nodata(self) -> dict[str, float | None]:
         return {m: dataset_nodata(ds) for m, ds in self.datasets.items()}
 
@@ -894,12 +864,7 @@ class MultimodalGeoDataModule(
             m: storage_dtype(ds) if self.hparams['native_dtypes'] else None
             for m, ds in self.datasets.items()
         }
-        harmonizer = S2Harmonizer(self.hparams['s2_harmonize'])
-        offset_files = {
-            m: s2_offset_files(m, ds, harmonizer)
-            for m, ds in self.datasets.items()
-            if is_sentinel2(m, ds)
-        }
+        offset_files = self.s2_offset_files()
 
         def sampler(region: shapely.Geometry, length: int) -> RandomPatchSampler:
             s = RandomPatchSampler(

@@ -31,7 +31,7 @@ import glob
 import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,6 +44,8 @@ from rasterio.windows import Window
 from torch.utils.data import DataLoader, Dataset
 from torchgeo.datasets import RasterDataset
 from tqdm import tqdm
+
+from .rasters import read_harmonized
 
 #: Identifies a store manifest; bumped when the layout changes.
 FORMAT = 'torchgeo_decur/coregistered'
@@ -64,6 +66,7 @@ SETTING_KEYS = (
     'nodata',
     'compression',
     'sources',
+    's2_offset_files',
 )
 #: Creation options of every tile (GDAL COG driver).
 COG_OPTIONS: dict[str, Any] = {
@@ -465,6 +468,7 @@ class _TileJob(Dataset[tuple[int, str]]):
         tiles: Sequence[tuple[int, int]],
         dtypes: Mapping[str, str],
         nodata: Mapping[str, float | None],
+        offset_files: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         self.datasets = dict(datasets)
         self.output = output
@@ -472,6 +476,7 @@ class _TileJob(Dataset[tuple[int, str]]):
         self.tiles = list(tiles)
         self.dtypes = dict(dtypes)
         self.nodata = dict(nodata)
+        self.offset_files = {m: frozenset(f) for m, f in (offset_files or {}).items()}
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -496,7 +501,9 @@ class _TileJob(Dataset[tuple[int, str]]):
         x, y = self.grid.slices(
             window.col_off, window.row_off, window.width, window.height
         )
-        image = ds[x, y]['image'].numpy()
+        offset = self.offset_files.get(modality)
+        sample = read_harmonized(ds, x, y, offset) if offset else ds[x, y]
+        image = sample['image'].numpy()
         dtype = self.dtypes[modality]
         stored = image.astype(dtype)
         if not np.array_equal(stored.astype(np.float32), image, equal_nan=True):
@@ -625,6 +632,7 @@ def write_coregistered(
     num_workers: int = 0,
     overwrite: bool = False,
     progress: bool = True,
+    offset_files: Mapping[str, Collection[str]] | None = None,
 ) -> dict[str, Any]:
     """Write every modality's tiles of a common grid; resume an interrupted run.
 
@@ -641,6 +649,9 @@ def write_coregistered(
         overwrite: Delete a store already in ``output`` (whatever its settings)
             and write every tile anew.
         progress: Show a tqdm progress bar.
+        offset_files: Per Sentinel-2 modality, the source files whose DN carry
+            the processing baseline 04.00 offset: removed before storing, as the
+            on-the-fly path does (recorded, so a store never mixes decisions).
 
     Returns:
         The manifest that was written.
@@ -670,6 +681,7 @@ def write_coregistered(
         'nodata': dict(nodata),
         'compression': {k: v for k, v in COG_OPTIONS.items() if k != 'driver'},
         'sources': {m: fingerprints(source_files(ds)) for m, ds in datasets.items()},
+        's2_offset_files': {m: sorted(f) for m, f in (offset_files or {}).items()},
     }
     # JSON round trip, so tuples and lists compare as the recorded values do.
     settings = json.loads(json.dumps(settings))
@@ -700,7 +712,7 @@ def write_coregistered(
     if os.path.isfile(os.path.join(output, MANIFEST)):
         os.remove(os.path.join(output, MANIFEST))  # rewritten when every tile is
     _atomic_json(os.path.join(output, SETTINGS), settings)
-    job = _TileJob(datasets, output, grid, tiles, dtypes, nodata)
+    job = _TileJob(datasets, output, grid, tiles, dtypes, nodata, offset_files)
     loader = DataLoader(
         job, batch_size=None, num_workers=num_workers, collate_fn=_identity
     )

@@ -11,15 +11,22 @@ catches ``ValueError``; :func:`read_band` turns every read failure into a
 the sample it belongs to.
 """
 
+import copy
 import os
 import warnings
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import rasterio
+import torch
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from torchgeo.datasets import RasterDataset
+
+from ..transforms.harmonize import remove_offset
+from ..transforms.statistics import valid_mask
 
 
 class RasterReadError(ValueError):
@@ -167,3 +174,47 @@ def _size_or_none(path: str) -> int | None:
 def _describe_size(size: int | None) -> str:
     """Human-readable file size for error messages."""
     return 'file size unknown' if size is None else f'{size} bytes on disk'
+
+
+def read_harmonized(
+    dataset: RasterDataset, x: slice, y: slice, offset_files: frozenset[str]
+) -> dict[str, Any]:
+    """Read a location, removing the offset from the pixels of ``offset_files``.
+
+    When only some files carry the offset, the two groups of files are read
+    separately and merged: pixels the offset files leave invalid (nodata, 0 or
+    non-finite) come from the others.
+
+    Args:
+        dataset: A Sentinel-2 raster dataset.
+        x: Slice of x coordinates (CRS units).
+        y: Slice of y coordinates (CRS units).
+        offset_files: Files whose DN carry the offset.
+
+    Returns:
+        The dataset's sample with the harmonized ``image``.
+    """
+    paths = dataset.index['filepath'].astype(str)
+    shifted = paths.isin(offset_files)
+    if bool(shifted.all()):
+        sample = dict(dataset[x, y])
+        sample['image'] = remove_offset(sample['image'])
+        return sample
+    nodata = 0.0 if dataset.nodata is None else float(dataset.nodata)
+    merged: dict[str, Any] | None = None
+    for rows, shift in ((shifted, True), (~shifted, False)):
+        part = copy.copy(dataset)
+        part.index = dataset.index[rows]
+        try:
+            sample = dict(part[x, y])
+        except IndexError:  # no file of this group covers the location
+            continue
+        image = remove_offset(sample['image']) if shift else sample['image']
+        if merged is None:
+            merged = sample | {'image': image}
+        else:
+            hole = ~(valid_mask(merged['image'], nodata) & (merged['image'] != 0))
+            merged['image'] = torch.where(hole, image, merged['image'])
+    if merged is None:
+        return dict(dataset[x, y])  # raises torchgeo's own error
+    return merged
