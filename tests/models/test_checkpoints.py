@@ -112,7 +112,10 @@ def test_unwrap_and_read(tmp_path: Path) -> None:
 def test_read_checkpoint_refuses_pickled_code(tmp_path: Path) -> None:
     path = tmp_path / 'evil.pth'
     torch.save({'model': nn.Linear(2, 2)}, path)  # a pickled module, not a state dict
-    with pytest.raises(ValueError, match=r"evil\.pth' cannot be read.*weights_only=True.*Unsupported global"):
+    with pytest.raises(
+        ValueError,
+        match=r"evil\.pth' cannot be read.*weights_only=True.*Unsupported global",
+    ):
         read_checkpoint(path)
 
 

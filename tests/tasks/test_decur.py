@@ -146,7 +146,7 @@ def test_weights_errors(tmp_path: Any) -> None:
         DeCURTask(weights=str(backbone_file), **TINY)
     with pytest.raises(
         ValueError,
-        match=r"cannot load weights into backbone 's1'.*shape mismatches: conv1.weight",
+        match=r"in_channels\['s1'\]=2 but the weights .*s2\.pth take 13 channels",
     ):
         # Channels given explicitly that the file does not have.
         DeCURTask(

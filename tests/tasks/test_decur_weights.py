@@ -36,7 +36,7 @@ def test_joint_member_sets_architecture_and_loads_everything(hub: Path) -> None:
     # The member says what it is: no model to restate, and a conflicting one is
     # an error naming both.
     task = DeCURTask(weights=str(member), modalities=('rgb', 'hha'), **SMALL)
-    with pytest.raises(ValueError, match=r"resnet50.*mit_b2|mit_b2.*resnet50"):
+    with pytest.raises(ValueError, match=r'resnet50.*mit_b2|mit_b2.*resnet50'):
         DeCURTask(
             weights=str(member), modalities=('rgb', 'hha'), model='resnet50', **SMALL
         )

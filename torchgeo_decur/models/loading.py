@@ -426,8 +426,9 @@ def resolve_weights(
         joint_modalities: Names of a joint file's encoders, modality 1 first.
         rda_semantics: Which deformable-attention blocks modality 2 of an RDA
             joint file gets (see :data:`~.checkpoints.RDASemantics`).
-        follow_member_model: When DeCUR members were made for another
-            architecture, return theirs (with a UserWarning) instead of failing.
+        follow_member_model: Take the architecture of DeCUR members when
+            ``model`` is None (a ``model`` naming another one is an error either
+            way).
         hint: Extra words for the warning about modality names.
 
     Returns:
@@ -536,11 +537,16 @@ def resolve_weights(
     if file_model is not None:
         found_model = file_model
         kwargs = {**file_kwargs, **kwargs}
+        given = dict(in_channels or {})
         for m, enc in encoders.items():
             if enc.member is None:
-                in_chans.setdefault(
-                    m, infer_in_chans(enc.state_dict, enc.source, file_model)
-                )
+                channels = infer_in_chans(enc.state_dict, enc.source, file_model)
+                if m in given and int(given[m]) != channels:
+                    raise ValueError(
+                        f'in_channels[{m!r}]={given[m]} but the weights '
+                        f'{enc.source} take {channels} channels'
+                    )
+                in_chans.setdefault(m, channels)
     return ResolvedWeights(encoders, imagenet, found_model, in_chans, kwargs)
 
 
@@ -593,10 +599,10 @@ def _check_members(
         raise ValueError(f'weights are for different architectures {sorted(models)}')
     (member_model,) = models
     if model is not None and member_model != model:
-        warnings.warn(
-            f'model={model!r} replaced by {member_model!r}, the architecture of the '
-            'given weights',
-            stacklevel=4,
+        raise ValueError(
+            f'model={model!r} conflicts with the weights, which are for '
+            f'{member_model!r}; leave model out (the weights say it) or pick '
+            'weights of that architecture'
         )
     given = dict(in_channels or {})
     in_chans: dict[str, int] = {}
