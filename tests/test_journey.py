@@ -106,6 +106,10 @@ def test_info_describes_the_checkpoint_and_its_exports(
         if stats:  # own rasters store the statistics their inputs were scaled with
             first = f'{stats[encoder["modality"]]["mean"][0]:.4g}'
             assert f'mean [{first}' in encoder['scaling'], encoder['scaling']
+    harmonize = (saved.get('datamodule_hyper_parameters') or {}).get('s2_harmonize')
+    if harmonize is not None:  # own rasters record how Sentinel-2 DN were read
+        for encoder in info['encoders']:
+            assert f's2_harmonize={harmonize!r}' in encoder['scaling']
     for m, c in channels.items():
         for path in (export / f'last_{m}_timm', export / f'last_{m}_decur.pth'):
             assert main(['info', str(path), '--json']) == 0
@@ -134,6 +138,8 @@ def test_timm_loads_the_export_as_the_trained_encoder(
         assert config['model_args']['in_chans'] == c
         if stats:
             assert config['input_scaling']['mean'] == stats[m]['mean']
+            harmonize = saved['datamodule_hyper_parameters'].get('s2_harmonize')
+            assert config['input_scaling'].get('s2_harmonize') == harmonize
         encoder = timm.create_model(f'local-dir:{folder}', pretrained=True).eval()
         x = torch.rand(2, c, 24, 24)
         with torch.no_grad():

@@ -185,7 +185,7 @@ def export_checkpoint(
                 hparams,
                 m,
                 folders[m],
-                (scaling or {}).get('statistics', {}).get(m),
+                _modality_scaling(scaling, m),
                 source,
             )
             if tmp is None:
@@ -222,6 +222,19 @@ def export_checkpoint(
     return summary
 
 
+def _modality_scaling(
+    scaling: Mapping[str, Any] | None, modality: str
+) -> dict[str, Any] | None:
+    """One modality's recorded statistics (with ``s2_harmonize``), or None."""
+    stats = (scaling or {}).get('statistics', {}).get(modality)
+    if stats is None:
+        return None
+    out = dict(stats)
+    if scaling and scaling.get('s2_harmonize') is not None:
+        out['s2_harmonize'] = scaling['s2_harmonize']
+    return out
+
+
 def stage_timm_folder(
     state: Mapping[str, Tensor],
     hparams: Mapping[str, Any],
@@ -238,8 +251,8 @@ def stage_timm_folder(
             ``backbone_kwargs``).
         modality: The encoder's modality.
         target: Where the folder goes (its parent holds the temporary one).
-        statistics: ``{'mean', 'std'}`` of the bands in raw units, if the run
-            recorded them.
+        statistics: ``{'mean', 'std'}`` of the bands in raw units (and
+            ``'s2_harmonize'``), if the run recorded them.
         source: The checkpoint path, for messages.
 
     Returns:
@@ -270,6 +283,8 @@ def stage_timm_folder(
             'mean': list(statistics['mean']),
             'std': list(statistics['std']),
         }
+        if statistics.get('s2_harmonize') is not None:
+            scaling['s2_harmonize'] = statistics['s2_harmonize']
     else:
         scaling = {
             'formula': 'the normalisation of the data module the run used (the '
@@ -321,20 +336,25 @@ def input_scaling(ckpt: dict[str, Any]) -> dict[str, Any] | None:
         ckpt: A loaded Lightning checkpoint.
 
     Returns:
-        ``{'scaling': <formula>, 'statistics': {modality: {'mean', 'std'}}}`` or
-        None when the data module stored no ``statistics`` hyperparameter.
+        ``{'scaling': <formula>, 'statistics': {modality: {'mean', 'std'}}}``
+        (plus ``'s2_harmonize'`` where the data module recorded how it read
+        Sentinel-2 digital numbers), or None when the data module stored no
+        ``statistics`` hyperparameter.
     """
     hparams = ckpt.get('datamodule_hyper_parameters') or {}
     stats = hparams.get('statistics') if isinstance(hparams, dict) else None
     if not stats:
         return None
-    return {
+    out: dict[str, Any] = {
         'scaling': SCALING_FORMULA,
         'statistics': {
             m: {'mean': list(s['mean']), 'std': list(s['std'])}
             for m, s in stats.items()
         },
     }
+    if hparams.get('s2_harmonize') is not None:
+        out['s2_harmonize'] = hparams['s2_harmonize']
+    return out
 
 
 __all__ = (

@@ -455,6 +455,10 @@ def _task_info(
     encoders = []
     arch = str(hparams.get('model', ''))
     statistics = _statistics(meta)
+    data_hparams = meta.get('datamodule_hyper_parameters')
+    harmonize = (
+        data_hparams.get('s2_harmonize') if isinstance(data_hparams, Mapping) else None
+    )
     for m in modalities:
         encoder = strip_prefix(state, f'backbones.{m}.')
         if not encoder:
@@ -471,6 +475,12 @@ def _task_info(
                 "the data module's normalisation at training time (the checkpoint "
                 'stores no statistics; the DeCUR data modules of the released '
                 "datasets apply the released files' scaling)"
+            )
+        if harmonize is not None:
+            scaling += (
+                f'; Sentinel-2 digital numbers read with s2_harmonize={harmonize!r} '
+                '(the 1000 DN offset of processing baseline 04.00+ removed where '
+                'it applies)'
             )
         encoders.append(
             EncoderInfo(
