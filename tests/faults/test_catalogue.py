@@ -14,20 +14,7 @@ from .library import FAULTS
 
 #: Cells whose outcome is not yet acceptable, with the reason (strict: a cell
 #: that starts passing must be taken off this list).
-KNOWN: dict[tuple[str, str], str] = {
-    ('ssl4eo-s12', 'mixed-dtypes'): (
-        'a float32 band file among uint16 ones is resampled without the rounding '
-        'of the uint16 reads: slightly other values, no word'
-    ),
-    ('ssl4eo-s12 cache', 'mixed-dtypes'): (
-        'the writer refuses the location, but names the location, not the file; '
-        'under skip the reason does not name the file'
-    ),
-    ('sun rgb-d', 'wrong-band-count'): (
-        'a 2-channel (gray + alpha) HHA image is read as cv2.imread reads it, '
-        'as three gray channels, without a word'
-    ),
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 @pytest.mark.timeout(120)

@@ -4,6 +4,7 @@ import os
 import random
 import re
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -18,7 +19,7 @@ from ..transforms.normalize import (
     SSL4EO_S12_S2_BANDS,
     SSL4EO_S12_S2A_BANDS,
 )
-from .rasters import read_band
+from .rasters import RasterReadError, read_band
 from .ssl4eo_s12_cache import SSL4EOS12Cache
 from .utils import batch_buffer
 
@@ -346,10 +347,22 @@ class SSL4EOS12Pairs(NonGeoDataset):
         where = f'SSL4EO-S12 location {location!r}, {product}'
         shape = None if self.size is None else (self.size, self.size)
         keep = () if product == 's1' else ('uint16',)
-        arrays = [
-            read_band(path, shape, where, keep_dtypes=keep)
-            for path in self._band_paths(product, location, stamp)
-        ]
+        paths = self._band_paths(product, location, stamp)
+        arrays = [read_band(path, shape, where, keep_dtypes=keep) for path in paths]
+        kinds = Counter(str(a.dtype) for a in arrays)
+        if len(kinds) > 1:
+            # A band file of another type is resampled without the rounding of
+            # the others: refuse it rather than read slightly other values.
+            common = kinds.most_common(1)[0][0]
+            odd = [
+                f'{p!r} is {a.dtype}'
+                for p, a in zip(paths, arrays, strict=True)
+                if str(a.dtype) != common
+            ]
+            raise RasterReadError(
+                f'{where}: band files differ in data type: {", ".join(odd)} where '
+                f'the others are {common}; convert it to {common}'
+            )
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
             directory = os.path.join(self.root, product, location, stamp)

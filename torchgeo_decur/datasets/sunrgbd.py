@@ -222,13 +222,20 @@ class SUNRGBD(NonGeoDataset):
 
     # ------------------------------------------------------------- reading
     @staticmethod
-    def _read_color(path: str) -> Tensor:
-        """Decode an 8-bit image like ``cv2.imread(path)``: (3, H, W), B, G, R."""
+    def _read_color(path: str, modes: Sequence[str] = _COLOR_MODES) -> Tensor:
+        """Decode an 8-bit image like ``cv2.imread(path)``: (3, H, W), B, G, R.
+
+        Args:
+            path: Image file.
+            modes: PIL modes accepted (HHA maps: ``'RGB'`` only, since a gray or
+                gray + alpha image would be read as three copies of one channel).
+        """
         with naming_file(path, 'SUN RGB-D'), Image.open(path) as img:
-            if img.mode not in _COLOR_MODES:
+            if img.mode not in modes:
                 raise ValueError(
-                    f'{path!r} has PIL mode {img.mode!r}; expected an 8-bit colour '
-                    'or gray image (HHA maps are 3-channel 8-bit, not raw depth)'
+                    f'{path!r} has PIL mode {img.mode!r} ({len(img.getbands())} '
+                    f'channel(s)); expected one of {list(modes)} (8-bit colour or '
+                    'gray images; HHA maps are 3-channel 8-bit, not raw depth)'
                 )
             rgb = ImageOps.exif_transpose(img).convert('RGB')
             array = np.asarray(rgb)[:, :, ::-1]
@@ -273,7 +280,7 @@ class SUNRGBD(NonGeoDataset):
         """
         paths = self.samples[index]
         rgb = self._read_color(paths['rgb'])
-        hha = self._read_color(paths['hha'])
+        hha = self._read_color(paths['hha'], ('RGB',))
         if rgb.shape != hha.shape:
             raise ValueError(
                 f'{paths["rgb"]!r} is {tuple(rgb.shape[1:])} but its HHA map '
