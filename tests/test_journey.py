@@ -20,21 +20,10 @@ from torchgeo_decur.cli import main
 from torchgeo_decur.tasks import MultimodalClassificationTask
 
 from .conftest import ROOT
+from .test_own_rasters_cli import OWN_RASTERS
 
 SMOKE = ['--config', 'conf/smoke.yaml']
 
-#: Shrinks the own-raster recipe to the size of the test rasters.
-OWN_RASTERS = [
-    '--model.init_args.model=resnet18',
-    '--model.init_args.projector_dims=[64, 64]',
-    '--model.init_args.common_dim=48',
-    '--model.init_args.crop_size=24',
-    '--data.init_args.patch_size=32',
-    '--data.init_args.batch_size=4',
-    '--data.init_args.length=8',
-    '--data.init_args.num_workers=0',
-    '--data.init_args.statistics_patches=8',
-]
 
 #: recipe, extra arguments, expected architecture, modalities and channels
 RUNS = {

@@ -12,12 +12,8 @@ from torchgeo_decur.export import export_checkpoint
 
 from .conftest import ROOT
 
-# Shrinks the example's model and patches to the size of the test rasters.
-TINY = [
-    '--trainer.accelerator=cpu',
-    '--trainer.precision=32-true',
-    '--trainer.max_steps=2',
-    '--trainer.logger=false',
+#: Shrinks the own-raster recipes to the size of the test rasters.
+OWN_RASTERS = [
     '--model.init_args.model=resnet18',
     '--model.init_args.projector_dims=[64, 64]',
     '--model.init_args.common_dim=48',
@@ -27,6 +23,15 @@ TINY = [
     '--data.init_args.length=8',
     '--data.init_args.num_workers=0',
     '--data.init_args.statistics_patches=8',
+]
+
+# The example on a CPU for two steps, without a logger.
+TINY = [
+    '--trainer.accelerator=cpu',
+    '--trainer.precision=32-true',
+    '--trainer.max_steps=2',
+    '--trainer.logger=false',
+    *OWN_RASTERS,
 ]
 
 
