@@ -33,7 +33,7 @@ from torch import Tensor
 from torchgeo_decur.datasets import SSL4EOS12Pairs
 from torchgeo_decur.datasets.shards import write_shards
 from torchgeo_decur.datasets.terramesh import TerraMeshStream
-from torchgeo_decur.models.loading import as_decur_member
+from torchgeo_decur.weights.loading import as_decur_member
 
 from .common import emit
 

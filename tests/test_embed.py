@@ -25,10 +25,10 @@ from torchgeo.datasets import RasterDataset
 from torchgeo.samplers import GriddedPatchSampler
 
 from torchgeo_decur.callbacks import EmbeddingWriter
+from torchgeo_decur.checkpoints.layouts import to_reference_joint
 from torchgeo_decur.cli import main
 from torchgeo_decur.datamodules.embedding import EmbeddingDataModule
 from torchgeo_decur.embeddings import METADATA_KEY, nearest_patches, read_embeddings
-from torchgeo_decur.models.checkpoints import to_reference_joint
 from torchgeo_decur.tasks.embedding import EmbeddingTask
 from torchgeo_decur.transforms import ClipNormalize
 from torchgeo_decur.weights import DeCURResNet50_Weights

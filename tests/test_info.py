@@ -8,7 +8,6 @@ from lightning.pytorch import Trainer
 
 from torchgeo_decur import DeCURTask
 from torchgeo_decur.cli import main
-from torchgeo_decur.models.inspect import inspect_checkpoint
 from torchgeo_decur.weights import (
     INPUTS,
     DeCURMiTB2_Weights,
@@ -17,6 +16,7 @@ from torchgeo_decur.weights import (
     DeCURViTSmall16_Weights,
     DeCURWeightsEnum,
 )
+from torchgeo_decur.weights.inspect import inspect_checkpoint
 
 from .models.released import write_group
 

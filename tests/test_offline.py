@@ -10,8 +10,8 @@ import torch
 from torchgeo.models import get_model
 
 from torchgeo_decur.cli import main
-from torchgeo_decur.models.loading import read_state_dict
 from torchgeo_decur.weights import DeCURMiTB2_Weights, DeCURResNet50_Weights
+from torchgeo_decur.weights.loading import read_state_dict
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 A subpackage that re-exports names from heavy submodules (timm, segmentation
 models, Lightning, torchgeo's trainers) lists them in a table; a name's submodule
 is imported on first access, so ``import torchgeo_decur.cli`` or
-``import torchgeo_decur.models.checkpoints`` does not pay for the rest. Static
+``import torchgeo_decur.checkpoints.layouts`` does not pay for the rest. Static
 type checkers see the same names through ``if TYPE_CHECKING:`` imports.
 """
 

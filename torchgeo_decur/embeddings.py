@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .models.checkpoints import save_atomically
+from .checkpoints.files import save_atomically
 
 #: File-metadata key of the run description in the GeoParquet file.
 METADATA_KEY = b'torchgeo_decur'
@@ -303,7 +303,7 @@ def geotiff_bytes(
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, overwrite: bool) -> str:
-    """Write a file atomically (see :func:`~.models.checkpoints.save_atomically`)."""
+    """Write a file atomically (see :func:`~.checkpoints.files.save_atomically`)."""
     save_atomically({path: data}, overwrite=overwrite)
     return os.fspath(path)
 

@@ -33,7 +33,7 @@ Each file loads back with ``torchgeo.models.get_model('decur_<model>', weights=p
 ``DeCURTask(weights=path)`` or with the authors' code.
 
 The files are written atomically (see
-:func:`~torchgeo_decur.models.checkpoints.save_atomically`): an interrupted export
+:func:`~torchgeo_decur.checkpoints.layouts.save_atomically`): an interrupted export
 leaves the previous files as they were, and existing files are only replaced with
 ``overwrite=True``. The command line is ``torchgeo-decur export``
 (:mod:`torchgeo_decur.cli.export`).
@@ -49,14 +49,16 @@ from typing import Any
 
 from torch import Tensor
 
-from .models.checkpoints import (
+from .checkpoints.files import (
     TMP_MARKER,
     check_finite,
     file_mode,
     load_checkpoint_file,
     save_atomically,
-    split_joint_state_dict,
     stale_temporaries,
+)
+from .checkpoints.layouts import (
+    split_joint_state_dict,
     to_reference_backbone,
     to_reference_joint,
 )
@@ -267,7 +269,8 @@ def stage_timm_folder(
     from timm.models import save_for_hf
 
     from .models.backbones import build_backbone, split_rda_options
-    from .models.checkpoints import infer_in_chans, load_encoder_state
+    from .checkpoints.layouts import load_encoder_state
+    from .models.shapes import infer_in_chans
 
     architecture = str(hparams['model'])
     in_chans = infer_in_chans(state, source, architecture)

@@ -35,9 +35,10 @@ from segmentation_models_pytorch.encoders import encoders as smp_encoders
 from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
+from .checkpoints.files import check_finite, save_atomically
+from .checkpoints.layouts import split_joint_state_dict
 from .export import prepare_output_dir
-from .models.checkpoints import check_finite, save_atomically, split_joint_state_dict
-from .models.loading import read_state_dict
+from .weights.loading import read_state_dict
 
 #: Prefix of CMX's X-branch (depth/HHA) encoder parameter names.
 CMX_EXTRA_PREFIX = 'extra_'

@@ -8,10 +8,10 @@ import timm
 import torch
 from torch import Tensor, nn
 
+from torchgeo_decur.checkpoints import load_exact
 from torchgeo_decur.models import (
     DeformableAttention,
     ResNetRDA,
-    load_exact,
     share_deformable_attention,
 )
 

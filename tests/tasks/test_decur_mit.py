@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 
 from torchgeo_decur import DeCURTask, MultimodalClassificationTask
-from torchgeo_decur.models import Projector, split_joint_state_dict
+from torchgeo_decur.checkpoints import split_joint_state_dict
+from torchgeo_decur.models import Projector
 
 # Full-size MiT encoders are only filled with random weights here: skip the slow
 # truncated-normal initialisation.

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from ..models.inspect import inspect_checkpoint
+from ..weights.inspect import inspect_checkpoint
 
 
 def register(subparsers: Any) -> None:

@@ -89,7 +89,8 @@ def draw(
     from torchgeo.tasks import BaseTask
 
     from ..callbacks import CorrelationPicture, correlation_figure, write_figure_png
-    from ..models.checkpoints import check_state_dict, load_checkpoint_file
+    from ..checkpoints.files import load_checkpoint_file
+    from ..checkpoints.layouts import check_state_dict
 
     if os.path.exists(output) and not overwrite:
         raise FileExistsError(f'{output!r} exists; pass --overwrite to replace it')

@@ -4,8 +4,8 @@ from collections.abc import Sequence
 
 from torchgeo.datamodules import EuroSATDataModule
 
-from ..models.loading import as_decur_member
 from ..transforms.normalize import ApplyToKeys
+from ..weights.loading import as_decur_member
 
 
 def eurosat_band_name(band: str) -> str:

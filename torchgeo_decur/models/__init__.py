@@ -1,6 +1,8 @@
-"""Architectures (encoders, heads, fusion models) and checkpoint handling.
+"""Architectures: encoders (ResNet-RDA, MiT), projector heads, fusion models.
 
-The released DeCUR weights live in :mod:`torchgeo_decur.weights`.
+Reading and writing checkpoint files is :mod:`torchgeo_decur.checkpoints`; the
+released DeCUR weights and every other weights source are
+:mod:`torchgeo_decur.weights`.
 """
 
 from typing import TYPE_CHECKING
@@ -9,16 +11,6 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .backbones import build_backbone, feature_dim
-    from .checkpoints import (
-        load_encoder_state,
-        load_exact,
-        read_checkpoint,
-        remap_backbone_state_dict,
-        select_encoder_state_dict,
-        split_joint_state_dict,
-        strip_prefix,
-        unwrap_state_dict,
-    )
     from .fusion import FCNFusionSegmenter, LateFusionClassifier
     from .heads import Projector
     from .mit import MIT_VARIANTS, MiTEncoder
@@ -40,16 +32,6 @@ if not TYPE_CHECKING:
             '.backbones': (
                 'build_backbone',
                 'feature_dim',
-            ),
-            '.checkpoints': (
-                'load_encoder_state',
-                'load_exact',
-                'read_checkpoint',
-                'remap_backbone_state_dict',
-                'select_encoder_state_dict',
-                'split_joint_state_dict',
-                'strip_prefix',
-                'unwrap_state_dict',
             ),
             '.fusion': (
                 'FCNFusionSegmenter',
@@ -84,13 +66,5 @@ __all__ = (
     'build_backbone',
     'deformable_attention_blocks',
     'feature_dim',
-    'load_encoder_state',
-    'load_exact',
-    'read_checkpoint',
-    'remap_backbone_state_dict',
-    'select_encoder_state_dict',
     'share_deformable_attention',
-    'split_joint_state_dict',
-    'strip_prefix',
-    'unwrap_state_dict',
 )

@@ -6,7 +6,7 @@ from typing import Any
 import timm
 from torch import nn
 
-from .checkpoints import RDASemantics, check_rda_semantics
+from ..checkpoints.layouts import RDASemantics, check_rda_semantics
 
 
 def split_rda_options(

@@ -20,7 +20,7 @@ from segmentation_models_pytorch.encoders.mix_transformer import (
 from timm.models import register_model
 from torch import Tensor, nn
 
-from .checkpoints import load_exact
+from ..checkpoints.layouts import load_exact
 
 MIT_VARIANTS = ('mit_b2', 'mit_b5')
 

@@ -1,10 +1,12 @@
-"""Key names and shapes of an encoder architecture, without its weights."""
+"""An encoder architecture's structure without its weights: key names, shapes, input layer."""
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import timm
 import torch
+from torch import Tensor, nn
 
 
 @functools.cache
@@ -48,3 +50,99 @@ def encoder_shapes(
 
 
 __all__ = ('encoder_shapes',)
+
+
+def build_for_shapes(architecture: str, in_chans: int = 3) -> nn.Module:
+    """Build a timm encoder (``num_classes=0``) for its structure, not its values.
+
+    The model is built on the meta device (no memory, milliseconds); encoders
+    whose constructor computes with tensors (smp's MiT) are built on the CPU.
+
+    Args:
+        architecture: timm name (this package registers ``resnet50_rda``,
+            ``mit_b2`` and ``mit_b5`` with timm).
+        in_chans: Input channels.
+
+    Returns:
+        The encoder.
+
+    Raises:
+        ValueError: If timm does not know ``architecture``.
+    """
+    if not timm.is_model(architecture):
+        raise ValueError(f'timm has no architecture {architecture!r}')
+    try:
+        with torch.device('meta'):
+            return timm.create_model(
+                architecture, pretrained=False, num_classes=0, in_chans=in_chans
+            )
+    except RuntimeError:  # e.g. Tensor.item() on meta tensors at construction
+        return timm.create_model(
+            architecture, pretrained=False, num_classes=0, in_chans=in_chans
+        )
+
+
+def input_layer(encoder: nn.Module) -> str:
+    """Name of an encoder's input layer: the convolution that sees the image.
+
+    timm's ``pretrained_cfg['first_conv']`` when the model has one (e.g.
+    ``conv1.0`` of a deep-stem ResNet, ``patch_embed.proj`` of a ViT), else the
+    first ``Conv2d`` in module order (e.g. ``patch_embed1.proj`` of a MiT).
+
+    Args:
+        encoder: A built encoder.
+
+    Returns:
+        The module name; its ``.weight`` has shape (out, in_chans, kh, kw).
+
+    Raises:
+        ValueError: If the encoder has no 2-D convolution.
+    """
+    modules = dict(encoder.named_modules())
+    cfg = getattr(encoder, 'pretrained_cfg', None) or {}
+    first = cfg.get('first_conv')
+    if isinstance(first, str) and isinstance(modules.get(first), nn.Conv2d):
+        return str(first)
+    for name, module in modules.items():
+        if isinstance(module, nn.Conv2d):
+            return str(name)
+    raise ValueError(f'{type(encoder).__name__} has no Conv2d input layer')
+
+
+def infer_in_chans(
+    state_dict: Mapping[str, Tensor], source: str, architecture: str | None = None
+) -> int:
+    """Number of input channels of an encoder's weights.
+
+    With ``architecture``, the input layer is found in the built model (see
+    :func:`input_layer`) and its weight read from ``state_dict``. Without one, or
+    when that key is absent (weights of another architecture, which loading then
+    reports), the first 4-D weight in the state dict's order is taken: state dicts
+    keep the module order of the model that wrote them, whose first convolution
+    is its input layer.
+
+    Args:
+        state_dict: Encoder weights with this package's key names.
+        source: Where they came from, for error messages.
+        architecture: timm name of the encoder, if known.
+
+    Returns:
+        The channel count of the input layer.
+
+    Raises:
+        ValueError: If the weights hold no 4-D (convolution) weight.
+    """
+    if architecture is not None:
+        try:
+            key = f'{input_layer(build_for_shapes(architecture))}.weight'
+        except ValueError:
+            key = ''
+        if key in state_dict and state_dict[key].ndim == 4:
+            return int(state_dict[key].shape[1])
+    for key, value in state_dict.items():
+        if key.endswith('weight') and value.ndim == 4:
+            return int(value.shape[1])
+    raise ValueError(
+        f'cannot tell the input channels of {source}: it holds no convolution '
+        f'weight (first keys: {list(state_dict)[:5]})'
+    )

@@ -12,22 +12,22 @@ from torch import Tensor, nn
 from torchgeo.tasks import BaseTask
 from torchvision.models._api import WeightsEnum
 
-from ..models.backbones import build_backbone, feature_dim, split_rda_options
-from ..models.checkpoints import (
+from ..checkpoints.layouts import (
     CLASSIFIER_PREFIXES,
     load_encoder_state,
     load_exact,
     remap_backbone_state_dict,
 )
+from ..models.backbones import build_backbone, feature_dim, split_rda_options
 from ..models.heads import Projector
-from ..models.loading import (
+from ..models.rda import share_deformable_attention
+from ..transforms.augmentations import ModalityAugmentation, resolve_config
+from ..weights.loading import (
     DEFAULT_MODEL,
     WeightSpec,
     member_modalities,
     resolve_weights,
 )
-from ..models.rda import share_deformable_attention
-from ..transforms.augmentations import ModalityAugmentation, resolve_config
 from .finite import check_batch_size, check_finite_checkpoint, check_finite_outputs
 from .optim import (
     OptimizerOptions,
@@ -160,7 +160,7 @@ class MultimodalSSLTask(BaseTask):
                 modality 1 first; batches must hold ``image_<name>`` for each.
             model: timm name of the encoder architecture (same for both); by
                 default the architecture of ``weights`` (a member, an export, a
-                task checkpoint: see :func:`~torchgeo_decur.models.loading.
+                task checkpoint: see :func:`~torchgeo_decur.weights.loading.
                 weights_architecture`), else ``resnet50``. Naming another
                 architecture than the weights' is an error.
             in_channels: Channels per modality (defaults for s1=2, s2=13, rgb=3,
@@ -255,7 +255,7 @@ class MultimodalSSLTask(BaseTask):
     def configure_models(self) -> None:
         """Resolve the weights, build encoders, projectors and augmentations.
 
-        The weights spec is resolved once (:func:`~..models.loading.
+        The weights spec is resolved once (:func:`~..weights.loading.
         resolve_weights`); what its members say about the architecture (model,
         channels, ``backbone_kwargs``) is written to ``hparams``, so a saved
         checkpoint rebuilds the same model.

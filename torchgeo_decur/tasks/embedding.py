@@ -23,14 +23,14 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
+from ..checkpoints.files import load_checkpoint_file
 from ..datamodules.scaling import given_statistics
 from ..export import input_scaling
-from ..models.checkpoints import load_checkpoint_file
-from ..models.inspect import inspect_checkpoint
-from ..models.loading import lookup_member
 from ..transforms.normalize import ClipNormalize
 from ..weights.base import DeCURWeightsEnum
 from ..weights.builders import build_encoder
+from ..weights.inspect import inspect_checkpoint
+from ..weights.loading import lookup_member
 
 #: How per-modality embeddings become the patch's vectors.
 Fusion = Literal['concat', 'separate']

@@ -23,9 +23,9 @@ from torch.optim.lr_scheduler import MultiStepLR
 from torchgeo.tasks import BaseTask
 from torchmetrics import MetricCollection
 
+from ..checkpoints.layouts import load_encoder_state
 from ..models.backbones import split_rda_options, weights_module
-from ..models.checkpoints import load_encoder_state
-from ..models.loading import DEFAULT_MODEL, WeightSpec, resolve_weights
+from ..weights.loading import DEFAULT_MODEL, WeightSpec, resolve_weights
 from .base import resolve_in_channels
 
 #: How a modality is removed in modality-missing evaluation: ``'zero'`` feeds an

@@ -15,14 +15,14 @@ from typing import Any, cast
 from torch import Tensor, nn
 from torchvision.models._api import WeightsEnum
 
-from ..models.checkpoints import (
+from ..checkpoints.files import unwrap_state_dict
+from ..checkpoints.layouts import (
     CLASSIFIER_PREFIXES,
     RDASemantics,
     check_state_dict,
     is_joint_state_dict,
     select_encoder_state_dict,
     split_joint_state_dict,
-    unwrap_state_dict,
 )
 from ..models.shapes import encoder_shapes
 from .inputs import INPUTS

@@ -11,8 +11,8 @@ import timm
 from torch import nn
 from torchvision.models._api import WeightsEnum
 
-from ..models.checkpoints import RDASemantics, check_rda_semantics, load_encoder_state
-from ..models.loading import resolve_encoder
+from ..checkpoints.layouts import RDASemantics, check_rda_semantics, load_encoder_state
+from ..weights.loading import resolve_encoder
 from .base import DeCURWeightsEnum
 from .enums import (
     DeCURMiTB2_Weights,

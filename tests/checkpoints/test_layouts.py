@@ -4,18 +4,18 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from torchgeo_decur.models import (
+from torchgeo_decur.checkpoints import (
     load_encoder_state,
     load_exact,
     remap_backbone_state_dict,
     select_encoder_state_dict,
 )
-from torchgeo_decur.models.checkpoints import (
-    infer_in_chans,
+from torchgeo_decur.checkpoints.layouts import (
     split_joint_state_dict,
     to_reference_backbone,
     to_reference_joint,
 )
+from torchgeo_decur.models.shapes import infer_in_chans
 
 
 def t(value: float) -> Tensor:

@@ -14,19 +14,17 @@ from typing import Any, cast
 
 from torch import Tensor
 
-from ..weights.base import DeCURWeightsEnum
-from ..weights.enums import WEIGHTS
-from ..weights.inputs import INPUTS
-from .checkpoints import (
+from ..checkpoints.files import load_checkpoint_file, unwrap_state_dict
+from ..checkpoints.layouts import (
     _reference_prefix,
-    build_for_shapes,
     embedding_size,
-    infer_in_chans,
-    load_checkpoint_file,
     remap_backbone_state_dict,
     strip_prefix,
-    unwrap_state_dict,
 )
+from ..models.shapes import build_for_shapes, infer_in_chans
+from .base import DeCURWeightsEnum
+from .enums import WEIGHTS
+from .inputs import INPUTS
 
 #: Block counts of the four ResNet stages → timm name (bottleneck, basic).
 _RESNETS: dict[tuple[int, ...], tuple[str | None, str | None]] = {

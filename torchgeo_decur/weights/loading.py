@@ -27,18 +27,16 @@ from typing import Any, TypeAlias, cast
 from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
-from ..weights.base import DeCURWeightsEnum
-from .checkpoints import (
+from ..checkpoints.files import load_checkpoint_file, read_checkpoint, unwrap_state_dict
+from ..checkpoints.layouts import (
     RDASemantics,
     check_rda_semantics,
-    infer_in_chans,
-    load_checkpoint_file,
-    read_checkpoint,
     remap_backbone_state_dict,
     select_encoder_state_dict,
     split_joint_state_dict,
-    unwrap_state_dict,
 )
+from ..models.shapes import infer_in_chans
+from .base import DeCURWeightsEnum
 
 #: Initial weights of one encoder: None/False (random), True (timm ImageNet), a
 #: Weights enum member, its string name, or a path to a checkpoint file.

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from torchgeo_decur import DeCURTask
-from torchgeo_decur.models import (
+from torchgeo_decur.checkpoints import (
     load_exact,
     read_checkpoint,
     split_joint_state_dict,
