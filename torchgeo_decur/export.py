@@ -268,8 +268,8 @@ def stage_timm_folder(
     """
     from timm.models import save_for_hf
 
-    from .models.backbones import build_backbone, split_rda_options
     from .checkpoints.layouts import load_encoder_state
+    from .models.backbones import build_backbone, split_rda_options
     from .models.shapes import infer_in_chans
 
     architecture = str(hparams['model'])
