@@ -1,4 +1,4 @@
-"""The patches of an embedding run: a grid over own rasters, or chip folders.
+"""The patches of an embedding run: a grid over own rasters, chip folders or shards.
 
 :class:`EmbeddingDataModule` serves Lightning's ``predict`` loop with batches::
 
@@ -15,15 +15,24 @@
 * **chips**: :class:`~torchgeo_decur.datasets.PairedChips` folders, one patch
   per key; ``bounds`` are the first modality's chip footprint, in the CRS of the
   first chip (NaN for chips without georeference).
+* **shards**: TerraMesh-layout WebDataset shards (what ``torchgeo-decur shards``
+  writes), one folder of ``.tar`` files per modality, read by
+  :class:`~torchgeo_decur.datasets.TerraMeshStream`'s decoder (its checks and
+  Sentinel-2 harmonization) with random access through an index of the tar
+  members; one patch per sample, named by shard file and sample key. The samples
+  keep only their centre (``center_lon``, ``center_lat``), so ``bounds`` is that
+  point in EPSG:4326 (minx == maxx, miny == maxy), NaN for samples without one.
 
-Patch ids number the windows (chips) in a fixed order, so a resumed run and every
+Patch ids number the windows (chips, shard samples) in a fixed order, so a resumed run and every
 rank agree on them. Patches already written by an
 :class:`~torchgeo_decur.callbacks.EmbeddingWriter` of the trainer are left out of
 the loader, so an interrupted run resumes where it stopped.
 """
 
 import os
+import tarfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import rasterio
@@ -38,10 +47,20 @@ from torchgeo.datasets import RasterDataset
 from torchgeo.samplers import GriddedPatchSampler
 
 from ..datasets.chips import PairedChips
+from ..datasets.terramesh import (
+    SAMPLE_EXTENSION,
+    ShardGroup,
+    TerraMeshFormatError,
+    TerraMeshStream,
+    open_url,
+)
 from .geo import CoRegisteredPatches, MultimodalGeoDataModule, describe
 
 #: A window: minx, maxx, miny, maxy in CRS units.
 Window = tuple[float, float, float, float]
+
+#: CRS of the centre points of shard samples.
+SHARD_CRS = 'EPSG:4326'
 
 
 class RasterWindows(Dataset[dict[str, Tensor]]):
@@ -96,6 +115,162 @@ class ChipPatches(Dataset[dict[str, Tensor]]):
         return len(self.chips)
 
 
+@dataclass(frozen=True)
+class ShardMember:
+    """Where one sample of a shard group sits in the tar file of each modality.
+
+    Attributes:
+        group: The shard group (one tar file per modality).
+        key: The sample key (member name without ``.zarr.zip``).
+        spans: Modality output name -> (byte offset, size) of the member.
+    """
+
+    group: ShardGroup
+    key: str
+    spans: dict[str, tuple[int, int]]
+
+
+def _tar_members(url: str) -> list[tuple[str, int, int]]:
+    """``(sample key, offset, size)`` of the sample members of one tar file."""
+    if url.startswith('pipe:'):
+        raise ValueError(
+            f'{url}: embedding reads shards at random positions; give a file or '
+            'fsspec URL, not a pipe: command'
+        )
+    out = []
+    suffix = '.' + SAMPLE_EXTENSION
+    try:
+        with open_url(url) as f, tarfile.open(fileobj=f, mode='r:') as tar:
+            for info in tar:
+                if info.isfile() and info.name.endswith(suffix):
+                    key = info.name[: -len(suffix)]
+                    out.append((key, int(info.offset_data), int(info.size)))
+    except (tarfile.TarError, EOFError) as err:
+        raise TerraMeshFormatError(f'{url}: not a readable tar file ({err})') from None
+    return out
+
+
+def index_shards(stream: TerraMeshStream) -> list[ShardMember]:
+    """Every sample of the stream's shard groups, in shard and stored order.
+
+    Args:
+        stream: The shards (its ``groups``, one tar file per modality each).
+
+    Returns:
+        One entry per sample.
+
+    Raises:
+        TerraMeshFormatError: If a tar file cannot be read, or the modalities of
+            a shard do not hold the same samples in the same order (naming the
+            shard and the first sample where they differ).
+    """
+    index = []
+    for group in stream.groups:
+        members = {name: _tar_members(url) for name, url in group.urls.items()}
+        keys = {name: [m[0] for m in found] for name, found in members.items()}
+        first, *others = keys
+        for name in others:
+            if keys[name] != keys[first]:
+                at = next(
+                    (
+                        i
+                        for i, (a, b) in enumerate(
+                            zip(keys[first], keys[name], strict=False)
+                        )
+                        if a != b
+                    ),
+                    min(len(keys[first]), len(keys[name])),
+                )
+                raise TerraMeshFormatError(
+                    f'shard {group.shard}: modalities {first!r} ({group.urls[first]}) '
+                    f'and {name!r} ({group.urls[name]}) disagree at sample #{at} '
+                    f'({len(keys[first])} and {len(keys[name])} samples); the files '
+                    'are truncated or not aligned'
+                )
+        for i, key in enumerate(keys[first]):
+            spans = {name: found[i][1:] for name, found in members.items()}
+            index.append(ShardMember(group, key, spans))
+    return index
+
+
+class ShardPatches(Dataset[dict[str, Tensor]]):
+    """The samples of shards with ids and centre points (random access)."""
+
+    def __init__(self, stream: TerraMeshStream, index: Sequence[ShardMember]) -> None:
+        """Initialize a new ShardPatches instance.
+
+        Args:
+            stream: Decodes the samples (built with ``metadata=True``).
+            index: The samples, see :func:`index_shards`.
+        """
+        self.stream = stream
+        self.index = list(index)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Sample ``index`` in raw units, with its id and centre point."""
+        member = self.index[index]
+        raw: dict[str, Any] = {
+            'key': member.key,
+            'shard': member.group.shard,
+            '_group': member.group,
+        }
+        for name, (offset, size) in member.spans.items():
+            with open_url(member.group.urls[name]) as f:
+                f.seek(offset)
+                raw[name] = f.read(size)
+        decoded = self.stream.decode(raw)
+        assert decoded is not None  # the stream raises (on_error='error')
+        sample = {k: v for k, v in decoded.items() if k.startswith('image_')}
+        sample['patch_id'] = torch.tensor(index)
+        lon, lat = decoded.get('center_lon'), decoded.get('center_lat')
+        point = [float('nan')] * 2
+        if lon is not None and lat is not None:
+            point = [float(lon), float(lat)]
+        sample['bounds'] = torch.tensor(point * 2, dtype=torch.float64)
+        return sample
+
+    def __len__(self) -> int:
+        """Number of samples."""
+        return len(self.index)
+
+
+def shard_stream(shards: dict[str, str]) -> TerraMeshStream:
+    """A TerraMesh stream (no shuffling) over modality folders of one split.
+
+    Args:
+        shards: Output modality name -> its folder of ``.tar`` shards, e.g.
+            ``{'s1': 'root/train/S1GRD|S1RTC', 's2': 'root/train/S2L1C'}``
+            (``A|B``: whichever of the folders A and B a shard has).
+
+    Returns:
+        The stream; its ``groups`` pair the shards of all modalities.
+
+    Raises:
+        ValueError: If the folders are not in one split folder.
+    """
+    parents = {m: f.rstrip('/').rpartition('/')[0] for m, f in shards.items()}
+    if len(set(parents.values())) != 1:
+        raise ValueError(
+            f'shard folders {shards} are not in one split folder (one folder per '
+            'modality side by side, as torchgeo-decur shards writes them)'
+        )
+    root, _, split = next(iter(parents.values())).rpartition('/')
+    if not split:
+        raise ValueError(
+            f'shard folders {shards}: give each modality folder with its split '
+            "folder, e.g. 'root/train/S2L1C'"
+        )
+    folders = {m: f.rstrip('/').rsplit('/', 1)[-1] for m, f in shards.items()}
+    return TerraMeshStream(
+        root or '.',
+        split,
+        modalities=list(folders.values()),
+        names={f: m for m, f in folders.items()},
+        shuffle=False,
+        metadata=True,
+    )
+
+
 def chip_footprints(chips: PairedChips) -> tuple[list[list[float]], str | None]:
     """Footprints of the first modality's chips in the CRS of the first chip.
 
@@ -134,9 +309,9 @@ def _path_list(paths: Any) -> list[str]:
 
 
 class EmbeddingDataModule(LightningDataModule):
-    """Patches of own rasters (a grid with a stride) or of chip folders.
+    """Patches of own rasters (a grid with a stride), chip folders or shards.
 
-    Give exactly one of ``datasets`` (rasters) and ``chips`` (folders).
+    Give exactly one of ``datasets`` (rasters), ``chips`` and ``shards`` (folders).
     """
 
     def __init__(
@@ -149,6 +324,7 @@ class EmbeddingDataModule(LightningDataModule):
         num_workers: int = 0,
         crs: str | None = None,
         res: float | None = None,
+        shards: dict[str, str] | None = None,
     ) -> None:
         """Initialize a new EmbeddingDataModule instance.
 
@@ -161,14 +337,17 @@ class EmbeddingDataModule(LightningDataModule):
             num_workers: Data loading worker processes.
             crs: CRS of the common grid (default: the first dataset's).
             res: Resolution of the common grid in CRS units per pixel.
+            shards: Modality -> folder of TerraMesh-layout ``.tar`` shards, the
+                folders side by side in one split folder (see
+                :func:`shard_stream`).
 
         Raises:
-            ValueError: For both or neither of ``datasets`` and ``chips``, or
-                sizes below 1.
+            ValueError: For not exactly one of ``datasets``, ``chips`` and
+                ``shards``, or sizes below 1.
         """
         super().__init__()
-        if (datasets is None) == (chips is None):
-            raise ValueError('give exactly one of datasets (rasters) and chips')
+        if sum(x is not None for x in (datasets, chips, shards)) != 1:
+            raise ValueError('give exactly one of datasets (rasters), chips and shards')
         stride = patch_size if stride is None else stride
         if min(patch_size, stride, batch_size) < 1 or num_workers < 0:
             raise ValueError(
@@ -177,18 +356,20 @@ class EmbeddingDataModule(LightningDataModule):
             )
         self.datasets = dict(datasets) if datasets is not None else None
         self.chips = dict(chips) if chips is not None else None
+        self.shards = dict(shards) if shards is not None else None
         self.patch_size = patch_size
         self.stride = stride
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.crs = crs
         self.res = res
-        self.dataset: RasterWindows | ChipPatches | None = None
+        self.dataset: RasterWindows | ChipPatches | ShardPatches | None = None
         #: Bands per modality, known after :meth:`setup`.
         self.channels: dict[str, int] = {}
         #: CRS of the bounds (WKT), resolution and names, known after setup.
         self.grid: dict[str, Any] = {}
-        self.labels: list[str] | None = None
+        #: Names of the patch ids: chip keys, or ``shard`` and ``key`` lists.
+        self.labels: list[str] | dict[str, list[str]] | None = None
 
     def setup(self, stage: str) -> None:
         """Cut the rasters into windows or list the chips.
@@ -198,12 +379,15 @@ class EmbeddingDataModule(LightningDataModule):
 
         Raises:
             ValueError: For rasters that do not overlap, a window larger than the
-                common ground, or chip folders without pairs.
+                common ground, chip folders without pairs, or shards without
+                samples or lacking a modality.
         """
         if self.dataset is not None:
             return
         if self.datasets is not None:
             self._setup_rasters(self.datasets)
+        elif self.shards is not None:
+            self._setup_shards(self.shards)
         else:
             assert self.chips is not None
             chips = PairedChips(self.chips)
@@ -212,6 +396,20 @@ class EmbeddingDataModule(LightningDataModule):
             self.channels = chips.channels
             self.labels = list(chips.keys)
             self.grid = {'crs': crs, 'kind': 'chips'}
+
+    def _setup_shards(self, shards: dict[str, str]) -> None:
+        stream = shard_stream(shards)
+        index = index_shards(stream)
+        if not index:
+            raise ValueError(f'the shards {shards} hold no samples')
+        self.dataset = ShardPatches(stream, index)
+        first = self.dataset[0]
+        self.channels = {m: int(first[f'image_{m}'].shape[0]) for m in shards}
+        self.labels = {
+            'shard': [s.group.shard for s in index],
+            'key': [s.key for s in index],
+        }
+        self.grid = {'kind': 'shards', 'crs': SHARD_CRS}
 
     def _setup_rasters(self, datasets: dict[str, RasterDataset]) -> None:
         # The intersection of MultimodalGeoDataModule: one grid, and an error
@@ -250,6 +448,8 @@ class EmbeddingDataModule(LightningDataModule):
         """The data, in words, for messages."""
         if self.datasets is not None:
             return ', '.join(f'{m}: {describe(d)}' for m, d in self.datasets.items())
+        if self.shards is not None:
+            return f'shards {self.shards}'
         return f'chips {self.chips}'
 
     def embedding_settings(self) -> dict[str, Any]:
@@ -257,7 +457,7 @@ class EmbeddingDataModule(LightningDataModule):
         inputs = (
             {m: _path_list(d.paths) for m, d in self.datasets.items()}
             if self.datasets is not None
-            else dict(self.chips or {})
+            else dict(self.chips or self.shards or {})
         )
         return {'inputs': inputs, 'patches': len(self.dataset or [])} | self.grid
 
@@ -294,4 +494,13 @@ class EmbeddingDataModule(LightningDataModule):
         )
 
 
-__all__ = ('ChipPatches', 'EmbeddingDataModule', 'RasterWindows', 'chip_footprints')
+__all__ = (
+    'ChipPatches',
+    'EmbeddingDataModule',
+    'RasterWindows',
+    'ShardMember',
+    'ShardPatches',
+    'chip_footprints',
+    'index_shards',
+    'shard_stream',
+)
