@@ -366,8 +366,9 @@ def _query_row(
             f'span {list(frame.total_bounds)})'
         )
     # The patch whose centre is nearest the point.
-    centres = frame.geometry.iloc[hits].centroid
-    return int(hits[int(np.argmin(centres.distance(where).to_numpy()))])
+    # shapely, not GeoSeries: no warning for lon/lat (the order is all that counts).
+    centres = shapely.centroid(frame.geometry.to_numpy()[hits])
+    return int(hits[int(np.argmin(shapely.distance(centres, where)))])
 
 
 def nearest_patches(

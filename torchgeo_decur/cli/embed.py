@@ -153,7 +153,7 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
     from ..datamodules.embedding import EmbeddingDataModule
     from ..embeddings import embedding_picture
     from ..export import prepare_output_dir
-    from ..tasks.embedding import EmbeddingTask
+    from ..tasks.embedding import EmbeddingTask, check_input_channels
 
     rasters = _pairs(args.raster, '--raster')
     chips = _pairs(args.chips, '--chips')
@@ -187,6 +187,9 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
         res=args.res,
         shards=shards,
     )
+    # Bad data are named before Lightning starts (and prints its device lines).
+    data.setup('predict')
+    check_input_channels(task.resolved, data.channels, data.describe())
     trainer = Trainer(
         accelerator=args.accelerator,
         devices=args.devices,
