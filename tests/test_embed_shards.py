@@ -26,12 +26,12 @@ from torch import nn
 from torchgeo_decur.callbacks import EmbeddingWriter
 from torchgeo_decur.cli import main
 from torchgeo_decur.datamodules.embedding import EmbeddingDataModule
-from torchgeo_decur.datasets import TerraMeshStream
+from torchgeo_decur.datasets import PairedChips, TerraMeshStream
 from torchgeo_decur.embeddings import nearest_patches, read_embeddings
 from torchgeo_decur.tasks.embedding import EmbeddingTask
 from torchgeo_decur.transforms import ClipNormalize
 
-from .conftest import DATA
+from .conftest import DATA, ROOT
 
 TRAIN = os.path.join(DATA, 'terramesh', 'train')
 #: The bundled shards: majortom_* hold S1RTC, ssl4eos12_* S1GRD.
@@ -372,3 +372,55 @@ def test_two_ranks_write_every_shard_sample_once(distributed: Any) -> None:
     assert sorted(first + second) == ranks[0]['ids'] == list(range(8))
     assert ranks[0]['keys'][0] == 'majortom_train_0000000'
     assert not ranks[0]['parts_left']
+
+
+def test_the_data_of_a_fit_config_are_embedded_as_pretrained(
+    shard_run: Path,
+    trained: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--config reads the data section of TerraMesh, chip and own-raster configs."""
+    monkeypatch.chdir(ROOT)  # the recipes' paths are relative to the checkout
+    config = tmp_path / 'terramesh.yaml'
+    data = {
+        'class_path': 'torchgeo_decur.datamodules.TerraMeshDataModule',
+        'init_args': {
+            'root': os.path.join(DATA, 'terramesh'),
+            'split': 'train',
+            'modalities': ['S1GRD|S1RTC', 'S2L1C'],
+        },
+    }
+    config.write_text(json.dumps({'data': data}))  # JSON is YAML
+    base = ['embed', str(trained['ckpt']), '--no-progress']
+    assert main([*base, str(tmp_path / 'tm'), '--config', str(config)]) == 0
+    got = read_embeddings(tmp_path / 'tm' / 'embeddings.parquet')
+    want = read_embeddings(shard_run / 'embeddings.parquet')
+    np.testing.assert_allclose(
+        got.vectors['embedding'], want.vectors['embedding'], atol=1e-6, rtol=0
+    )
+    # The chips recipe pairs S1_<key> with <key>_S2 by its pattern.
+    recipe = os.path.join('conf', 'decur_chips.yaml')
+    assert main([*base, str(tmp_path / 'chips'), '--config', recipe]) == 0
+    chips = read_embeddings(tmp_path / 'chips' / 'embeddings.parquet')
+    folders = {m: os.path.join(DATA, 'chips', m) for m in ('s1', 's2')}
+    pattern = {'s1': 'S1_(?P<key>.+)', 's2': '(?P<key>.+)_S2'}
+    with pytest.warns(UserWarning, match='skip'):  # the recipe skips a bad chip
+        paired = PairedChips(folders, pattern, on_invalid='skip')
+    assert chips.frame['key'].tolist() == list(paired.keys)
+    assert chips.metadata['chip_options']['pattern']['s2'] == '(?P<key>.+)_S2'
+    recipe = os.path.join('conf', 'decur_own_rasters.yaml')
+    argv = [*base, str(tmp_path / 'rasters'), '--config', recipe, '--no-geotiff']
+    assert main([*argv, '--patch-size', '32', '--stride', '48']) == 0
+    rasters = read_embeddings(tmp_path / 'rasters' / 'embeddings.parquet')
+    assert rasters.metadata['inputs'] == {
+        's1': ['tests/data/own_rasters/s1'],
+        's2': ['tests/data/own_rasters/s2'],
+    }
+    capsys.readouterr()
+    recipe = os.path.join('conf', 'decur_ssl4eo_s12_rn50.yaml')
+    assert main([*base, str(tmp_path / 'other'), '--config', recipe]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert 'trains on torchgeo_decur.datamodules.SSL4EOS12PairsDataModule' in err[0]

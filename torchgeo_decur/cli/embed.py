@@ -11,6 +11,8 @@ checkpoint; or several, one per modality, e.g. ``x_s1_timm x_s2_timm``) over
 * shards: ``--shards MODALITY=FOLDER`` per modality (TerraMesh-layout ``.tar``
   shards as ``torchgeo-decur shards`` writes them, the folders side by side in
   one split folder; ``s1=root/train/S1GRD|S1RTC`` takes whichever a shard has),
+* or ``--config FIT.yaml``: the data of a ``torchgeo fit`` config of own rasters,
+  chips or TerraMesh shards, read as for pretraining,
 
 with the input scaling the encoder was trained with, and writes into OUTPUT_DIR
 ``embeddings.parquet`` (GeoParquet: patch footprints, ids, vectors; the run's
@@ -91,6 +93,12 @@ def register(subparsers: Any) -> None:
         help='folder of TerraMesh-layout .tar shards of one modality (repeat per '
         'modality)',
     )
+    data.add_argument(
+        '--config',
+        metavar='FIT.yaml',
+        help='the data section of a torchgeo fit config (own rasters, chips or '
+        'TerraMesh shards)',
+    )
     parser.add_argument(
         '--modalities', nargs='+', help='encoders to use (default: all the source has)'
     )
@@ -150,7 +158,7 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
     from torchgeo.datasets import RasterDataset
 
     from ..callbacks.embedding_writer import EmbeddingWriter
-    from ..datamodules.embedding import EmbeddingDataModule
+    from ..datamodules.embedding import EmbeddingDataModule, fit_config_data
     from ..embeddings import embedding_picture
     from ..export import prepare_output_dir
     from ..tasks.embedding import EmbeddingTask, check_input_channels
@@ -159,6 +167,17 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
     chips = _pairs(args.chips, '--chips')
     shards = _pairs(args.shards, '--shards')
     datasets = None
+    given: dict[str, Any] = {'crs': args.crs, 'res': args.res}
+    if args.config is not None:
+        given = fit_config_data(args.config)
+        datasets, chips, shards = (
+            given.get(k) for k in ('datasets', 'chips', 'shards')
+        )
+        given = {
+            'crs': args.crs or given.get('crs'),
+            'res': args.res or given.get('res'),
+            'chip_options': given.get('chip_options'),
+        }
     if rasters is not None:
         datasets = {}
         for m, path in rasters.items():
@@ -183,9 +202,8 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
         stride=args.stride,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
-        crs=args.crs,
-        res=args.res,
         shards=shards,
+        **given,
     )
     # Bad data are named before Lightning starts (and prints its device lines).
     data.setup('predict')

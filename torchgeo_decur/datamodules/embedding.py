@@ -29,6 +29,7 @@ rank agree on them. Patches already written by an
 the loader, so an interrupted run resumes where it stopped.
 """
 
+import importlib
 import os
 import tarfile
 from collections.abc import Sequence
@@ -271,6 +272,105 @@ def shard_stream(shards: dict[str, str]) -> TerraMeshStream:
     )
 
 
+#: Data modules whose ``torchgeo fit`` data section :func:`fit_config_data` reads.
+FIT_DATA_MODULES = (
+    'MultimodalGeoDataModule',
+    'PairedChipsDataModule',
+    'TerraMeshDataModule',
+)
+
+#: PairedChipsDataModule arguments that say how the chips are read.
+_CHIP_OPTIONS = ('pattern', 'bands', 'extensions', 'on_invalid', 's2_harmonize')
+
+
+def _instantiate(spec: Any, where: str) -> Any:
+    """An object from a jsonargparse ``{'class_path', 'init_args'}`` entry."""
+    if not isinstance(spec, dict) or not isinstance(spec.get('class_path'), str):
+        raise ValueError(f'{where} is not a class_path / init_args entry: {spec!r}')
+    module, _, name = spec['class_path'].rpartition('.')
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(
+            f'{where}: cannot import {spec["class_path"]!r} ({err})'
+        ) from None
+    return cls(**dict(spec.get('init_args') or {}))
+
+
+def fit_config_data(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The data of a ``torchgeo fit`` config as :class:`EmbeddingDataModule` arguments.
+
+    Reads the ``data`` section of configs of
+    :class:`~torchgeo_decur.datamodules.MultimodalGeoDataModule` (its
+    ``datasets``, ``crs`` and ``res``: own rasters),
+    :class:`~torchgeo_decur.datamodules.PairedChipsDataModule` (``folders`` and
+    how the chips are read: ``pattern``, ``bands``, ...) and
+    :class:`~torchgeo_decur.datamodules.TerraMeshDataModule` (``root``,
+    ``split``, ``modalities``, ``names``: shards), so the data pretrained on
+    are embedded without restating them. Relative paths are taken from the
+    working directory, as ``torchgeo fit`` does.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        ``datasets`` (with ``crs``, ``res``), ``chips`` (with ``chip_options``)
+        or ``shards``.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If it is not YAML, has no data section, or its data module is
+            not one of :data:`FIT_DATA_MODULES` (naming it).
+    """
+    import yaml
+
+    from ..datasets.terramesh import parse_modalities
+
+    where = os.fspath(path)
+    if not os.path.isfile(where):
+        raise FileNotFoundError(f'config {where!r} does not exist')
+    try:
+        with open(where) as f:
+            config = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        raise ValueError(f'config {where!r} is not YAML: {err}') from None
+    data = config.get('data') if isinstance(config, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get('class_path'), str):
+        raise ValueError(f'config {where!r} has no data section with a class_path')
+    kind = data['class_path'].rpartition('.')[2]
+    args = dict(data.get('init_args') or {})
+    if kind == 'MultimodalGeoDataModule':
+        datasets = {
+            m: _instantiate(spec, f'{where}: data.init_args.datasets.{m}')
+            for m, spec in dict(args.get('datasets') or {}).items()
+        }
+        if not datasets:
+            raise ValueError(f'config {where!r}: data.init_args has no datasets')
+        return {'datasets': datasets, 'crs': args.get('crs'), 'res': args.get('res')}
+    if kind == 'PairedChipsDataModule':
+        folders = args.get('folders')
+        if not isinstance(folders, dict) or not folders:
+            raise ValueError(f'config {where!r}: data.init_args has no folders')
+        options = {k: args[k] for k in _CHIP_OPTIONS if args.get(k) is not None}
+        return {'chips': dict(folders), 'chip_options': options}
+    if kind == 'TerraMeshDataModule':
+        root = str(args.get('root', 'data')).rstrip('/')
+        split = str(args.get('split', 'train'))
+        entries = list(args.get('modalities') or ('S1GRD|S1RTC', 'S2L1C'))
+        specs = parse_modalities(entries, args.get('names'))
+        return {
+            'shards': {
+                spec.name: f'{root}/{split}/{entry}'
+                for spec, entry in zip(specs, entries, strict=True)
+            }
+        }
+    raise ValueError(
+        f'config {where!r} trains on {data["class_path"]}; embed reads the data of '
+        f'{", ".join(FIT_DATA_MODULES)} configs (give --raster, --chips or --shards '
+        'otherwise)'
+    )
+
+
 def chip_footprints(chips: PairedChips) -> tuple[list[list[float]], str | None]:
     """Footprints of the first modality's chips in the CRS of the first chip.
 
@@ -325,6 +425,7 @@ class EmbeddingDataModule(LightningDataModule):
         crs: str | None = None,
         res: float | None = None,
         shards: dict[str, str] | None = None,
+        chip_options: dict[str, Any] | None = None,
     ) -> None:
         """Initialize a new EmbeddingDataModule instance.
 
@@ -340,6 +441,9 @@ class EmbeddingDataModule(LightningDataModule):
             shards: Modality -> folder of TerraMesh-layout ``.tar`` shards, the
                 folders side by side in one split folder (see
                 :func:`shard_stream`).
+            chip_options: Further arguments of :class:`PairedChips` (``pattern``,
+                ``bands``, ``extensions``, ``on_invalid``, ``s2_harmonize``), as
+                the chips were read for pretraining.
 
         Raises:
             ValueError: For not exactly one of ``datasets``, ``chips`` and
@@ -357,6 +461,7 @@ class EmbeddingDataModule(LightningDataModule):
         self.datasets = dict(datasets) if datasets is not None else None
         self.chips = dict(chips) if chips is not None else None
         self.shards = dict(shards) if shards is not None else None
+        self.chip_options = dict(chip_options or {})
         self.patch_size = patch_size
         self.stride = stride
         self.batch_size = batch_size
@@ -390,7 +495,7 @@ class EmbeddingDataModule(LightningDataModule):
             self._setup_shards(self.shards)
         else:
             assert self.chips is not None
-            chips = PairedChips(self.chips)
+            chips = PairedChips(self.chips, **self.chip_options)
             bounds, crs = chip_footprints(chips)
             self.dataset = ChipPatches(chips, bounds)
             self.channels = chips.channels
@@ -459,7 +564,10 @@ class EmbeddingDataModule(LightningDataModule):
             if self.datasets is not None
             else dict(self.chips or self.shards or {})
         )
-        return {'inputs': inputs, 'patches': len(self.dataset or [])} | self.grid
+        settings = {'inputs': inputs, 'patches': len(self.dataset or [])}
+        if self.chip_options:
+            settings['chip_options'] = self.chip_options
+        return settings | self.grid
 
     def finished(self) -> set[int]:
         """Ids an EmbeddingWriter of the trainer has already written."""
@@ -501,6 +609,7 @@ __all__ = (
     'ShardMember',
     'ShardPatches',
     'chip_footprints',
+    'fit_config_data',
     'index_shards',
     'shard_stream',
 )

@@ -228,7 +228,7 @@ def resolve_embedding_encoders(
             return _merge_sources(source, modalities, model, scaling)
     if isinstance(source, str) and _named_source(source)[0] is not None:
         return _merge_sources([source], modalities, model, scaling)
-    text = os.fspath(source) if isinstance(source, str | os.PathLike) else source
+    text: Any = os.fspath(source) if isinstance(source, str | os.PathLike) else source
     member = lookup_member(text)
     if isinstance(text, str) and member is None and not os.path.exists(text):
         raise FileNotFoundError(
