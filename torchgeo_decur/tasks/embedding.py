@@ -217,7 +217,8 @@ def resolve_embedding_encoders(
         The encoders (in eval mode) and their scaling.
 
     Raises:
-        ValueError: For an unknown source or modality, a source that records no
+        ValueError: For an unknown source or modality, two sources holding the
+            same modality, a source that records no
             scaling (and ``scaling`` not given), or an unknown architecture.
         FileNotFoundError: If a file does not exist.
     """
