@@ -218,8 +218,8 @@ def resolve_embedding_encoders(
 
     Raises:
         ValueError: For an unknown source or modality, two sources holding the
-            same modality, a source that records no
-            scaling (and ``scaling`` not given), or an unknown architecture.
+            same modality, a source that records no scaling (and ``scaling``
+            not given), or an unknown architecture.
         FileNotFoundError: If a file does not exist.
     """
     if isinstance(source, list | tuple):
