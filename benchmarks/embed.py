@@ -1,11 +1,13 @@
-"""Patches per second of ``torchgeo-decur embed`` over a raster, end to end.
+"""Patches per second of ``torchgeo-decur embed`` over a raster or shards, end to end.
 
 Writes a randomly initialised encoder of ``--model`` as an export (the layout of
 ``torchgeo-decur export``, with statistics beside it), then runs the embedding
 (Lightning ``predict``: reading the windows, scaling, the encoder, the
 GeoParquet parts and the merge into GeoParquet and GeoTIFF) over ``--raster``
-(default: the Sentinel-2 file of the own-rasters test fixture) ``--repeats``
-times into fresh folders. Reports patches per second of each run (best and
+(default: the Sentinel-2 file of the own-rasters test fixture), or with
+``--shards`` over one modality folder of TerraMesh-layout shards (each sample a
+patch; reading and decoding the tar members instead of raster windows),
+``--repeats`` times into fresh folders. Reports patches per second of each run (best and
 median) and of the encoder alone on the same batches, so the share of reading
 and writing shows. On a machine shared with other jobs the numbers are
 indicative only.
@@ -13,6 +15,7 @@ indicative only.
 Example::
 
     python -m benchmarks.embed --model resnet50 --patch-size 64 --stride 32
+    python -m benchmarks.embed --shards tests/data/terramesh/train/S2L1C
 """
 
 import argparse
@@ -23,7 +26,6 @@ import tempfile
 import time
 from typing import Any
 
-import rasterio
 import timm
 import torch
 
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument('--raster', default=FIXTURE, help='raster file or folder')
+    p.add_argument(
+        '--shards', help='folder of shards of one modality (instead of --raster)'
+    )
     p.add_argument('--model', default='resnet18', help='timm architecture')
     p.add_argument('--patch-size', type=int, default=32)
     p.add_argument('--stride', type=int, default=16)
@@ -53,13 +58,27 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     device = pick_device(args.device)
-    files = (
-        [args.raster]
-        if os.path.isfile(args.raster)
-        else sorted(os.path.join(args.raster, f) for f in os.listdir(args.raster))
-    )
-    with rasterio.open(files[0]) as src:
-        bands = src.count
+
+    def data_module() -> EmbeddingDataModule:
+        if args.shards is not None:
+            return EmbeddingDataModule(
+                shards={'image': args.shards},
+                batch_size=args.batch_size,
+                num_workers=args.num_workers,
+            )
+        return EmbeddingDataModule(
+            {'image': RasterDataset(paths=args.raster)},
+            patch_size=args.patch_size,
+            stride=args.stride,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+        )
+
+    probe = data_module()
+    probe.setup('predict')
+    assert probe.dataset is not None
+    first = probe.dataset[0]['image_image']
+    bands, size = int(first.shape[0]), int(first.shape[-1])
     torch.manual_seed(0)
     encoder = timm.create_model(args.model, in_chans=bands, num_classes=0)
     runs: list[float] = []
@@ -73,13 +92,7 @@ def main(argv: list[str] | None = None) -> None:
             json.dump({'statistics': stats}, f)
         for repeat in range(args.repeats):
             task = EmbeddingTask(source, model=args.model)
-            data = EmbeddingDataModule(
-                {'image': RasterDataset(paths=args.raster)},
-                patch_size=args.patch_size,
-                stride=args.stride,
-                batch_size=args.batch_size,
-                num_workers=args.num_workers,
-            )
+            data = data_module()
             writer = EmbeddingWriter(os.path.join(tmp, f'run{repeat}'))
             trainer = Trainer(
                 accelerator='gpu' if device.type == 'cuda' else 'cpu',
@@ -95,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
             patches = int(writer.summary['patches'])
         # The encoder alone on the same number of (random) patches.
         model = task.to(device).eval()
-        x = torch.rand(args.batch_size, bands, args.patch_size, args.patch_size)
+        x = torch.rand(args.batch_size, bands, size, size)
         x = x.to(device)
         batches = -(-patches // args.batch_size)
         for _ in range(args.repeats):
@@ -108,11 +121,12 @@ def main(argv: list[str] | None = None) -> None:
             encoder_only.append(time.perf_counter() - start)
     result: dict[str, Any] = {
         'benchmark': 'embed',
-        'raster': args.raster,
+        'data': args.shards or args.raster,
+        'kind': 'shards' if args.shards else 'raster',
         'bands': bands,
         'model': args.model,
-        'patch_size': args.patch_size,
-        'stride': args.stride,
+        'patch_size': size,
+        'stride': None if args.shards else args.stride,
         'batch_size': args.batch_size,
         'num_workers': args.num_workers,
         'patches': patches,

@@ -33,8 +33,10 @@ JOBS = {
     'baseline_losses': 'tests.losses.test_baselines_distributed:ddp_job',
     'decur_loss_3_modalities': 'tests.losses.test_decur_multi:ddp_job',
     'terramesh_coverage': 'tests.datasets.test_terramesh:ddp_job',
-    # Last: Lightning leaves its DDP settings in the environment of the rank.
+    # Last: Lightning leaves its DDP settings in the environment of the rank
+    # (so do the Lightning runs after it, which set them again).
     'decur_task_fit': 'tests.tasks.test_decur_ddp:ddp_job',
+    'embed_shards': 'tests.test_embed_shards:ddp_job',
 }
 
 #: Results: job name -> one result per rank.

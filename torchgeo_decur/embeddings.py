@@ -2,9 +2,10 @@
 
 The GeoParquet file of an embedding run has one row per patch::
 
-    patch_id (int64), key (chips only), geometry (the patch footprint, in the
-    CRS of the file's ``geo`` metadata), embedding or embedding_<modality>
-    (fixed-size lists of float32)
+    patch_id (int64), key (chips and shards), shard (shards only), geometry
+    (the patch footprint, or a shard sample's centre point, in the CRS of the
+    file's ``geo`` metadata; null without georeference), embedding or
+    embedding_<modality> (fixed-size lists of float32)
 
 and records how the vectors were made (encoder, model, modalities, fusion, input
 scaling, patch size, stride, inputs) as JSON under the ``torchgeo_decur`` key of
@@ -74,15 +75,19 @@ def geoparquet_bytes(
     table: pa.Table,
     crs: str | None,
     metadata: Mapping[str, Any],
-    labels: Sequence[str] | None = None,
+    labels: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
 ) -> bytes:
     """GeoParquet file of merged parts: footprints as geometry, run metadata.
+
+    Rows whose bounds are a point (``minx == maxx`` and ``miny == maxy``) get a
+    point geometry, rows with NaN bounds a null one.
 
     Args:
         table: Parts concatenated (see :func:`part_table`), sorted by id.
         crs: CRS of the bounds (WKT or any pyproj input), or None.
         metadata: Run description stored under :data:`METADATA_KEY`.
-        labels: Name of each patch id (chip keys), stored as ``key``.
+        labels: Name of each patch id (chip keys), stored as ``key``, or
+            column name -> name of each patch id (e.g. ``shard`` and ``key``).
 
     Returns:
         The file's bytes.
@@ -93,11 +98,15 @@ def geoparquet_bytes(
     b = np.stack([table[n].to_numpy() for n in ('minx', 'miny', 'maxx', 'maxy')], 1)
     valid = np.isfinite(b).all(axis=1)
     boxes = shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3])
+    points = valid & (b[:, 0] == b[:, 2]) & (b[:, 1] == b[:, 3])
+    boxes[points] = shapely.points(b[points, 0], b[points, 1])
     boxes[~valid] = None
     ids = table['patch_id'].to_numpy()
     frame: dict[str, Any] = {'patch_id': ids}
-    if labels is not None:
-        frame['key'] = [labels[int(i)] for i in ids]
+    named = labels if isinstance(labels, Mapping) else {'key': labels}
+    for column, names in named.items():
+        if names is not None:
+            frame[column] = [names[int(i)] for i in ids]
     gdf = geopandas.GeoDataFrame(frame, geometry=boxes, crs=crs)
     buffer = io.BytesIO()
     gdf.to_parquet(buffer, index=False)
@@ -114,7 +123,8 @@ class Embeddings:
     """What :func:`read_embeddings` returns.
 
     Attributes:
-        frame: GeoDataFrame: ``patch_id``, ``geometry`` (and ``key``).
+        frame: GeoDataFrame: ``patch_id``, ``geometry`` (and ``key``,
+            ``shard``).
         vectors: Column name → (N, D) float32 vectors, rows as in ``frame``.
         metadata: The run description.
     """
@@ -161,7 +171,7 @@ def read_embeddings(path: str | os.PathLike[str]) -> Embeddings:
     frame = geopandas.read_parquet(
         path,
         columns=['patch_id', 'geometry']
-        + (['key'] if 'key' in table.column_names else []),
+        + [n for n in ('shard', 'key') if n in table.column_names],
     )
     return Embeddings(frame, vectors, json.loads(raw))
 
@@ -316,7 +326,8 @@ class Neighbour:
         patch_id: The patch.
         distance: Its distance to the query vector.
         bounds: Its footprint (minx, miny, maxx, maxy), NaN without one.
-        key: Its chip key (chip runs), else None.
+        key: Its chip key (chip runs) or ``<shard>:<sample key>`` (shard
+            runs), else None.
     """
 
     patch_id: int
@@ -344,6 +355,10 @@ def _query_row(
     assert point is not None
     where = shapely.Point(float(point[0]), float(point[1]))
     hits = np.flatnonzero(frame.geometry.covers(where).to_numpy())
+    points = frame.geometry.geom_type == 'Point'
+    if hits.size == 0 and points.any():
+        # Shard samples are their centre points: the nearest one is meant.
+        hits = np.flatnonzero(points.to_numpy())
     if hits.size == 0:
         raise ValueError(
             f'no patch of {path!r} covers ({point[0]}, {point[1]}) in its CRS '
@@ -351,8 +366,9 @@ def _query_row(
             f'span {list(frame.total_bounds)})'
         )
     # The patch whose centre is nearest the point.
-    centres = frame.geometry.iloc[hits].centroid
-    return int(hits[int(np.argmin(centres.distance(where).to_numpy()))])
+    # shapely, not GeoSeries: no warning for lon/lat (the order is all that counts).
+    centres = shapely.centroid(frame.geometry.to_numpy()[hits])
+    return int(hits[int(np.argmin(shapely.distance(centres, where)))])
 
 
 def nearest_patches(
@@ -413,6 +429,8 @@ def nearest_patches(
     frame = emb.frame
     bounds = frame.geometry.bounds.to_numpy()
     keys = frame['key'].tolist() if 'key' in frame else None
+    if keys is not None and 'shard' in frame:
+        keys = [f'{s}:{k}' for s, k in zip(frame['shard'], keys, strict=True)]
     return [
         Neighbour(
             int(frame['patch_id'].iloc[i]),

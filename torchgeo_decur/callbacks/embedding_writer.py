@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -229,11 +229,14 @@ class EmbeddingWriter(BasePredictionWriter):
             self.summary['written_now'] = self._written
             self.summary['seconds'] = time.perf_counter() - self._start
 
-    def merge(self, labels: Sequence[str] | None = None) -> dict[str, Any]:
+    def merge(
+        self, labels: Sequence[str] | Mapping[str, Sequence[str]] | None = None
+    ) -> dict[str, Any]:
         """Merge the part files into the outputs and remove them.
 
         Args:
-            labels: Name of each patch id (chip keys), or None.
+            labels: Name of each patch id (chip keys), column name -> names
+                (shard runs: ``shard`` and ``key``), or None.
 
         Returns:
             ``patches``, ``dims`` and ``files`` written.

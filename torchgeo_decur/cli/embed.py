@@ -1,12 +1,18 @@
-r"""``torchgeo-decur embed``: per-patch embeddings of own rasters or chip folders.
+r"""``torchgeo-decur embed``: per-patch embeddings of own rasters, chips or shards.
 
 Runs an encoder (a released Weights member or its name, an export of
-``torchgeo-decur export``, a Lightning task checkpoint) over
+``torchgeo-decur export``: a ``.pth`` file or ``_timm`` folder, a Lightning task
+checkpoint; or several, one per modality, e.g. ``x_s1_timm x_s2_timm``) over
 
 * rasters: ``--raster MODALITY=PATH`` per modality (a file or a folder of files,
   read as a torchgeo RasterDataset, put on one grid and intersected), cut into
   ``--patch-size`` windows every ``--stride`` pixels;
 * chips: ``--chips MODALITY=FOLDER`` per modality (chips paired by file name),
+* shards: ``--shards MODALITY=FOLDER`` per modality (TerraMesh-layout ``.tar``
+  shards as ``torchgeo-decur shards`` writes them, the folders side by side in
+  one split folder; ``s1=root/train/S1GRD|S1RTC`` takes whichever a shard has),
+* or ``--config FIT.yaml``: the data of a ``torchgeo fit`` config of own rasters,
+  chips or TerraMesh shards, read as for pretraining,
 
 with the input scaling the encoder was trained with, and writes into OUTPUT_DIR
 ``embeddings.parquet`` (GeoParquet: patch footprints, ids, vectors; the run's
@@ -54,12 +60,17 @@ def register(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         'embed',
-        help='embed own rasters or chip folders with an encoder (GeoParquet, GeoTIFF)',
+        help='embed own rasters, chip folders or shards with an encoder '
+        '(GeoParquet, GeoTIFF)',
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        'encoder', help='Weights member name, export (.pth) or task checkpoint (.ckpt)'
+        'encoder',
+        nargs='+',
+        help='Weights member name, export (.pth or _timm folder) or task checkpoint '
+        '(.ckpt); several (one per modality, MODALITY=PATH to name one) are put '
+        'together',
     )
     parser.add_argument('output_dir', help='folder of the outputs (created if needed)')
     data = parser.add_mutually_exclusive_group(required=True)
@@ -74,6 +85,19 @@ def register(subparsers: Any) -> None:
         action='append',
         metavar='MODALITY=FOLDER',
         help='chip folder of one modality (repeat per modality)',
+    )
+    data.add_argument(
+        '--shards',
+        action='append',
+        metavar='MODALITY=FOLDER',
+        help='folder of TerraMesh-layout .tar shards of one modality (repeat per '
+        'modality)',
+    )
+    data.add_argument(
+        '--config',
+        metavar='FIT.yaml',
+        help='the data section of a torchgeo fit config (own rasters, chips or '
+        'TerraMesh shards)',
     )
     parser.add_argument(
         '--modalities', nargs='+', help='encoders to use (default: all the source has)'
@@ -134,14 +158,26 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
     from torchgeo.datasets import RasterDataset
 
     from ..callbacks.embedding_writer import EmbeddingWriter
-    from ..datamodules.embedding import EmbeddingDataModule
+    from ..datamodules.embedding import EmbeddingDataModule, fit_config_data
     from ..embeddings import embedding_picture
     from ..export import prepare_output_dir
-    from ..tasks.embedding import EmbeddingTask
+    from ..tasks.embedding import EmbeddingTask, check_input_channels
 
     rasters = _pairs(args.raster, '--raster')
     chips = _pairs(args.chips, '--chips')
+    shards = _pairs(args.shards, '--shards')
     datasets = None
+    given: dict[str, Any] = {'crs': args.crs, 'res': args.res}
+    if args.config is not None:
+        given = fit_config_data(args.config)
+        datasets, chips, shards = (
+            given.get(k) for k in ('datasets', 'chips', 'shards')
+        )
+        given = {
+            'crs': args.crs or given.get('crs'),
+            'res': args.res or given.get('res'),
+            'chip_options': given.get('chip_options'),
+        }
     if rasters is not None:
         datasets = {}
         for m, path in rasters.items():
@@ -166,9 +202,12 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
         stride=args.stride,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
-        crs=args.crs,
-        res=args.res,
+        shards=shards,
+        **given,
     )
+    # Bad data are named before Lightning starts (and prints its device lines).
+    data.setup('predict')
+    check_input_channels(task.resolved, data.channels, data.describe())
     trainer = Trainer(
         accelerator=args.accelerator,
         devices=args.devices,

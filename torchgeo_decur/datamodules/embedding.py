@@ -1,4 +1,4 @@
-"""The patches of an embedding run: a grid over own rasters, or chip folders.
+"""The patches of an embedding run: a grid over own rasters, chip folders or shards.
 
 :class:`EmbeddingDataModule` serves Lightning's ``predict`` loop with batches::
 
@@ -15,15 +15,25 @@
 * **chips**: :class:`~torchgeo_decur.datasets.PairedChips` folders, one patch
   per key; ``bounds`` are the first modality's chip footprint, in the CRS of the
   first chip (NaN for chips without georeference).
+* **shards**: TerraMesh-layout WebDataset shards (what ``torchgeo-decur shards``
+  writes), one folder of ``.tar`` files per modality, read by
+  :class:`~torchgeo_decur.datasets.TerraMeshStream`'s decoder (its checks and
+  Sentinel-2 harmonization) with random access through an index of the tar
+  members; one patch per sample, named by shard file and sample key. The samples
+  keep only their centre (``center_lon``, ``center_lat``), so ``bounds`` is that
+  point in EPSG:4326 (minx == maxx, miny == maxy), NaN for samples without one.
 
-Patch ids number the windows (chips) in a fixed order, so a resumed run and every
+Patch ids number the windows (chips, shard samples) in a fixed order, so a resumed run and every
 rank agree on them. Patches already written by an
 :class:`~torchgeo_decur.callbacks.EmbeddingWriter` of the trainer are left out of
 the loader, so an interrupted run resumes where it stopped.
 """
 
+import importlib
 import os
+import tarfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import rasterio
@@ -38,10 +48,20 @@ from torchgeo.datasets import RasterDataset
 from torchgeo.samplers import GriddedPatchSampler
 
 from ..datasets.chips import PairedChips
+from ..datasets.terramesh import (
+    SAMPLE_EXTENSION,
+    ShardGroup,
+    TerraMeshFormatError,
+    TerraMeshStream,
+    open_url,
+)
 from .geo import CoRegisteredPatches, MultimodalGeoDataModule, describe
 
 #: A window: minx, maxx, miny, maxy in CRS units.
 Window = tuple[float, float, float, float]
+
+#: CRS of the centre points of shard samples.
+SHARD_CRS = 'EPSG:4326'
 
 
 class RasterWindows(Dataset[dict[str, Tensor]]):
@@ -96,6 +116,261 @@ class ChipPatches(Dataset[dict[str, Tensor]]):
         return len(self.chips)
 
 
+@dataclass(frozen=True)
+class ShardMember:
+    """Where one sample of a shard group sits in the tar file of each modality.
+
+    Attributes:
+        group: The shard group (one tar file per modality).
+        key: The sample key (member name without ``.zarr.zip``).
+        spans: Modality output name -> (byte offset, size) of the member.
+    """
+
+    group: ShardGroup
+    key: str
+    spans: dict[str, tuple[int, int]]
+
+
+def _tar_members(url: str) -> list[tuple[str, int, int]]:
+    """``(sample key, offset, size)`` of the sample members of one tar file."""
+    if url.startswith('pipe:'):
+        raise ValueError(
+            f'{url}: embedding reads shards at random positions; give a file or '
+            'fsspec URL, not a pipe: command'
+        )
+    out = []
+    suffix = '.' + SAMPLE_EXTENSION
+    try:
+        with open_url(url) as f, tarfile.open(fileobj=f, mode='r:') as tar:
+            for info in tar:
+                if info.isfile() and info.name.endswith(suffix):
+                    key = info.name[: -len(suffix)]
+                    out.append((key, int(info.offset_data), int(info.size)))
+    except (tarfile.TarError, EOFError) as err:
+        raise TerraMeshFormatError(f'{url}: not a readable tar file ({err})') from None
+    return out
+
+
+def index_shards(stream: TerraMeshStream) -> list[ShardMember]:
+    """Every sample of the stream's shard groups, in shard and stored order.
+
+    Args:
+        stream: The shards (its ``groups``, one tar file per modality each).
+
+    Returns:
+        One entry per sample.
+
+    Raises:
+        TerraMeshFormatError: If a tar file cannot be read, or the modalities of
+            a shard do not hold the same samples in the same order (naming the
+            shard and the first sample where they differ).
+    """
+    index = []
+    for group in stream.groups:
+        members = {name: _tar_members(url) for name, url in group.urls.items()}
+        keys = {name: [m[0] for m in found] for name, found in members.items()}
+        first, *others = keys
+        for name in others:
+            if keys[name] != keys[first]:
+                at = next(
+                    (
+                        i
+                        for i, (a, b) in enumerate(
+                            zip(keys[first], keys[name], strict=False)
+                        )
+                        if a != b
+                    ),
+                    min(len(keys[first]), len(keys[name])),
+                )
+                raise TerraMeshFormatError(
+                    f'shard {group.shard}: modalities {first!r} ({group.urls[first]}) '
+                    f'and {name!r} ({group.urls[name]}) disagree at sample #{at} '
+                    f'({len(keys[first])} and {len(keys[name])} samples); the files '
+                    'are truncated or not aligned'
+                )
+        for i, key in enumerate(keys[first]):
+            spans = {name: found[i][1:] for name, found in members.items()}
+            index.append(ShardMember(group, key, spans))
+    return index
+
+
+class ShardPatches(Dataset[dict[str, Tensor]]):
+    """The samples of shards with ids and centre points (random access)."""
+
+    def __init__(self, stream: TerraMeshStream, index: Sequence[ShardMember]) -> None:
+        """Initialize a new ShardPatches instance.
+
+        Args:
+            stream: Decodes the samples (built with ``metadata=True``).
+            index: The samples, see :func:`index_shards`.
+        """
+        self.stream = stream
+        self.index = list(index)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Sample ``index`` in raw units, with its id and centre point."""
+        member = self.index[index]
+        raw: dict[str, Any] = {
+            'key': member.key,
+            'shard': member.group.shard,
+            '_group': member.group,
+        }
+        for name, (offset, size) in member.spans.items():
+            with open_url(member.group.urls[name]) as f:
+                f.seek(offset)
+                raw[name] = f.read(size)
+        decoded = self.stream.decode(raw)
+        assert decoded is not None  # the stream raises (on_error='error')
+        sample = {k: v for k, v in decoded.items() if k.startswith('image_')}
+        sample['patch_id'] = torch.tensor(index)
+        lon, lat = decoded.get('center_lon'), decoded.get('center_lat')
+        point = [float('nan')] * 2
+        if lon is not None and lat is not None:
+            point = [float(lon), float(lat)]
+        sample['bounds'] = torch.tensor(point * 2, dtype=torch.float64)
+        return sample
+
+    def __len__(self) -> int:
+        """Number of samples."""
+        return len(self.index)
+
+
+def shard_stream(shards: dict[str, str]) -> TerraMeshStream:
+    """A TerraMesh stream (no shuffling) over modality folders of one split.
+
+    Args:
+        shards: Output modality name -> its folder of ``.tar`` shards, e.g.
+            ``{'s1': 'root/train/S1GRD|S1RTC', 's2': 'root/train/S2L1C'}``
+            (``A|B``: whichever of the folders A and B a shard has).
+
+    Returns:
+        The stream; its ``groups`` pair the shards of all modalities.
+
+    Raises:
+        ValueError: If the folders are not in one split folder.
+    """
+    parents = {m: f.rstrip('/').rpartition('/')[0] for m, f in shards.items()}
+    if len(set(parents.values())) != 1:
+        raise ValueError(
+            f'shard folders {shards} are not in one split folder (one folder per '
+            'modality side by side, as torchgeo-decur shards writes them)'
+        )
+    root, _, split = next(iter(parents.values())).rpartition('/')
+    if not split:
+        raise ValueError(
+            f'shard folders {shards}: give each modality folder with its split '
+            "folder, e.g. 'root/train/S2L1C'"
+        )
+    folders = {m: f.rstrip('/').rsplit('/', 1)[-1] for m, f in shards.items()}
+    return TerraMeshStream(
+        root or '.',
+        split,
+        modalities=list(folders.values()),
+        names={f: m for m, f in folders.items()},
+        shuffle=False,
+        metadata=True,
+    )
+
+
+#: Data modules whose ``torchgeo fit`` data section :func:`fit_config_data` reads.
+FIT_DATA_MODULES = (
+    'MultimodalGeoDataModule',
+    'PairedChipsDataModule',
+    'TerraMeshDataModule',
+)
+
+#: PairedChipsDataModule arguments that say how the chips are read.
+_CHIP_OPTIONS = ('pattern', 'bands', 'extensions', 'on_invalid', 's2_harmonize')
+
+
+def _instantiate(spec: Any, where: str) -> Any:
+    """An object from a jsonargparse ``{'class_path', 'init_args'}`` entry."""
+    if not isinstance(spec, dict) or not isinstance(spec.get('class_path'), str):
+        raise ValueError(f'{where} is not a class_path / init_args entry: {spec!r}')
+    module, _, name = spec['class_path'].rpartition('.')
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(
+            f'{where}: cannot import {spec["class_path"]!r} ({err})'
+        ) from None
+    return cls(**dict(spec.get('init_args') or {}))
+
+
+def fit_config_data(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The data of a ``torchgeo fit`` config as :class:`EmbeddingDataModule` arguments.
+
+    Reads the ``data`` section of configs of
+    :class:`~torchgeo_decur.datamodules.MultimodalGeoDataModule` (its
+    ``datasets``, ``crs`` and ``res``: own rasters),
+    :class:`~torchgeo_decur.datamodules.PairedChipsDataModule` (``folders`` and
+    how the chips are read: ``pattern``, ``bands``, ...) and
+    :class:`~torchgeo_decur.datamodules.TerraMeshDataModule` (``root``,
+    ``split``, ``modalities``, ``names``: shards), so the data pretrained on
+    are embedded without restating them. Relative paths are taken from the
+    working directory, as ``torchgeo fit`` does.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        ``datasets`` (with ``crs``, ``res``), ``chips`` (with ``chip_options``)
+        or ``shards``.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If it is not YAML, has no data section, or its data module is
+            not one of :data:`FIT_DATA_MODULES` (naming it).
+    """
+    import yaml
+
+    from ..datasets.terramesh import parse_modalities
+
+    where = os.fspath(path)
+    if not os.path.isfile(where):
+        raise FileNotFoundError(f'config {where!r} does not exist')
+    try:
+        with open(where) as f:
+            config = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        raise ValueError(f'config {where!r} is not YAML: {err}') from None
+    data = config.get('data') if isinstance(config, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get('class_path'), str):
+        raise ValueError(f'config {where!r} has no data section with a class_path')
+    kind = data['class_path'].rpartition('.')[2]
+    args = dict(data.get('init_args') or {})
+    if kind == 'MultimodalGeoDataModule':
+        datasets = {
+            m: _instantiate(spec, f'{where}: data.init_args.datasets.{m}')
+            for m, spec in dict(args.get('datasets') or {}).items()
+        }
+        if not datasets:
+            raise ValueError(f'config {where!r}: data.init_args has no datasets')
+        return {'datasets': datasets, 'crs': args.get('crs'), 'res': args.get('res')}
+    if kind == 'PairedChipsDataModule':
+        folders = args.get('folders')
+        if not isinstance(folders, dict) or not folders:
+            raise ValueError(f'config {where!r}: data.init_args has no folders')
+        options = {k: args[k] for k in _CHIP_OPTIONS if args.get(k) is not None}
+        return {'chips': dict(folders), 'chip_options': options}
+    if kind == 'TerraMeshDataModule':
+        root = str(args.get('root', 'data')).rstrip('/')
+        split = str(args.get('split', 'train'))
+        entries = list(args.get('modalities') or ('S1GRD|S1RTC', 'S2L1C'))
+        specs = parse_modalities(entries, args.get('names'))
+        return {
+            'shards': {
+                spec.name: f'{root}/{split}/{entry}'
+                for spec, entry in zip(specs, entries, strict=True)
+            }
+        }
+    raise ValueError(
+        f'config {where!r} trains on {data["class_path"]}; embed reads the data of '
+        f'{", ".join(FIT_DATA_MODULES)} configs (give --raster, --chips or --shards '
+        'otherwise)'
+    )
+
+
 def chip_footprints(chips: PairedChips) -> tuple[list[list[float]], str | None]:
     """Footprints of the first modality's chips in the CRS of the first chip.
 
@@ -134,9 +409,9 @@ def _path_list(paths: Any) -> list[str]:
 
 
 class EmbeddingDataModule(LightningDataModule):
-    """Patches of own rasters (a grid with a stride) or of chip folders.
+    """Patches of own rasters (a grid with a stride), chip folders or shards.
 
-    Give exactly one of ``datasets`` (rasters) and ``chips`` (folders).
+    Give exactly one of ``datasets`` (rasters), ``chips`` and ``shards`` (folders).
     """
 
     def __init__(
@@ -149,6 +424,8 @@ class EmbeddingDataModule(LightningDataModule):
         num_workers: int = 0,
         crs: str | None = None,
         res: float | None = None,
+        shards: dict[str, str] | None = None,
+        chip_options: dict[str, Any] | None = None,
     ) -> None:
         """Initialize a new EmbeddingDataModule instance.
 
@@ -161,14 +438,20 @@ class EmbeddingDataModule(LightningDataModule):
             num_workers: Data loading worker processes.
             crs: CRS of the common grid (default: the first dataset's).
             res: Resolution of the common grid in CRS units per pixel.
+            shards: Modality -> folder of TerraMesh-layout ``.tar`` shards, the
+                folders side by side in one split folder (see
+                :func:`shard_stream`).
+            chip_options: Further arguments of :class:`PairedChips` (``pattern``,
+                ``bands``, ``extensions``, ``on_invalid``, ``s2_harmonize``), as
+                the chips were read for pretraining.
 
         Raises:
-            ValueError: For both or neither of ``datasets`` and ``chips``, or
-                sizes below 1.
+            ValueError: For not exactly one of ``datasets``, ``chips`` and
+                ``shards``, or sizes below 1.
         """
         super().__init__()
-        if (datasets is None) == (chips is None):
-            raise ValueError('give exactly one of datasets (rasters) and chips')
+        if sum(x is not None for x in (datasets, chips, shards)) != 1:
+            raise ValueError('give exactly one of datasets (rasters), chips and shards')
         stride = patch_size if stride is None else stride
         if min(patch_size, stride, batch_size) < 1 or num_workers < 0:
             raise ValueError(
@@ -177,18 +460,21 @@ class EmbeddingDataModule(LightningDataModule):
             )
         self.datasets = dict(datasets) if datasets is not None else None
         self.chips = dict(chips) if chips is not None else None
+        self.shards = dict(shards) if shards is not None else None
+        self.chip_options = dict(chip_options or {})
         self.patch_size = patch_size
         self.stride = stride
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.crs = crs
         self.res = res
-        self.dataset: RasterWindows | ChipPatches | None = None
+        self.dataset: RasterWindows | ChipPatches | ShardPatches | None = None
         #: Bands per modality, known after :meth:`setup`.
         self.channels: dict[str, int] = {}
         #: CRS of the bounds (WKT), resolution and names, known after setup.
         self.grid: dict[str, Any] = {}
-        self.labels: list[str] | None = None
+        #: Names of the patch ids: chip keys, or ``shard`` and ``key`` lists.
+        self.labels: list[str] | dict[str, list[str]] | None = None
 
     def setup(self, stage: str) -> None:
         """Cut the rasters into windows or list the chips.
@@ -198,20 +484,37 @@ class EmbeddingDataModule(LightningDataModule):
 
         Raises:
             ValueError: For rasters that do not overlap, a window larger than the
-                common ground, or chip folders without pairs.
+                common ground, chip folders without pairs, or shards without
+                samples or lacking a modality.
         """
         if self.dataset is not None:
             return
         if self.datasets is not None:
             self._setup_rasters(self.datasets)
+        elif self.shards is not None:
+            self._setup_shards(self.shards)
         else:
             assert self.chips is not None
-            chips = PairedChips(self.chips)
+            chips = PairedChips(self.chips, **self.chip_options)
             bounds, crs = chip_footprints(chips)
             self.dataset = ChipPatches(chips, bounds)
             self.channels = chips.channels
             self.labels = list(chips.keys)
             self.grid = {'crs': crs, 'kind': 'chips'}
+
+    def _setup_shards(self, shards: dict[str, str]) -> None:
+        stream = shard_stream(shards)
+        index = index_shards(stream)
+        if not index:
+            raise ValueError(f'the shards {shards} hold no samples')
+        self.dataset = ShardPatches(stream, index)
+        first = self.dataset[0]
+        self.channels = {m: int(first[f'image_{m}'].shape[0]) for m in shards}
+        self.labels = {
+            'shard': [s.group.shard for s in index],
+            'key': [s.key for s in index],
+        }
+        self.grid = {'kind': 'shards', 'crs': SHARD_CRS}
 
     def _setup_rasters(self, datasets: dict[str, RasterDataset]) -> None:
         # The intersection of MultimodalGeoDataModule: one grid, and an error
@@ -250,6 +553,8 @@ class EmbeddingDataModule(LightningDataModule):
         """The data, in words, for messages."""
         if self.datasets is not None:
             return ', '.join(f'{m}: {describe(d)}' for m, d in self.datasets.items())
+        if self.shards is not None:
+            return f'shards {self.shards}'
         return f'chips {self.chips}'
 
     def embedding_settings(self) -> dict[str, Any]:
@@ -257,9 +562,12 @@ class EmbeddingDataModule(LightningDataModule):
         inputs = (
             {m: _path_list(d.paths) for m, d in self.datasets.items()}
             if self.datasets is not None
-            else dict(self.chips or {})
+            else dict(self.chips or self.shards or {})
         )
-        return {'inputs': inputs, 'patches': len(self.dataset or [])} | self.grid
+        settings = {'inputs': inputs, 'patches': len(self.dataset or [])}
+        if self.chip_options:
+            settings['chip_options'] = self.chip_options
+        return settings | self.grid
 
     def finished(self) -> set[int]:
         """Ids an EmbeddingWriter of the trainer has already written."""
@@ -294,4 +602,14 @@ class EmbeddingDataModule(LightningDataModule):
         )
 
 
-__all__ = ('ChipPatches', 'EmbeddingDataModule', 'RasterWindows', 'chip_footprints')
+__all__ = (
+    'ChipPatches',
+    'EmbeddingDataModule',
+    'RasterWindows',
+    'ShardMember',
+    'ShardPatches',
+    'chip_footprints',
+    'fit_config_data',
+    'index_shards',
+    'shard_stream',
+)

@@ -2,10 +2,11 @@
 
 :func:`resolve_embedding_encoders` is the one place that turns what a user points
 at (a released Weights member or its name, an export written by
-``torchgeo-decur export``, a Lightning task checkpoint) into encoders with pooled
+``torchgeo-decur export`` (``.pth`` or ``_timm`` folder), a Lightning task
+checkpoint, or several such sources, one per modality) into encoders with pooled
 outputs and the input scaling each was trained with: a member's
-``transforms_for``, the statistics an export or a checkpoint's data module
-recorded. :class:`EmbeddingTask` applies them in Lightning's ``predict`` loop, so
+``transforms_for``, the statistics an export (its ``_input_scaling.json`` or a
+timm folder's ``config.json``) or a checkpoint's data module recorded. :class:`EmbeddingTask` applies them in Lightning's ``predict`` loop, so
 ``trainer.predict`` on any number of devices and nodes (and ``torchgeo predict``)
 computes embeddings; :class:`~torchgeo_decur.callbacks.EmbeddingWriter` writes
 them.
@@ -30,7 +31,7 @@ from ..transforms.normalize import ClipNormalize
 from ..weights.base import DeCURWeightsEnum
 from ..weights.builders import build_encoder
 from ..weights.inspect import inspect_checkpoint
-from ..weights.loading import lookup_member
+from ..weights.loading import is_timm_folder, lookup_member, read_timm_config
 
 #: How per-modality embeddings become the patch's vectors.
 Fusion = Literal['concat', 'separate']
@@ -110,8 +111,83 @@ def _read_statistics(path: str) -> dict[str, Any]:
         ) from None
 
 
+def _timm_folder_scaling(path: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The modality and statistics an exported timm folder's ``config.json`` records."""
+    config = read_timm_config(path)
+    modality = config.get('modality')
+    held = modality if isinstance(modality, str) else None
+    scaling = config.get('input_scaling')
+    if held is None or not isinstance(scaling, dict) or 'mean' not in scaling:
+        return held, None
+    return held, {held: scaling}
+
+
+def _named_source(source: str) -> tuple[str | None, str]:
+    """``'s1=path'`` -> ``('s1', 'path')``; anything else -> ``(None, source)``."""
+    name, sep, rest = source.partition('=')
+    if sep and name.isidentifier() and rest and not os.path.exists(source):
+        return name, rest
+    return None, source
+
+
+def _merge_sources(
+    sources: Sequence[str | os.PathLike[str]],
+    modalities: Sequence[str] | None,
+    model: str | None,
+    scaling: str | None,
+) -> EmbeddingEncoders:
+    """Resolve one encoder source per modality and put them together."""
+    parts = []
+    for one in sources:
+        name, path = _named_source(os.fspath(one))
+        part = resolve_embedding_encoders(path, model=model, scaling=scaling)
+        if name is not None:
+            if len(part.modalities) != 1:
+                raise ValueError(
+                    f'{name}={path}: the source holds the modalities '
+                    f'{part.modalities}; a name can only be given to one encoder'
+                )
+            (old,) = part.modalities
+            part.encoders = {name: part.encoders[old]}
+            part.scaling = {name: part.scaling[old]}
+            part.in_chans = {name: part.in_chans[old]}
+            part.scaling_info = {name: part.scaling_info[old]}
+        parts.append(part)
+    seen: dict[str, str] = {}
+    for part in parts:
+        for m in part.modalities:
+            if m in seen:
+                raise ValueError(
+                    f'encoder sources {seen[m]} and {part.source} both hold modality '
+                    f"{m!r}; name them (e.g. 's1=PATH')"
+                )
+            seen[m] = part.source
+    models = {part.model for part in parts}
+    merged = EmbeddingEncoders(
+        ' + '.join(part.source for part in parts),
+        models.pop()
+        if len(models) == 1
+        else ', '.join(f'{m}: {p.model}' for p in parts for m in p.modalities),
+        {m: e for p in parts for m, e in p.encoders.items()},
+        {m: s for p in parts for m, s in p.scaling.items()},
+        {m: c for p in parts for m, c in p.in_chans.items()},
+        {m: i for p in parts for m, i in p.scaling_info.items()},
+    )
+    chosen = list(modalities) if modalities else merged.modalities
+    unknown = [m for m in chosen if m not in merged.encoders]
+    if unknown:
+        raise ValueError(
+            f'encoders {merged.source} hold the modalities {merged.modalities}; '
+            f'{unknown} is not among them'
+        )
+    for field_ in ('encoders', 'scaling', 'in_chans', 'scaling_info'):
+        values = getattr(merged, field_)
+        setattr(merged, field_, {m: values[m] for m in chosen})
+    return merged
+
+
 def resolve_embedding_encoders(
-    source: str | os.PathLike[str] | Any,
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Any,
     modalities: Sequence[str] | None = None,
     *,
     model: str | None = None,
@@ -122,9 +198,13 @@ def resolve_embedding_encoders(
     Args:
         source: A DeCUR Weights member or its name (``'DeCURResNet50_Weights.X'``),
             an export of ``torchgeo-decur export`` (a backbone-only or joint
-            ``.pth``; the ``<name>_input_scaling.json`` beside it gives the
-            scaling), or a Lightning checkpoint of a task of this package (its
-            data module's recorded statistics give the scaling).
+            ``.pth``: the ``<name>_input_scaling.json`` beside it gives the
+            scaling; a ``<name>_<modality>_timm`` folder: its ``config.json``
+            gives architecture, channels, modality and scaling), or a Lightning
+            checkpoint of a task of this package (its data module's recorded
+            statistics give the scaling). A list of sources (e.g. one timm
+            folder per modality) puts their encoders together; an entry
+            ``'s1=PATH'`` names the one encoder of its source.
         modalities: Which encoders to use (default: all the source holds).
         model: timm architecture, for files whose architecture cannot be read from
             the keys (a task checkpoint and a member say it themselves).
@@ -137,11 +217,19 @@ def resolve_embedding_encoders(
         The encoders (in eval mode) and their scaling.
 
     Raises:
-        ValueError: For an unknown source or modality, a source that records no
-            scaling (and ``scaling`` not given), or an unknown architecture.
+        ValueError: For an unknown source or modality, two sources holding the
+            same modality, a source that records no scaling (and ``scaling``
+            not given), or an unknown architecture.
         FileNotFoundError: If a file does not exist.
     """
-    text = os.fspath(source) if isinstance(source, str | os.PathLike) else source
+    if isinstance(source, list | tuple):
+        if len(source) == 1:
+            source = source[0]
+        else:
+            return _merge_sources(source, modalities, model, scaling)
+    if isinstance(source, str) and _named_source(source)[0] is not None:
+        return _merge_sources([source], modalities, model, scaling)
+    text: Any = os.fspath(source) if isinstance(source, str | os.PathLike) else source
     member = lookup_member(text)
     if isinstance(text, str) and member is None and not os.path.exists(text):
         raise FileNotFoundError(
@@ -177,6 +265,10 @@ def resolve_embedding_encoders(
         names = [e.modality for e in described.encoders]
         if described.task is not None:
             stats = (input_scaling(load_checkpoint_file(name)) or {}).get('statistics')
+        elif is_timm_folder(name):
+            held, stats = _timm_folder_scaling(name)
+            if held is not None:
+                names = [held]
         else:
             held, stats = _export_scaling(name)
             if held is not None and held != 'joint' and len(names) == 1:
@@ -281,7 +373,7 @@ class EmbeddingTask(LightningModule):
 
     def __init__(
         self,
-        source: str,
+        source: str | list[str],
         modalities: list[str] | None = None,
         fuse: Fusion = 'concat',
         model: str | None = None,

@@ -210,6 +210,21 @@ def _timm_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return config
 
 
+def read_timm_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``config.json`` of a timm folder (``architecture``, ``model_args``, ...).
+
+    Args:
+        path: The folder.
+
+    Returns:
+        The config; an export also records ``modality`` and ``input_scaling``.
+
+    Raises:
+        ValueError: If it is not JSON or names no architecture.
+    """
+    return _timm_config(path)
+
+
 def read_timm_folder(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """The encoder weights of a timm folder (``model.safetensors``).
 
@@ -685,6 +700,7 @@ __all__ = (
     'member_modalities',
     'modality_mapping_note',
     'read_state_dict',
+    'read_timm_config',
     'read_timm_folder',
     'resolve_encoder',
     'resolve_weights',
