@@ -3,31 +3,51 @@
 A tiny two-encoder task checkpoint (random ResNet-10t encoders, recorded band
 statistics) is exported with ``torchgeo-decur export``; its checkpoint and its
 per-modality timm folders embed the bundled TerraMesh shards. The vectors are
-compared with the encoders applied to the samples as TerraMeshStream reads them.
+compared with the encoders applied to the samples as TerraMeshStream reads them,
+the footprints with the samples' own coordinates reprojected by pyproj.
 """
 
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import geopandas
 import numpy as np
 import pytest
+import shapely
 import timm
 import torch
+import zarr
 from lightning.pytorch import Callback, Trainer
+from pyproj import CRS, Transformer
 from torch import nn
+from zarr.core.buffer import cpu
+from zarr.storage import MemoryStore
 
 from torchgeo_decur.callbacks import EmbeddingWriter
 from torchgeo_decur.cli import main
-from torchgeo_decur.datamodules.embedding import EmbeddingDataModule
+from torchgeo_decur.datamodules.embedding import (
+    SHARD_CRS,
+    EmbeddingDataModule,
+    shard_footprint,
+)
 from torchgeo_decur.datasets import PairedChips, TerraMeshStream
-from torchgeo_decur.embeddings import nearest_patches, read_embeddings
+from torchgeo_decur.datasets.shards import encode_zarr_zip
+from torchgeo_decur.datasets.terramesh import ZarrGeoreference
+from torchgeo_decur.embeddings import (
+    geoparquet_bytes,
+    nearest_patches,
+    part_table,
+    read_embeddings,
+)
 from torchgeo_decur.tasks.embedding import EmbeddingTask
 from torchgeo_decur.transforms import ClipNormalize
 
@@ -110,7 +130,23 @@ def expected(encoders: dict[str, nn.Module]) -> tuple[list[dict[str, Any]], np.n
     return samples, np.concatenate(vectors, axis=1)
 
 
-def test_shard_samples_are_embedded_with_ids_centres_and_settings(
+def stored_footprint(shard: str, key: str) -> tuple[list[float], CRS]:
+    """A bundled S2L1C sample's bounds and CRS, read from its own Zarr arrays."""
+    path = os.path.join(TRAIN, 'S2L1C', shard)
+    with tarfile.open(path) as tar:
+        member = tar.extractfile(f'{key}.zarr.zip')
+        assert member is not None
+        data = member.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        store = {n: cpu.Buffer.from_bytes(zf.read(n)) for n in zf.namelist()}
+    group = zarr.open_consolidated(MemoryStore(store), mode='r', zarr_format=2)
+    x, y = np.asarray(group['x'][...]), np.asarray(group['y'][...])
+    crs = CRS.from_wkt(group['spatial_ref'].attrs['crs_wkt'])
+    half = 10.0 / 2  # the bundled samples have 10 m pixels
+    return [x.min() - half, y.min() - half, x.max() + half, y.max() + half], crs
+
+
+def test_shard_samples_are_embedded_with_ids_footprints_and_settings(
     shard_run: Path, trained: dict[str, Any]
 ) -> None:
     emb = read_embeddings(shard_run / 'embeddings.parquet')
@@ -121,13 +157,22 @@ def test_shard_samples_are_embedded_with_ids_centres_and_settings(
     np.testing.assert_allclose(emb.vectors['embedding'], want, atol=1e-6, rtol=0)
     frame = geopandas.read_parquet(shard_run / 'embeddings.parquet')
     assert frame.crs.to_epsg() == 4326
-    assert (frame.geom_type == 'Point').all()
-    np.testing.assert_allclose(
-        frame.geometry.x, [float(s['center_lon']) for s in samples]
-    )
-    np.testing.assert_allclose(
-        frame.geometry.y, [float(s['center_lat']) for s in samples]
-    )
+    assert (frame.geom_type == 'Polygon').all()
+    # majortom_* samples lie in UTM zone 32N, ssl4eos12_* in 33N: one file.
+    assert frame['crs'].tolist() == ['EPSG:32632'] * 4 + ['EPSG:32633'] * 4
+    for i, s in enumerate(samples):
+        bounds, crs = stored_footprint(s['shard'], s['key'])
+        assert CRS.from_user_input(frame['crs'][i]) == crs
+        got = [frame[n][i] for n in ('minx', 'miny', 'maxx', 'maxy')]
+        np.testing.assert_allclose(got, bounds, rtol=0, atol=1e-6)
+        to_lonlat = Transformer.from_crs(crs, 'EPSG:4326', always_xy=True)
+        corners = [(bounds[a], bounds[b]) for a, b in ((0, 1), (2, 1), (2, 3), (0, 3))]
+        want = [to_lonlat.transform(*c) for c in corners]
+        ring = np.asarray(frame.geometry[i].exterior.coords)[:-1]
+        np.testing.assert_allclose(sorted(map(tuple, ring)), sorted(want), atol=1e-9)
+        # The footprint lies around the stored centre (80 m across).
+        centre = shapely.Point(float(s['center_lon']), float(s['center_lat']))
+        assert frame.geometry[i].centroid.distance(centre) < 1e-4
     meta = emb.metadata
     assert (meta['kind'], meta['model'], meta['modalities']) == (
         'shards',
@@ -136,11 +181,20 @@ def test_shard_samples_are_embedded_with_ids_centres_and_settings(
     )
     assert meta['inputs'] == SHARDS
     assert meta['scaling']['s2']['mean'] == STATS['s2']['mean']
+    assert meta['on_missing'] == 'error'
+    assert meta['skipped_shards'] == []
     assert not (shard_run / 'embeddings.tif').exists()
-    # A coordinate picks the nearest sample centre (sample 2 at 9.02, 45.02).
+    # A coordinate inside a footprint picks that sample (sample 2 is 80 m
+    # across around 9.02, 45.02); one outside every footprint the nearest.
     path = shard_run / 'embeddings.parquet'
-    found = nearest_patches(path, 3, point=(9.021, 45.019))
+    inside = (9.02 + 0.0003, 45.02 - 0.0002)
+    assert frame.geometry[2].covers(shapely.Point(inside))
+    found = nearest_patches(path, 3, point=inside)
     assert found == nearest_patches(path, 3, patch_id=2)
+    assert nearest_patches(path, 3, point=(9.021, 45.019)) == found
+    assert nearest_patches(path, 3, point=(15.05, 45.05)) == nearest_patches(
+        path, 3, patch_id=5
+    )
     assert all(
         re.fullmatch(r'\w+_shard_\d{6}\.tar:\w+_train_\d{7}', str(n.key)) for n in found
     )
@@ -302,6 +356,97 @@ def test_shards_lacking_a_modality_are_one_line_from_the_command(
         'torchgeo-decur embed: error: shard majortom_shard_000001'
     )
     assert 'has no file for modality S1GRD' in lines[0]
+    # The advice names what the command offers, not the library's argument.
+    assert '--on-missing skip' in lines[0]
+    assert 'on_missing=' not in lines[0]
+
+
+def test_on_missing_skip_leaves_out_shards_lacking_a_modality(
+    trained: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The skipped shards are named in the summary and the file's settings."""
+    shards = SHARDS | {'s1': os.path.join(TRAIN, 'S1GRD')}
+    argv = ['embed', str(trained['ckpt']), str(tmp_path), *shard_args(shards)]
+    with pytest.warns(UserWarning, match='skipped 2 shard'):
+        assert main([*argv, '--on-missing', 'skip', '--no-progress']) == 0
+    skipped = ['majortom_shard_000001.tar', 'majortom_shard_000002.tar']
+    out = capsys.readouterr().out
+    assert 'embedded 4 patches' in out
+    assert '2 shard(s) lacking a modality skipped: ' + ', '.join(skipped) in out
+    emb = read_embeddings(tmp_path / 'embeddings.parquet')
+    assert set(emb.frame['shard']) == {
+        'ssl4eos12_shard_000003.tar',
+        'ssl4eos12_shard_000004.tar',
+    }
+    assert (emb.metadata['on_missing'], emb.metadata['skipped_shards']) == (
+        'skip',
+        skipped,
+    )
+    argv = ['embed', str(trained['ckpt']), str(tmp_path / 'r'), '--on-missing']
+    assert main([*argv, 'skip', '--raster', f's2={DATA}/own_rasters/s2']) == 1
+    assert '--on-missing applies to shards' in capsys.readouterr().err
+
+
+def write_shard(folder: Path, samples: list[dict[str, Any]]) -> None:
+    """One S2L1C shard of samples as torchgeo-decur shards encodes them."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    with tarfile.open(folder / 'x_shard_000000.tar', 'w') as tar:
+        for i, metadata in enumerate(samples):
+            bands = rng.integers(500, 3000, (13, 8, 8)).astype(np.int16)
+            data = encode_zarr_zip(bands, metadata={'time': 0, **metadata})
+            info = tarfile.TarInfo(f'x_{i:07d}.zarr.zip')
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_shard_samples_without_coordinates_get_their_centre_or_nothing(
+    tmp_path: Path,
+) -> None:
+    """Centre points and null geometries beside reprojected footprints."""
+    write_shard(
+        tmp_path / 'train' / 'S2L1C',
+        [{'center_lon': 9.5, 'center_lat': 46.25}, {}],
+    )
+    data = EmbeddingDataModule(shards={'s2': str(tmp_path / 'train' / 'S2L1C')})
+    data.setup('predict')
+    batch = next(iter(data.predict_dataloader()))
+    assert batch['crs'] == [SHARD_CRS, '']
+    np.testing.assert_array_equal(batch['bounds'][0], [9.5, 46.25, 9.5, 46.25])
+    assert torch.isnan(batch['bounds'][1]).all()
+    # With a footprint in UTM 32N, as the writer merges a batch of a shard run.
+    utm = [500_000.0, 5_000_000.0, 500_080.0, 5_000_080.0]
+    bounds = np.concatenate([[utm], batch['bounds'].numpy()])
+    crs = ['EPSG:32632', *batch['crs']]
+    table = part_table(np.arange(3), bounds, {'embedding': np.ones((3, 2))}, crs)
+    buffer = geoparquet_bytes(table, SHARD_CRS, {'kind': 'shards'})
+    frame = geopandas.read_parquet(io.BytesIO(buffer))
+    assert frame.crs.to_epsg() == 4326
+    assert frame.geom_type.tolist()[:2] == ['Polygon', 'Point']
+    assert frame.geometry[2] is None
+    assert frame['crs'][0] == 'EPSG:32632'
+    assert frame['crs'][1:].isna().all()
+    assert frame['minx'][0] == utm[0]
+    assert np.isnan(frame['minx'][1:]).all()
+    to_lonlat = Transformer.from_crs(32632, 4326, always_xy=True)
+    corners = [(utm[a], utm[b]) for a, b in ((0, 1), (2, 1), (2, 3), (0, 3))]
+    want = [to_lonlat.transform(*c) for c in corners]
+    ring = np.asarray(frame.geometry[0].exterior.coords)[:-1]
+    np.testing.assert_allclose(sorted(map(tuple, ring)), sorted(want), atol=1e-9)
+    assert (frame.geometry[1].x, frame.geometry[1].y) == (9.5, 46.25)
+
+
+def test_a_crs_pyproj_cannot_read_falls_back_to_the_centre() -> None:
+    x = 500_005.0 + 10.0 * np.arange(4)
+    y = 5_000_035.0 - 10.0 * np.arange(4)
+    fake = 'PROJCS["WGS 84 / UTM zone 32N",GEOGCS["WGS 84"],UNIT["metre",1]]'
+    with pytest.warns(UserWarning, match='pyproj cannot read it'):
+        got = shard_footprint(ZarrGeoreference(x, y, fake), 9.0, 45.1)
+    assert got == ([9.0, 45.1, 9.0, 45.1], SHARD_CRS)
+    wkt = CRS.from_epsg(32632).to_wkt()
+    got = shard_footprint(ZarrGeoreference(x, y, wkt), 9.0, 45.1)
+    assert got == ([500_000.0, 5_000_000.0, 500_040.0, 5_000_040.0], 'EPSG:32632')
+    assert shard_footprint(None, None, None)[1] == ''
 
 
 def ddp_job(rank: int, world_size: int) -> dict[str, Any]:

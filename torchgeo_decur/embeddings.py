@@ -4,8 +4,14 @@ The GeoParquet file of an embedding run has one row per patch::
 
     patch_id (int64), key (chips and shards), shard (shards only), geometry
     (the patch footprint, or a shard sample's centre point, in the CRS of the
-    file's ``geo`` metadata; null without georeference), embedding or
-    embedding_<modality> (fixed-size lists of float32)
+    file's ``geo`` metadata; null without georeference), crs, minx, miny, maxx,
+    maxy (shards only: each sample's footprint in its own CRS, null where only
+    the centre or nothing is known), embedding or embedding_<modality>
+    (fixed-size lists of float32)
+
+Shard samples lie in different CRSs (UTM zones) while a GeoParquet geometry
+column has one, so their footprints are reprojected to EPSG:4326 (the four
+corners, without densified edges: fine for patches of a few kilometres).
 
 and records how the vectors were made (encoder, model, modalities, fusion, input
 scaling, patch size, stride, inputs) as JSON under the ``torchgeo_decur`` key of
@@ -50,22 +56,33 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
+#: Columns of a patch's bounds.
+BOUNDS = ('minx', 'miny', 'maxx', 'maxy')
+
+
 def part_table(
-    patch_ids: np.ndarray, bounds: np.ndarray, vectors: Mapping[str, np.ndarray]
+    patch_ids: np.ndarray,
+    bounds: np.ndarray,
+    vectors: Mapping[str, np.ndarray],
+    crs: Sequence[str] | None = None,
 ) -> pa.Table:
-    """One written batch: ids, bounds and vectors.
+    """One written batch: ids, bounds (and their CRS per row) and vectors.
 
     Args:
         patch_ids: (N,) patch ids.
         bounds: (N, 4) minx, miny, maxx, maxy.
         vectors: Column name → (N, D) vectors.
+        crs: (N,) CRS of each row's bounds (``''``: none), for data whose
+            patches lie in different CRSs (shards); None: the run's CRS.
 
     Returns:
         The table of a part file.
     """
     columns: dict[str, Any] = {'patch_id': pa.array(patch_ids.astype(np.int64))}
-    for i, name in enumerate(('minx', 'miny', 'maxx', 'maxy')):
+    for i, name in enumerate(BOUNDS):
         columns[name] = pa.array(bounds[:, i].astype(np.float64))
+    if crs is not None:
+        columns['crs'] = pa.array([str(c) for c in crs], pa.string())
     for name, v in vectors.items():
         columns[name] = _as_list_array(v)
     return pa.table(columns)
@@ -80,11 +97,15 @@ def geoparquet_bytes(
     """GeoParquet file of merged parts: footprints as geometry, run metadata.
 
     Rows whose bounds are a point (``minx == maxx`` and ``miny == maxy``) get a
-    point geometry, rows with NaN bounds a null one.
+    point geometry, rows with NaN bounds a null one. A table with a ``crs``
+    column (shard runs) gives each row's bounds in its own CRS: footprints are
+    reprojected to ``crs`` (their four corners) and kept as they are in the
+    columns ``crs``, ``minx``, ``miny``, ``maxx``, ``maxy`` (null for points
+    and rows without bounds).
 
     Args:
         table: Parts concatenated (see :func:`part_table`), sorted by id.
-        crs: CRS of the bounds (WKT or any pyproj input), or None.
+        crs: CRS of the geometry (WKT or any pyproj input), or None.
         metadata: Run description stored under :data:`METADATA_KEY`.
         labels: Name of each patch id (chip keys), stored as ``key``, or
             column name -> name of each patch id (e.g. ``shard`` and ``key``).
@@ -95,7 +116,7 @@ def geoparquet_bytes(
     import geopandas
     import shapely
 
-    b = np.stack([table[n].to_numpy() for n in ('minx', 'miny', 'maxx', 'maxy')], 1)
+    b = np.stack([table[n].to_numpy() for n in BOUNDS], 1)
     valid = np.isfinite(b).all(axis=1)
     boxes = shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3])
     points = valid & (b[:, 0] == b[:, 2]) & (b[:, 1] == b[:, 3])
@@ -107,6 +128,13 @@ def geoparquet_bytes(
     for column, names in named.items():
         if names is not None:
             frame[column] = [names[int(i)] for i in ids]
+    if 'crs' in table.column_names:
+        own = np.array(table['crs'].to_pylist(), dtype=object)
+        boxes = _reproject(boxes, own, crs)
+        footprint = valid & ~points & (own != '')
+        frame['crs'] = np.where(footprint, own, None)
+        for i, name in enumerate(BOUNDS):
+            frame[name] = np.where(footprint, b[:, i], np.nan)
     gdf = geopandas.GeoDataFrame(frame, geometry=boxes, crs=crs)
     buffer = io.BytesIO()
     gdf.to_parquet(buffer, index=False)
@@ -118,13 +146,46 @@ def geoparquet_bytes(
     return parquet_bytes(out.replace_schema_metadata(meta))
 
 
+def _reproject(geometry: np.ndarray, own: np.ndarray, crs: str | None) -> np.ndarray:
+    """Geometries given in their own CRSs, in ``crs`` (vertices transformed).
+
+    Args:
+        geometry: (N,) shapely geometries (or None).
+        own: (N,) CRS of each (``''`` or None: none; left as it is).
+        crs: The target CRS.
+
+    Returns:
+        (N,) geometries in ``crs``.
+    """
+    import shapely
+    from pyproj import CRS, Transformer
+
+    out = geometry.copy()
+    if crs is None:
+        return out
+    target = CRS.from_user_input(crs)
+    for name in sorted({str(c) for c in own if c}):
+        source = CRS.from_user_input(name)
+        if source == target:
+            continue
+        rows = np.flatnonzero(own == name)
+        transformer = Transformer.from_crs(source, target, always_xy=True)
+
+        def move(xy: np.ndarray, transformer: Transformer = transformer) -> np.ndarray:
+            return np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+
+        out[rows] = shapely.transform(geometry[rows], move)
+    return out
+
+
 @dataclass
 class Embeddings:
     """What :func:`read_embeddings` returns.
 
     Attributes:
         frame: GeoDataFrame: ``patch_id``, ``geometry`` (and ``key``,
-            ``shard``).
+            ``shard``; for shard runs ``crs``, ``minx``, ``miny``, ``maxx``,
+            ``maxy``).
         vectors: Column name → (N, D) float32 vectors, rows as in ``frame``.
         metadata: The run description.
     """
@@ -171,7 +232,7 @@ def read_embeddings(path: str | os.PathLike[str]) -> Embeddings:
     frame = geopandas.read_parquet(
         path,
         columns=['patch_id', 'geometry']
-        + [n for n in ('shard', 'key') if n in table.column_names],
+        + [n for n in ('shard', 'key', 'crs', *BOUNDS) if n in table.column_names],
     )
     return Embeddings(frame, vectors, json.loads(raw))
 
@@ -354,11 +415,15 @@ def _query_row(
 
     assert point is not None
     where = shapely.Point(float(point[0]), float(point[1]))
+    geometry = frame.geometry.to_numpy()
     hits = np.flatnonzero(frame.geometry.covers(where).to_numpy())
-    points = frame.geometry.geom_type == 'Point'
-    if hits.size == 0 and points.any():
-        # Shard samples are their centre points: the nearest one is meant.
-        hits = np.flatnonzero(points.to_numpy())
+    if hits.size == 0 and emb.metadata.get('kind') == 'shards':
+        # Shard samples lie apart (footprints, or centre points where only the
+        # centre is known): the nearest one is meant.
+        known = np.flatnonzero(frame.geometry.notna().to_numpy())
+        if known.size:
+            gaps = shapely.distance(geometry[known], where)
+            return int(known[int(np.argmin(gaps))])
     if hits.size == 0:
         raise ValueError(
             f'no patch of {path!r} covers ({point[0]}, {point[1]}) in its CRS '
@@ -367,7 +432,7 @@ def _query_row(
         )
     # The patch whose centre is nearest the point.
     # shapely, not GeoSeries: no warning for lon/lat (the order is all that counts).
-    centres = shapely.centroid(frame.geometry.to_numpy()[hits])
+    centres = shapely.centroid(geometry[hits])
     return int(hits[int(np.argmin(shapely.distance(centres, where)))])
 
 
@@ -387,7 +452,9 @@ def nearest_patches(
         k: How many neighbours (the query patch itself is left out).
         patch_id: The query patch.
         point: ``(x, y)`` in the file's CRS: the patch covering it (the one
-            whose centre is nearest when windows overlap) is the query.
+            whose centre is nearest when windows overlap) is the query; in a
+            shard run, where samples lie apart, the nearest sample (footprint
+            or centre point) when none covers it.
         column: Vector column (default: the only one; ``embedding_<m>`` for a
             per-modality file).
         metric: ``'cosine'`` (1 - cosine similarity) or ``'euclidean'``.
@@ -553,6 +620,7 @@ def embedding_picture(
 
 
 __all__ = (
+    'BOUNDS',
     'METADATA_KEY',
     'CellGrid',
     'Embeddings',

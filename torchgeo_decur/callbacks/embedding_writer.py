@@ -213,7 +213,8 @@ class EmbeddingWriter(BasePredictionWriter):
             for k, v in prediction.items()
             if k.startswith('embedding')
         }
-        table = part_table(ids, prediction['bounds'].detach().cpu().numpy(), vectors)
+        bounds = prediction['bounds'].detach().cpu().numpy()
+        table = part_table(ids, bounds, vectors, prediction.get('crs'))
         name = f'part-{int(ids.min()):010d}.parquet'
         write_bytes(os.path.join(self.parts_dir, name), parquet_bytes(table), True)
         self._written += int(ids.size)

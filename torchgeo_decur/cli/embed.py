@@ -10,7 +10,8 @@ checkpoint; or several, one per modality, e.g. ``x_s1_timm x_s2_timm``) over
 * chips: ``--chips MODALITY=FOLDER`` per modality (chips paired by file name),
 * shards: ``--shards MODALITY=FOLDER`` per modality (TerraMesh-layout ``.tar``
   shards as ``torchgeo-decur shards`` writes them, the folders side by side in
-  one split folder; ``s1=root/train/S1GRD|S1RTC`` takes whichever a shard has),
+  one split folder; ``s1=root/train/S1GRD|S1RTC`` takes whichever a shard has;
+  ``--on-missing skip`` leaves out shards lacking a modality, naming them),
 * or ``--config FIT.yaml``: the data of a ``torchgeo fit`` config of own rasters,
   chips or TerraMesh shards, read as for pretraining,
 
@@ -100,6 +101,12 @@ def register(subparsers: Any) -> None:
         'TerraMesh shards)',
     )
     parser.add_argument(
+        '--on-missing',
+        choices=('error', 'skip'),
+        help='shards lacking one of the modalities: error (default, or what the '
+        '--config says) or skip them (named in the summary)',
+    )
+    parser.add_argument(
         '--modalities', nargs='+', help='encoders to use (default: all the source has)'
     )
     parser.add_argument(
@@ -159,6 +166,7 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
 
     from ..callbacks.embedding_writer import EmbeddingWriter
     from ..datamodules.embedding import EmbeddingDataModule, fit_config_data
+    from ..datasets.terramesh import MissingModalityError
     from ..embeddings import embedding_picture
     from ..export import prepare_output_dir
     from ..tasks.embedding import EmbeddingTask, check_input_channels
@@ -168,16 +176,20 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
     shards = _pairs(args.shards, '--shards')
     datasets = None
     given: dict[str, Any] = {'crs': args.crs, 'res': args.res}
+    on_missing = args.on_missing
     if args.config is not None:
         given = fit_config_data(args.config)
         datasets, chips, shards = (
             given.get(k) for k in ('datasets', 'chips', 'shards')
         )
+        on_missing = on_missing or given.get('on_missing')
         given = {
             'crs': args.crs or given.get('crs'),
             'res': args.res or given.get('res'),
             'chip_options': given.get('chip_options'),
         }
+    if args.on_missing is not None and shards is None:
+        raise ValueError('--on-missing applies to shards (--shards or a --config)')
     if rasters is not None:
         datasets = {}
         for m, path in rasters.items():
@@ -203,10 +215,18 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         shards=shards,
+        on_missing=on_missing or 'error',
         **given,
     )
     # Bad data are named before Lightning starts (and prints its device lines).
-    data.setup('predict')
+    try:
+        data.setup('predict')
+    except MissingModalityError as err:
+        raise MissingModalityError(
+            err.problem,
+            'pass --on-missing skip to leave such shards out, or give alternatives '
+            "such as 's1=ROOT/SPLIT/S1GRD|S1RTC'",
+        ) from None
     check_input_channels(task.resolved, data.channels, data.describe())
     trainer = Trainer(
         accelerator=args.accelerator,
@@ -220,6 +240,8 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
     )
     trainer.predict(task, data, return_predictions=False)
     summary = dict(writer.summary)
+    if summary and shards is not None:
+        summary['skipped_shards'] = data.skipped_shards
     if summary and args.picture and data.datasets is not None:
         picture = out / 'embeddings.png'
         summary['files']['picture'] = embedding_picture(
@@ -248,10 +270,16 @@ def run(args: argparse.Namespace) -> int:
     )
     dims = ', '.join(f'{k}: {v}' for k, v in summary['dims'].items())
     rate = now / seconds if seconds > 0 else 0.0
+    skipped = summary.get('skipped_shards') or []
+    left_out = (
+        f'; {len(skipped)} shard(s) lacking a modality skipped: {", ".join(skipped)}'
+        if skipped
+        else ''
+    )
     print(
         f'embedded {patches} patches ({now} now, {patches - now} from an earlier '
-        f'run; {dims} values each) in {seconds:.1f} s ({rate:.1f} patches/s) -> '
-        + ', '.join(str(p) for p in summary['files'].values())
+        f'run; {dims} values each{left_out}) in {seconds:.1f} s ({rate:.1f} '
+        'patches/s) -> ' + ', '.join(str(p) for p in summary['files'].values())
     )
     print(json.dumps(summary, indent=2, default=str))
     return 0

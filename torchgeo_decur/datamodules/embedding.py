@@ -19,9 +19,14 @@
   writes), one folder of ``.tar`` files per modality, read by
   :class:`~torchgeo_decur.datasets.TerraMeshStream`'s decoder (its checks and
   Sentinel-2 harmonization) with random access through an index of the tar
-  members; one patch per sample, named by shard file and sample key. The samples
-  keep only their centre (``center_lon``, ``center_lat``), so ``bounds`` is that
-  point in EPSG:4326 (minx == maxx, miny == maxy), NaN for samples without one.
+  members; one patch per sample, named by shard file and sample key. Batches
+  also hold ``crs`` (N,) strings, the CRS of each sample's ``bounds``: for
+  samples with pixel-centre ``x``/``y`` coordinates and a readable CRS (as
+  xarray/rioxarray store them) ``bounds`` is the footprint (the pixel centres
+  +- half a pixel) in that CRS (``EPSG:<code>`` where it has one, else WKT);
+  otherwise the centre (``center_lon``, ``center_lat``) as a point in
+  EPSG:4326 (minx == maxx, miny == maxy); NaN and ``''`` for samples with
+  neither (see :func:`shard_footprint`).
 
 Patch ids number the windows (chips, shard samples) in a fixed order, so a resumed run and every
 rank agree on them. Patches already written by an
@@ -29,18 +34,22 @@ rank agree on them. Patches already written by an
 the loader, so an interrupted run resumes where it stopped.
 """
 
+import functools
 import importlib
 import os
 import tarfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import rasterio
 import shapely
 import torch
 from lightning.pytorch import LightningDataModule
 from pyproj import CRS
+from pyproj.exceptions import CRSError
 from rasterio.warp import transform_bounds
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -50,18 +59,99 @@ from torchgeo.samplers import GriddedPatchSampler
 from ..datasets.chips import PairedChips
 from ..datasets.terramesh import (
     SAMPLE_EXTENSION,
+    Policy,
     ShardGroup,
     TerraMeshFormatError,
     TerraMeshStream,
+    ZarrGeoreference,
+    list_tar_files,
     open_url,
+    read_zarr_georeference,
 )
 from .geo import CoRegisteredPatches, MultimodalGeoDataModule, describe
 
 #: A window: minx, maxx, miny, maxy in CRS units.
 Window = tuple[float, float, float, float]
 
-#: CRS of the centre points of shard samples.
+#: CRS of the centre points of shard samples, and of the geometry column of a
+#: shard run's GeoParquet file (footprints are reprojected to it).
 SHARD_CRS = 'EPSG:4326'
+
+
+@functools.lru_cache(maxsize=64)
+def shard_crs(text: str) -> str | None:
+    """A stored CRS as ``EPSG:<code>`` where it has a code, else as WKT.
+
+    Args:
+        text: The CRS as stored (WKT or any pyproj input).
+
+    Returns:
+        The CRS, or None (with a warning, once per text) if pyproj cannot read it.
+    """
+    try:
+        crs = CRS.from_user_input(text)
+    except CRSError as err:
+        warnings.warn(
+            f'shard samples with the CRS {text!r} get their centre point as '
+            f'geometry: pyproj cannot read it ({err})',
+            stacklevel=2,
+        )
+        return None
+    code = crs.to_epsg()
+    return f'EPSG:{code}' if code is not None else crs.to_wkt()
+
+
+def pixel_footprint(x: np.ndarray, y: np.ndarray) -> list[float] | None:
+    """Bounds of a grid given by its pixel-centre coordinates.
+
+    Args:
+        x: (W,) pixel-centre x coordinates.
+        y: (H,) pixel-centre y coordinates (either direction).
+
+    Returns:
+        minx, miny, maxx, maxy: the outer pixel centres +- half a pixel, or None
+        for fewer than two pixels along an axis (no pixel size) or non-finite
+        coordinates.
+    """
+    if x.size < 2 or y.size < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return None
+    dx, dy = abs(float(x[1] - x[0])), abs(float(y[1] - y[0]))
+    if dx == 0 or dy == 0:
+        return None
+    return [
+        float(x.min()) - dx / 2,
+        float(y.min()) - dy / 2,
+        float(x.max()) + dx / 2,
+        float(y.max()) + dy / 2,
+    ]
+
+
+def shard_footprint(
+    georeference: ZarrGeoreference | None,
+    center_lon: float | None,
+    center_lat: float | None,
+) -> tuple[list[float], str]:
+    """What a shard run records of where a sample lies.
+
+    Args:
+        georeference: The sample's pixel-centre coordinates and CRS, if stored.
+        center_lon: Longitude of its centre (degrees), if stored.
+        center_lat: Latitude of its centre (degrees), if stored.
+
+    Returns:
+        ``(bounds, crs)``: the footprint (minx, miny, maxx, maxy) and its CRS
+        where the coordinates and a readable CRS are there; else the centre as a
+        point (minx == maxx, miny == maxy) in :data:`SHARD_CRS`; else NaN bounds
+        and ``''``.
+    """
+    if georeference is not None:
+        crs = shard_crs(georeference.crs)
+        bounds = pixel_footprint(georeference.x, georeference.y)
+        if crs is not None and bounds is not None:
+            return bounds, crs
+    if center_lon is not None and center_lat is not None:
+        return [center_lon, center_lat] * 2, SHARD_CRS
+    return [float('nan')] * 4, ''
 
 
 class RasterWindows(Dataset[dict[str, Tensor]]):
@@ -194,8 +284,8 @@ def index_shards(stream: TerraMeshStream) -> list[ShardMember]:
     return index
 
 
-class ShardPatches(Dataset[dict[str, Tensor]]):
-    """The samples of shards with ids and centre points (random access)."""
+class ShardPatches(Dataset[dict[str, Any]]):
+    """The samples of shards with ids and footprints (random access)."""
 
     def __init__(self, stream: TerraMeshStream, index: Sequence[ShardMember]) -> None:
         """Initialize a new ShardPatches instance.
@@ -207,8 +297,12 @@ class ShardPatches(Dataset[dict[str, Tensor]]):
         self.stream = stream
         self.index = list(index)
 
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        """Sample ``index`` in raw units, with its id and centre point."""
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` in raw units, with its id, ``bounds`` and ``crs``.
+
+        The footprint is that of the first modality (in the order given) whose
+        member stores pixel-centre coordinates and a CRS.
+        """
         member = self.index[index]
         raw: dict[str, Any] = {
             'key': member.key,
@@ -223,11 +317,20 @@ class ShardPatches(Dataset[dict[str, Tensor]]):
         assert decoded is not None  # the stream raises (on_error='error')
         sample = {k: v for k, v in decoded.items() if k.startswith('image_')}
         sample['patch_id'] = torch.tensor(index)
+        georeference = None
+        for name in member.spans:
+            where = f'{member.group.urls[name]} sample {member.key}'
+            georeference = read_zarr_georeference(raw[name], where)
+            if georeference is not None:
+                break
         lon, lat = decoded.get('center_lon'), decoded.get('center_lat')
-        point = [float('nan')] * 2
-        if lon is not None and lat is not None:
-            point = [float(lon), float(lat)]
-        sample['bounds'] = torch.tensor(point * 2, dtype=torch.float64)
+        bounds, crs = shard_footprint(
+            georeference,
+            None if lon is None else float(lon),
+            None if lat is None else float(lat),
+        )
+        sample['bounds'] = torch.tensor(bounds, dtype=torch.float64)
+        sample['crs'] = crs
         return sample
 
     def __len__(self) -> int:
@@ -235,19 +338,24 @@ class ShardPatches(Dataset[dict[str, Tensor]]):
         return len(self.index)
 
 
-def shard_stream(shards: dict[str, str]) -> TerraMeshStream:
+def shard_stream(
+    shards: dict[str, str], on_missing: Policy = 'error'
+) -> TerraMeshStream:
     """A TerraMesh stream (no shuffling) over modality folders of one split.
 
     Args:
         shards: Output modality name -> its folder of ``.tar`` shards, e.g.
             ``{'s1': 'root/train/S1GRD|S1RTC', 's2': 'root/train/S2L1C'}``
             (``A|B``: whichever of the folders A and B a shard has).
+        on_missing: A shard lacking a modality: ``'error'`` or ``'skip'`` it.
 
     Returns:
         The stream; its ``groups`` pair the shards of all modalities.
 
     Raises:
         ValueError: If the folders are not in one split folder.
+        MissingModalityError: If a shard lacks a modality and ``on_missing``
+            is ``'error'``.
     """
     parents = {m: f.rstrip('/').rpartition('/')[0] for m, f in shards.items()}
     if len(set(parents.values())) != 1:
@@ -267,9 +375,31 @@ def shard_stream(shards: dict[str, str]) -> TerraMeshStream:
         split,
         modalities=list(folders.values()),
         names={f: m for m, f in folders.items()},
+        on_missing=on_missing,
         shuffle=False,
         metadata=True,
     )
+
+
+def skipped_shards(shards: dict[str, str], stream: TerraMeshStream) -> list[str]:
+    """Shard files of the folders that ``stream`` leaves out (lacking a modality).
+
+    Args:
+        shards: The modality folders given to :func:`shard_stream`.
+        stream: The stream built from them.
+
+    Returns:
+        Sorted shard file names.
+    """
+    found: set[str] = set()
+    for folder in shards.values():
+        parent, _, last = folder.rstrip('/').rpartition('/')
+        for version in last.split('|'):
+            try:
+                found |= set(list_tar_files(f'{parent}/{version}'))
+            except FileNotFoundError:
+                continue
+    return sorted(found - {g.shard for g in stream.groups})
 
 
 #: Data modules whose ``torchgeo fit`` data section :func:`fit_config_data` reads.
@@ -315,7 +445,7 @@ def fit_config_data(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Returns:
         ``datasets`` (with ``crs``, ``res``), ``chips`` (with ``chip_options``)
-        or ``shards``.
+        or ``shards`` (with ``on_missing``).
 
     Raises:
         FileNotFoundError: If the file does not exist.
@@ -362,7 +492,8 @@ def fit_config_data(path: str | os.PathLike[str]) -> dict[str, Any]:
             'shards': {
                 spec.name: f'{root}/{split}/{entry}'
                 for spec, entry in zip(specs, entries, strict=True)
-            }
+            },
+            'on_missing': args.get('on_missing', 'error'),
         }
     raise ValueError(
         f'config {where!r} trains on {data["class_path"]}; embed reads the data of '
@@ -426,6 +557,7 @@ class EmbeddingDataModule(LightningDataModule):
         res: float | None = None,
         shards: dict[str, str] | None = None,
         chip_options: dict[str, Any] | None = None,
+        on_missing: Policy = 'error',
     ) -> None:
         """Initialize a new EmbeddingDataModule instance.
 
@@ -444,10 +576,12 @@ class EmbeddingDataModule(LightningDataModule):
             chip_options: Further arguments of :class:`PairedChips` (``pattern``,
                 ``bands``, ``extensions``, ``on_invalid``, ``s2_harmonize``), as
                 the chips were read for pretraining.
+            on_missing: A shard lacking one of the modalities: ``'error'`` or
+                ``'skip'`` it (named in :attr:`skipped_shards` and the settings).
 
         Raises:
             ValueError: For not exactly one of ``datasets``, ``chips`` and
-                ``shards``, or sizes below 1.
+                ``shards``, sizes below 1 or an unknown ``on_missing``.
         """
         super().__init__()
         if sum(x is not None for x in (datasets, chips, shards)) != 1:
@@ -462,6 +596,13 @@ class EmbeddingDataModule(LightningDataModule):
         self.chips = dict(chips) if chips is not None else None
         self.shards = dict(shards) if shards is not None else None
         self.chip_options = dict(chip_options or {})
+        if on_missing not in ('error', 'skip'):
+            raise ValueError(
+                f"on_missing must be 'error' or 'skip', got {on_missing!r}"
+            )
+        self.on_missing: Policy = on_missing
+        #: Shards left out for lacking a modality (``on_missing='skip'``).
+        self.skipped_shards: list[str] = []
         self.patch_size = patch_size
         self.stride = stride
         self.batch_size = batch_size
@@ -503,7 +644,8 @@ class EmbeddingDataModule(LightningDataModule):
             self.grid = {'crs': crs, 'kind': 'chips'}
 
     def _setup_shards(self, shards: dict[str, str]) -> None:
-        stream = shard_stream(shards)
+        stream = shard_stream(shards, self.on_missing)
+        self.skipped_shards = skipped_shards(shards, stream)
         index = index_shards(stream)
         if not index:
             raise ValueError(f'the shards {shards} hold no samples')
@@ -514,7 +656,12 @@ class EmbeddingDataModule(LightningDataModule):
             'shard': [s.group.shard for s in index],
             'key': [s.key for s in index],
         }
-        self.grid = {'kind': 'shards', 'crs': SHARD_CRS}
+        self.grid = {
+            'kind': 'shards',
+            'crs': SHARD_CRS,
+            'on_missing': self.on_missing,
+            'skipped_shards': self.skipped_shards,
+        }
 
     def _setup_rasters(self, datasets: dict[str, RasterDataset]) -> None:
         # The intersection of MultimodalGeoDataModule: one grid, and an error
@@ -579,7 +726,7 @@ class EmbeddingDataModule(LightningDataModule):
                 done |= set(finished())
         return done
 
-    def predict_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+    def predict_dataloader(self) -> DataLoader[dict[str, Any]]:
         """The patches not yet written, in id order.
 
         Returns:
@@ -589,7 +736,7 @@ class EmbeddingDataModule(LightningDataModule):
         assert self.dataset is not None, 'call setup first'
         done = self.finished()
         todo = [i for i in range(len(self.dataset)) if i not in done]
-        data: Dataset[dict[str, Tensor]] = (
+        data: Dataset[dict[str, Any]] = (
             self.dataset
             if len(todo) == len(self.dataset)
             else Subset(self.dataset, todo)
@@ -611,5 +758,9 @@ __all__ = (
     'chip_footprints',
     'fit_config_data',
     'index_shards',
+    'pixel_footprint',
+    'shard_crs',
+    'shard_footprint',
     'shard_stream',
+    'skipped_shards',
 )

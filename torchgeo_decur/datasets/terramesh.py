@@ -109,6 +109,25 @@ class TerraMeshFormatError(ValueError):
     """A shard or sample does not have the expected layout or content."""
 
 
+class MissingModalityError(TerraMeshFormatError):
+    """A shard has no file for a requested modality (``on_missing='error'``).
+
+    Attributes:
+        problem: Which shard lacks which modality, without advice (callers that
+            offer the policy under another name word their own).
+    """
+
+    def __init__(self, problem: str, advice: str) -> None:
+        """Initialize a new MissingModalityError instance.
+
+        Args:
+            problem: Which shard lacks which modality.
+            advice: What the caller can do about it.
+        """
+        super().__init__(f'{problem}; {advice}')
+        self.problem = problem
+
+
 @dataclass(frozen=True)
 class ModalitySpec:
     """One requested modality: its output name and the folders that may hold it.
@@ -253,7 +272,8 @@ def find_shard_groups(
     Raises:
         FileNotFoundError: If a modality folder does not exist (every alternative
             missing), or no shard is left.
-        TerraMeshFormatError: If a shard lacks a modality and ``on_missing='error'``.
+        MissingModalityError: If a shard lacks a modality and
+            ``on_missing='error'``.
     """
     listing: dict[str, set[str]] = {}
     for spec in specs:
@@ -312,9 +332,10 @@ def find_shard_groups(
                 f'{", ".join(lacking)}'
             )
             if on_missing == 'error':
-                raise TerraMeshFormatError(
-                    message + "; pass on_missing='skip' to leave such shards out or "
-                    "give alternatives such as 'S1GRD|S1RTC'"
+                raise MissingModalityError(
+                    message,
+                    "pass on_missing='skip' to leave such shards out or give "
+                    "alternatives such as 'S1GRD|S1RTC'",
                 )
             skipped.append(shard)
             continue
@@ -355,6 +376,84 @@ class ZarrSample:
     cloud_mask: np.ndarray | None = None
 
 
+def _open_zarr_zip(data: bytes, where: str, skip: str | None = None) -> zarr.Group:
+    """The Zarr v2 group (consolidated metadata) of a zipped sample.
+
+    Args:
+        data: The ``.zarr.zip`` bytes.
+        where: Shard and sample, for error messages.
+        skip: Leave out the chunks of this array (their bytes are not copied).
+
+    Raises:
+        TerraMeshFormatError: If the zip or its Zarr metadata cannot be read.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members: dict[str, Buffer] = {
+                n: cpu.Buffer.from_bytes(zf.read(n))
+                for n in zf.namelist()
+                if skip is None
+                or not n.startswith(f'{skip}/')
+                or n.rsplit('/')[-1].startswith('.')
+            }
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise TerraMeshFormatError(f'{where}: not a readable zip ({exc})') from exc
+    try:
+        return zarr.open_consolidated(MemoryStore(members), mode='r', zarr_format=2)
+    except Exception as exc:
+        raise TerraMeshFormatError(
+            f'{where}: no readable Zarr v2 group with consolidated metadata ({exc!r})'
+        ) from exc
+
+
+@dataclass
+class ZarrGeoreference:
+    """Where a sample lies, as xarray/rioxarray store it.
+
+    Attributes:
+        x: (W,) pixel-centre x coordinates in CRS units.
+        y: (H,) pixel-centre y coordinates in CRS units.
+        crs: The CRS as stored (WKT from the grid mapping's ``crs_wkt`` or
+            ``spatial_ref`` attribute).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    crs: str
+
+
+def read_zarr_georeference(data: bytes, where: str) -> ZarrGeoreference | None:
+    """The pixel-centre coordinates and CRS of one TerraMesh sample.
+
+    The grid mapping is the variable named by the ``grid_mapping`` attribute of
+    ``bands`` (default ``spatial_ref``); the band values are not read.
+
+    Args:
+        data: The ``.zarr.zip`` bytes.
+        where: Shard and sample, for error messages.
+
+    Returns:
+        The coordinates and CRS text, or None when the sample lacks 1-D ``x`` or
+        ``y`` coordinates or a CRS attribute.
+
+    Raises:
+        TerraMeshFormatError: If the zip or its Zarr metadata cannot be read.
+    """
+    group = _open_zarr_zip(data, where, skip='bands')
+    mapping = 'spatial_ref'
+    if 'bands' in group:
+        mapping = str(group['bands'].attrs.get('grid_mapping', mapping))
+    if not {'x', 'y', mapping} <= set(group.keys()):
+        return None
+    attrs = group[mapping].attrs
+    crs = attrs.get('crs_wkt', attrs.get('spatial_ref'))
+    x = _read(group, 'x', where)
+    y = _read(group, 'y', where)
+    if not isinstance(crs, str) or not crs or x.ndim != 1 or y.ndim != 1:
+        return None
+    return ZarrGeoreference(x.astype(np.float64), y.astype(np.float64), crs)
+
+
 def read_zarr_zip(
     data: bytes, where: str, time_step: int | None = None, cloud_mask: bool = False
 ) -> ZarrSample:
@@ -374,19 +473,7 @@ def read_zarr_zip(
         TerraMeshFormatError: If the zip, its Zarr metadata or ``bands`` is
             missing or malformed.
     """
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            members: dict[str, Buffer] = {
-                n: cpu.Buffer.from_bytes(zf.read(n)) for n in zf.namelist()
-            }
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise TerraMeshFormatError(f'{where}: not a readable zip ({exc})') from exc
-    try:
-        group = zarr.open_consolidated(MemoryStore(members), mode='r', zarr_format=2)
-    except Exception as exc:
-        raise TerraMeshFormatError(
-            f'{where}: no readable Zarr v2 group with consolidated metadata ({exc!r})'
-        ) from exc
+    group = _open_zarr_zip(data, where)
     if 'bands' not in group:
         raise TerraMeshFormatError(
             f'{where}: the Zarr group has no "bands" array (has {sorted(group.keys())})'

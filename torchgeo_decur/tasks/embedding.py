@@ -455,8 +455,8 @@ class EmbeddingTask(LightningModule):
         return self.embed(batch)
 
     def predict_step(
-        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
-    ) -> dict[str, Tensor]:
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Any]:
         """Embed a batch and pass its ids and footprints on.
 
         Args:
@@ -465,11 +465,14 @@ class EmbeddingTask(LightningModule):
             dataloader_idx: Unused.
 
         Returns:
-            The embeddings plus ``patch_id`` and ``bounds``.
+            The embeddings plus ``patch_id`` and ``bounds`` (and ``crs``, the
+            CRS of each row's bounds, where the batch has it: shard runs).
         """
-        out = self.embed(batch)
+        out: dict[str, Any] = self.embed(batch)
         out['patch_id'] = batch['patch_id']
         out['bounds'] = batch['bounds']
+        if 'crs' in batch:
+            out['crs'] = batch['crs']
         return out
 
 

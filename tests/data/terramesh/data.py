@@ -4,9 +4,12 @@
 Each tar member is ``{source}_{split}_{index:07d}.zarr.zip``: a zip (stored, not
 deflated) of a Zarr v2 group with consolidated metadata, written the way xarray
 stores a Dataset: ``bands`` (time, band, y, x) with ``_ARRAY_DIMENSIONS``, the
-``band``, ``time``, ``x`` and ``y`` coordinates, ``spatial_ref`` holding the CRS as
-WKT, the scalar ``center_lat``/``center_lon`` and ``sample`` id, and a
-``cloud_mask`` for the optical modalities. As in the published dataset,
+``band``, ``time``, ``x`` and ``y`` coordinates (pixel centres, 10 m pixels, in
+the UTM zone of the sample), ``spatial_ref`` holding that CRS as full WKT in its
+``crs_wkt`` attribute (as rioxarray writes it), the scalar
+``center_lat``/``center_lon`` and ``sample`` id, and a ``cloud_mask`` for the
+optical modalities. ``majortom_*`` samples lie near 9 degrees E (UTM zone 32N),
+``ssl4eos12_*`` samples near 15 degrees E (zone 33N), so a split mixes CRSs. As in the published dataset,
 ``majortom_*`` shards have S1RTC but no S1GRD and ``ssl4eos12_*`` shards the other
 way round; every other modality folder has every shard, with the same samples in
 the same order.
@@ -34,6 +37,7 @@ from typing import Any
 import numcodecs
 import numpy as np
 import zarr
+from pyproj import CRS, Transformer
 from zarr.storage import MemoryStore
 
 SIZE = 8
@@ -62,7 +66,9 @@ SHARDS = {
     ],
     'val': [('majortom', 1, 1), ('ssl4eos12', 9, 1)],
 }
-WKT = 'PROJCS["WGS 84 / UTM zone 32N",GEOGCS["WGS 84"],UNIT["metre",1]]'
+#: Longitude of sample 0 per source; its UTM zone is the samples' CRS.
+LON0 = {'majortom': 9.0, 'ssl4eos12': 15.0, 's2': 9.0}
+RES = 10.0
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -124,11 +130,18 @@ def zarr_zip(
             else 1_588_471_637_000_000_000 + index * 86_400 * 10**9
         )
     array('time', np.array([ns], dtype=np.int64), ['time'], units='nanoseconds')
-    array('x', 500_000 + 10.0 * np.arange(SIZE), ['x'])
-    array('y', 5_000_000 - 10.0 * np.arange(SIZE), ['y'])
-    array('spatial_ref', np.array(0, dtype=np.int64), [], crs_wkt=WKT)
-    array('center_lat', np.array(45.0 + index * 0.01), [])
-    array('center_lon', np.array(9.0 + index * 0.01), [])
+    lat = 45.0 + index * 0.01
+    lon = LON0[sample.split('_')[0]] + index * 0.01
+    crs = CRS.from_epsg(32600 + int((lon + 180) // 6) + 1)
+    to_utm = Transformer.from_crs('EPSG:4326', crs, always_xy=True)
+    # Pixel centres on a 10 m grid around the centre (xarray's x/y convention).
+    cx, cy = (round(v / RES) * RES for v in to_utm.transform(lon, lat))
+    offsets = RES * (np.arange(SIZE) - SIZE / 2 + 0.5)
+    array('x', cx + offsets, ['x'])
+    array('y', cy - offsets, ['y'])
+    array('spatial_ref', np.array(0, dtype=np.int64), [], crs_wkt=crs.to_wkt())
+    array('center_lat', np.array(lat), [])
+    array('center_lon', np.array(lon), [])
     array('sample', np.array(sample), [])
     if modality.startswith('S2'):
         mask = (rng.random((SIZE, SIZE)) > 0.9).astype(np.uint8)
