@@ -167,9 +167,9 @@ def test_shard_samples_are_embedded_with_ids_footprints_and_settings(
         np.testing.assert_allclose(got, bounds, rtol=0, atol=1e-6)
         to_lonlat = Transformer.from_crs(crs, 'EPSG:4326', always_xy=True)
         corners = [(bounds[a], bounds[b]) for a, b in ((0, 1), (2, 1), (2, 3), (0, 3))]
-        want = [to_lonlat.transform(*c) for c in corners]
+        lonlat = [to_lonlat.transform(*c) for c in corners]
         ring = np.asarray(frame.geometry[i].exterior.coords)[:-1]
-        np.testing.assert_allclose(sorted(map(tuple, ring)), sorted(want), atol=1e-9)
+        np.testing.assert_allclose(sorted(map(tuple, ring)), sorted(lonlat), atol=1e-9)
         # The footprint lies around the stored centre (80 m across).
         centre = shapely.Point(float(s['center_lon']), float(s['center_lat']))
         assert frame.geometry[i].centroid.distance(centre) < 1e-4
@@ -387,14 +387,14 @@ def test_on_missing_skip_leaves_out_shards_lacking_a_modality(
     assert '--on-missing applies to shards' in capsys.readouterr().err
 
 
-def write_shard(folder: Path, samples: list[dict[str, Any]]) -> None:
+def write_shard(folder: Path, samples: list[dict[str, np.ndarray]]) -> None:
     """One S2L1C shard of samples as torchgeo-decur shards encodes them."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     with tarfile.open(folder / 'x_shard_000000.tar', 'w') as tar:
         for i, metadata in enumerate(samples):
             bands = rng.integers(500, 3000, (13, 8, 8)).astype(np.int16)
-            data = encode_zarr_zip(bands, metadata={'time': 0, **metadata})
+            data = encode_zarr_zip(bands, metadata={'time': np.array(0), **metadata})
             info = tarfile.TarInfo(f'x_{i:07d}.zarr.zip')
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -406,7 +406,7 @@ def test_shard_samples_without_coordinates_get_their_centre_or_nothing(
     """Centre points and null geometries beside reprojected footprints."""
     write_shard(
         tmp_path / 'train' / 'S2L1C',
-        [{'center_lon': 9.5, 'center_lat': 46.25}, {}],
+        [{'center_lon': np.array(9.5), 'center_lat': np.array(46.25)}, {}],
     )
     data = EmbeddingDataModule(shards={'s2': str(tmp_path / 'train' / 'S2L1C')})
     data.setup('predict')

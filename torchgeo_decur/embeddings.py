@@ -132,7 +132,7 @@ def geoparquet_bytes(
         own = np.array(table['crs'].to_pylist(), dtype=object)
         boxes = _reproject(boxes, own, crs)
         footprint = valid & ~points & (own != '')
-        frame['crs'] = np.where(footprint, own, None)
+        frame['crs'] = [c if f else None for c, f in zip(own, footprint, strict=True)]
         for i, name in enumerate(BOUNDS):
             frame[name] = np.where(footprint, b[:, i], np.nan)
     gdf = geopandas.GeoDataFrame(frame, geometry=boxes, crs=crs)
