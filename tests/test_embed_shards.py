@@ -387,6 +387,10 @@ def test_on_missing_skip_leaves_out_shards_lacking_a_modality(
     assert '--on-missing applies to shards' in capsys.readouterr().err
 
 
+#: Acquisition time (ns) of the written samples: before the 2022 DN offset.
+JUNE_2021 = 1_623_751_200_000_000_000
+
+
 def write_shard(folder: Path, samples: list[dict[str, np.ndarray]]) -> None:
     """One S2L1C shard of samples as torchgeo-decur shards encodes them."""
     folder.mkdir(parents=True)
@@ -394,7 +398,9 @@ def write_shard(folder: Path, samples: list[dict[str, np.ndarray]]) -> None:
     with tarfile.open(folder / 'x_shard_000000.tar', 'w') as tar:
         for i, metadata in enumerate(samples):
             bands = rng.integers(500, 3000, (13, 8, 8)).astype(np.int16)
-            data = encode_zarr_zip(bands, metadata={'time': np.array(0), **metadata})
+            data = encode_zarr_zip(
+                bands, metadata={'time': np.array(JUNE_2021), **metadata}
+            )
             info = tarfile.TarInfo(f'x_{i:07d}.zarr.zip')
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
