@@ -359,42 +359,6 @@ def _directory_mib(path: str) -> float:
     return total / 2**20
 
 
-def register(subparsers: 'argparse._SubParsersAction[Any]') -> None:
-    """Add the ``cache-ssl4eo-s12`` subcommand.
-
-    Args:
-        subparsers: The ``argparse`` sub-parser collection of ``torchgeo-decur``.
-    """
-    parser = subparsers.add_parser(
-        'cache-ssl4eo-s12',
-        help='write a cache of paired SSL4EO-S12 locations (one .npy array per '
-        'location and product)',
-        description='Write a cache of paired SSL4EO-S12 locations: every timestamp '
-        'and band of a location and product, already on the size x size grid, in '
-        'one .npy file. A rerun with the same settings resumes; other settings '
-        'are refused unless --overwrite.',
-    )
-    parser.add_argument('--root', required=True, help='SSL4EO-S12 GeoTIFF root')
-    parser.add_argument('--output', required=True, help='cache directory to write')
-    parser.add_argument(
-        '--encoding',
-        choices=sorted(DTYPES),
-        default='raw',
-        help='raw: lossless S1 float32 + S2 uint16 (default); float32: lossless; '
-        'uint8: the reference quantised scaling (exact for normalization: decur_uint8)',
-    )
-    parser.add_argument('--s2-product', choices=['s2c', 's2a'], default='s2c')
-    parser.add_argument('--size', type=int, default=264, help='grid size in px')
-    parser.add_argument('--on-invalid', choices=['error', 'skip'], default='error')
-    parser.add_argument('--num-workers', type=int, default=0)
-    parser.add_argument(
-        '--overwrite',
-        action='store_true',
-        help='delete a cache already in --output (any settings) and write it anew',
-    )
-    parser.set_defaults(func=run)
-
-
 def run(args: argparse.Namespace) -> int:
     """Write the cache described by the parsed arguments.
 
@@ -423,4 +387,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ('register', 'run', 'write_cache')
+__all__ = ('run', 'write_cache')

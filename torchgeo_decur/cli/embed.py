@@ -46,73 +46,6 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str] | None:
     return out
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``embed`` subcommand.
-
-    Args:
-        subparsers: The top-level parser's sub-parser collection.
-    """
-    parser = subparsers.add_parser(
-        'embed',
-        help='embed own rasters or chip folders with an encoder (GeoParquet, GeoTIFF)',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        'encoder', help='Weights member name, export (.pth) or task checkpoint (.ckpt)'
-    )
-    parser.add_argument('output_dir', help='folder of the outputs (created if needed)')
-    data = parser.add_mutually_exclusive_group(required=True)
-    data.add_argument(
-        '--raster',
-        action='append',
-        metavar='MODALITY=PATH',
-        help='raster file or folder of one modality (repeat per modality)',
-    )
-    data.add_argument(
-        '--chips',
-        action='append',
-        metavar='MODALITY=FOLDER',
-        help='chip folder of one modality (repeat per modality)',
-    )
-    parser.add_argument(
-        '--modalities', nargs='+', help='encoders to use (default: all the source has)'
-    )
-    parser.add_argument(
-        '--fuse',
-        choices=('concat', 'separate'),
-        default='concat',
-        help='one concatenated vector per patch, or one per modality',
-    )
-    parser.add_argument('--model', help='architecture of files that do not say it')
-    parser.add_argument(
-        '--scaling',
-        help="'none' (inputs already scaled) or a JSON file of statistics "
-        '(default: the scaling the encoder records)',
-    )
-    parser.add_argument('--patch-size', type=int, default=64, help='window (pixels)')
-    parser.add_argument('--stride', type=int, help='pixels between windows')
-    parser.add_argument('--crs', help='CRS of the common grid (default: first raster)')
-    parser.add_argument('--res', type=float, help='resolution of the common grid')
-    parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--num-workers', type=int, default=0)
-    parser.add_argument(
-        '--geotiff-bands',
-        type=int,
-        help='principal components in the GeoTIFF (default: every vector entry)',
-    )
-    parser.add_argument('--no-geotiff', action='store_true', help='skip the GeoTIFF')
-    parser.add_argument(
-        '--picture', action='store_true', help='also draw embeddings.png (rasters)'
-    )
-    parser.add_argument('--accelerator', default='cpu', help='Lightning accelerator')
-    parser.add_argument('--devices', type=int, default=1, help='processes/devices')
-    parser.add_argument('--num-nodes', type=int, default=1, help='nodes')
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-    parser.add_argument('--overwrite', action='store_true', help='start over')
-    parser.set_defaults(func=run)
-
-
 def embed(args: argparse.Namespace) -> dict[str, Any]:
     """Run an embedding from parsed arguments.
 
@@ -218,4 +151,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ('embed', 'register', 'run')
+__all__ = ('embed', 'run')
