@@ -6,15 +6,7 @@ from ..export_cmx import export_cmx
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``torchgeo-decur cmx``.
-
-    Args:
-        args: Parsed arguments.
-
-    Returns:
-        Exit status 0 (failures raise; :func:`~torchgeo_decur.cli.main` reports
-        them).
-    """
+    """Write the CMX files of ``args.weights``; print their paths; return 0 (errors raise)."""
     paths = export_cmx(
         args.weights, args.out_dir, args.modalities, args.stem, args.overwrite
     )

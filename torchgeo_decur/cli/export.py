@@ -8,15 +8,7 @@ from .. import export as library
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``export`` and print a JSON summary.
-
-    Args:
-        args: Parsed arguments.
-
-    Returns:
-        Exit status 0 (failures raise; :func:`~torchgeo_decur.cli.main` reports
-        them).
-    """
+    """Export ``args.checkpoint``; print a JSON summary; return 0 (errors raise)."""
     summary = library.export_checkpoint(
         args.checkpoint, args.output_dir, args.name, overwrite=args.overwrite
     )
