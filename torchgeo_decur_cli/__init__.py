@@ -3,11 +3,11 @@
 ``torchgeo-decur --help`` and ``torchgeo-decur <command> --help`` must answer at
 once, so the argument parsers live here, apart from ``torchgeo_decur`` (whose
 ``__init__`` imports torch to register the models and weights): this package
-uses the standard library only. Each subcommand is a module of this package with
-a ``register(subparsers)`` function that adds its parser and names, as the
-``implementation`` default, the module of ``torchgeo_decur.cli`` whose
-``run(args)`` carries it out. :func:`main` parses first and imports that module
-only then.
+uses the standard library only. Each subcommand is a module of this package
+holding its ``NAME``, ``HELP`` line, ``DESCRIPTION`` and ``add_arguments(parser)``;
+the module of the same name in ``torchgeo_decur.cli`` carries it out with
+``run(args)``, which returns the exit status. :func:`main` parses first and
+imports that module only then.
 
 Expected failures (a missing or damaged input file, an output that exists, a
 full or read-only disk) end with one line ``torchgeo-decur <command>: error:
@@ -60,7 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     for command in COMMANDS:
-        command.register(subparsers)
+        sub = subparsers.add_parser(
+            command.NAME,
+            help=command.HELP,
+            description=command.DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_arguments(sub)
+        module = command.__name__.rpartition('.')[2]
+        sub.set_defaults(implementation=f'torchgeo_decur.cli.{module}')
     return parser
 
 

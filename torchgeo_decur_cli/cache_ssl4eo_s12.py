@@ -9,22 +9,29 @@ import argparse
 #: written out so that the parser does not import numpy).
 ENCODINGS = ('float32', 'raw', 'uint8')
 
+#: The text of its ``--help`` above the arguments (plain text, preformatted).
+DESCRIPTION = """\
+Write a cache of paired SSL4EO-S12 locations: every timestamp and band of a
+location and product, already on the size x size grid, in one .npy file. A
+rerun with the same settings resumes; other settings are refused unless
+--overwrite.
+"""
 
-def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') -> None:
-    """Add the ``cache-ssl4eo-s12`` subcommand.
+#: The subcommand's name.
+NAME = 'cache-ssl4eo-s12'
+#: Its line in ``torchgeo-decur --help``.
+HELP = (
+    'write a cache of paired SSL4EO-S12 locations (one .npy array per location '
+    'and product)'
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``cache-ssl4eo-s12``.
 
     Args:
-        subparsers: The top-level parser's sub-parser collection.
+        parser: The subcommand's parser.
     """
-    parser = subparsers.add_parser(
-        'cache-ssl4eo-s12',
-        help='write a cache of paired SSL4EO-S12 locations (one .npy array per '
-        'location and product)',
-        description='Write a cache of paired SSL4EO-S12 locations: every timestamp '
-        'and band of a location and product, already on the size x size grid, in '
-        'one .npy file. A rerun with the same settings resumes; other settings '
-        'are refused unless --overwrite.',
-    )
     parser.add_argument('--root', required=True, help='SSL4EO-S12 GeoTIFF root')
     parser.add_argument('--output', required=True, help='cache directory to write')
     parser.add_argument(
@@ -43,4 +50,3 @@ def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') 
         action='store_true',
         help='delete a cache already in --output (any settings) and write it anew',
     )
-    parser.set_defaults(implementation='torchgeo_decur.cli.cache_ssl4eo_s12')

@@ -2,24 +2,26 @@
 
 import argparse
 
+#: The text of its ``--help`` above the arguments (plain text, preformatted).
+DESCRIPTION = """\
+Write the dual-branch file CMX loads (RGB encoder keys, then HHA encoder keys
+with the extra_ prefix) and the two plain encoder files from a DeCUR joint
+checkpoint (released file or member name, or a DeCURTask checkpoint). Files are
+written atomically; existing ones are replaced only with --overwrite.
+"""
 
-def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') -> None:
-    """Add the ``cmx`` subcommand.
+#: The subcommand's name.
+NAME = 'cmx'
+#: Its line in ``torchgeo-decur --help``.
+HELP = 'write CMX weight files from a DeCUR MiT checkpoint'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``cmx``.
 
     Args:
-        subparsers: The top-level parser's sub-parser collection.
+        parser: The subcommand's parser.
     """
-    parser = subparsers.add_parser(
-        'cmx',
-        help='write CMX weight files from a DeCUR MiT checkpoint',
-        description=(
-            'Write the dual-branch file CMX loads (RGB encoder keys, then HHA '
-            'encoder keys with the extra_ prefix) and the two plain encoder files '
-            'from a DeCUR joint checkpoint (released file or member name, or a '
-            'DeCURTask checkpoint). Files are written atomically; existing ones '
-            'are replaced only with --overwrite.'
-        ),
-    )
     parser.add_argument('weights', help='joint checkpoint path or Weights member name')
     parser.add_argument('--out-dir', default='.', help='output folder (default: .)')
     parser.add_argument(
@@ -35,4 +37,3 @@ def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') 
         action='store_true',
         help='replace files that already exist (default: refuse)',
     )
-    parser.set_defaults(implementation='torchgeo_decur.cli.cmx')

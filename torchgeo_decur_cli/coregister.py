@@ -2,6 +2,7 @@
 
 import argparse
 
+#: The text of its ``--help`` above the arguments (plain text, preformatted).
 DESCRIPTION = """\
 Read the data: section of a torchgeo fit config (a MultimodalGeoDataModule with
 one torchgeo RasterDataset per modality) and write every modality onto the
@@ -18,20 +19,21 @@ settings resumes; other settings or changed source files are refused unless
         --data.init_args.coregistered data/own_rasters_coregistered
 """
 
+#: The subcommand's name.
+NAME = 'coregister'
+#: Its line in ``torchgeo-decur --help``.
+HELP = (
+    'write the modalities of an own-raster data config onto one grid as '
+    'Cloud-Optimized GeoTIFF tiles, read later without warping'
+)
 
-def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') -> None:
-    """Add the ``coregister`` subcommand.
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``coregister``.
 
     Args:
-        subparsers: The top-level parser's sub-parser collection.
+        parser: The subcommand's parser.
     """
-    parser = subparsers.add_parser(
-        'coregister',
-        help='write the modalities of an own-raster data config onto one grid as '
-        'Cloud-Optimized GeoTIFF tiles, read later without warping',
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     parser.add_argument(
         '--config',
         required=True,
@@ -50,4 +52,3 @@ def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') 
         action='store_true',
         help='delete a store already in --output (any settings) and write it anew',
     )
-    parser.set_defaults(implementation='torchgeo_decur.cli.coregister')

@@ -2,6 +2,7 @@
 
 import argparse
 
+#: The text of its ``--help`` above the arguments (plain text, preformatted).
 DESCRIPTION = """\
 Per-patch embeddings of own rasters or chip folders. Runs an encoder (a released
 Weights member or its name, an export of torchgeo-decur export, a Lightning task
@@ -27,19 +28,18 @@ skipped) when run again with the same settings; other settings, or an existing
 embeddings.parquet, are refused unless --overwrite.
 """
 
+#: The subcommand's name.
+NAME = 'embed'
+#: Its line in ``torchgeo-decur --help``.
+HELP = 'embed own rasters or chip folders with an encoder (GeoParquet, GeoTIFF)'
 
-def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') -> None:
-    """Add the ``embed`` subcommand.
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``embed``.
 
     Args:
-        subparsers: The top-level parser's sub-parser collection.
+        parser: The subcommand's parser.
     """
-    parser = subparsers.add_parser(
-        'embed',
-        help='embed own rasters or chip folders with an encoder (GeoParquet, GeoTIFF)',
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     parser.add_argument(
         'encoder', help='Weights member name, export (.pth) or task checkpoint (.ckpt)'
     )
@@ -92,4 +92,3 @@ def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') 
     parser.add_argument('--num-nodes', type=int, default=1, help='nodes')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--overwrite', action='store_true', help='start over')
-    parser.set_defaults(implementation='torchgeo_decur.cli.embed')

@@ -2,6 +2,7 @@
 
 import argparse
 
+#: The text of its ``--help`` above the arguments (plain text, preformatted).
 DESCRIPTION = """\
 Write a trained task checkpoint in the layouts of the released DeCUR files, into
 --output-dir:
@@ -22,19 +23,18 @@ weights=path) or DeCURTask(weights=path). Files are written atomically; existing
 ones are replaced only with --overwrite.
 """
 
+#: The subcommand's name.
+NAME = 'export'
+#: Its line in ``torchgeo-decur --help``.
+HELP = 'write a trained task checkpoint in the released DeCUR layouts'
 
-def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') -> None:
-    """Add the ``export`` subcommand.
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``export``.
 
     Args:
-        subparsers: The top-level parser's sub-parser collection.
+        parser: The subcommand's parser.
     """
-    parser = subparsers.add_parser(
-        'export',
-        help='write a trained task checkpoint in the released DeCUR layouts',
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     parser.add_argument('checkpoint', help='Lightning checkpoint (.ckpt)')
     parser.add_argument(
         '--output-dir', default='.', help='directory for the exported files'
@@ -47,4 +47,3 @@ def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') 
         action='store_true',
         help='replace exported files that already exist (default: refuse)',
     )
-    parser.set_defaults(implementation='torchgeo_decur.cli.export')

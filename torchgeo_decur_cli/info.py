@@ -2,6 +2,7 @@
 
 import argparse
 
+#: The text of its ``--help`` above the arguments (plain text, preformatted).
 DESCRIPTION = """\
 Describe what a checkpoint file holds: the layout (released joint file,
 backbone-only file, RDA backbone, MiT backbone, Lightning task checkpoint,
@@ -11,21 +12,19 @@ epoch/step stored in the file. Files are read with weights_only=True; a file
 that cannot be read gets one line on stderr and exit status 1.
 """
 
+#: The subcommand's name.
+NAME = 'info'
+#: Its line in ``torchgeo-decur --help``.
+HELP = 'describe a checkpoint or released DeCUR file'
 
-def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') -> None:
-    """Add the ``info`` subcommand.
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``info``.
 
     Args:
-        subparsers: The top-level parser's sub-parser collection.
+        parser: The subcommand's parser.
     """
-    parser = subparsers.add_parser(
-        'info',
-        help='describe a checkpoint or released DeCUR file',
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     parser.add_argument('file', help='.pth / .ckpt file')
     parser.add_argument(
         '--json', action='store_true', help='print the description as JSON'
     )
-    parser.set_defaults(implementation='torchgeo_decur.cli.info')

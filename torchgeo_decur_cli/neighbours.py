@@ -2,6 +2,7 @@
 
 import argparse
 
+#: The text of its ``--help`` above the arguments (plain text, preformatted).
 DESCRIPTION = """\
 Read an embeddings.parquet of torchgeo-decur embed and print the -k nearest
 patches (cosine distance by default) to a patch given by id or by a coordinate
@@ -11,19 +12,18 @@ in the file's CRS, one line per neighbour (--json: a JSON list):
     torchgeo-decur neighbours out/embeddings.parquet --at 508100 5396300
 """
 
+#: The subcommand's name.
+NAME = 'neighbours'
+#: Its line in ``torchgeo-decur --help``.
+HELP = 'the k patches most similar to a patch of an embedding file'
 
-def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') -> None:
-    """Add the ``neighbours`` subcommand.
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``neighbours``.
 
     Args:
-        subparsers: The top-level parser's sub-parser collection.
+        parser: The subcommand's parser.
     """
-    parser = subparsers.add_parser(
-        'neighbours',
-        help='the k patches most similar to a patch of an embedding file',
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     parser.add_argument('embeddings', help='embeddings.parquet of torchgeo-decur embed')
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument('--id', type=int, help='id of the query patch')
@@ -40,4 +40,3 @@ def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') 
         '--metric', choices=('cosine', 'euclidean'), default='cosine', help='distance'
     )
     parser.add_argument('--json', action='store_true', help='print JSON')
-    parser.set_defaults(implementation='torchgeo_decur.cli.neighbours')

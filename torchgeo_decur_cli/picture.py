@@ -2,6 +2,7 @@
 
 import argparse
 
+#: The text of its ``--help`` above the arguments (plain text, preformatted).
 DESCRIPTION = """\
 Draw the correlation picture of a task checkpoint as a PNG: build the task and
 data module of a torchgeo fit config, load the weights of the checkpoint, run
@@ -15,19 +16,18 @@ callback logs it during training:
 The PNG is written atomically; an existing file is refused unless --overwrite.
 """
 
+#: The subcommand's name.
+NAME = 'picture'
+#: Its line in ``torchgeo-decur --help``.
+HELP = 'draw the correlation picture of a task checkpoint as a PNG'
 
-def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') -> None:
-    """Add the ``picture`` subcommand.
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``picture``.
 
     Args:
-        subparsers: The top-level parser's sub-parser collection.
+        parser: The subcommand's parser.
     """
-    parser = subparsers.add_parser(
-        'picture',
-        help='draw the correlation picture of a task checkpoint as a PNG',
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     parser.add_argument('checkpoint', help='Lightning checkpoint of a task (.ckpt)')
     parser.add_argument('output', help='PNG file to write')
     parser.add_argument(
@@ -43,4 +43,3 @@ def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') 
         '--accelerator', default='cpu', help='Lightning accelerator (default: cpu)'
     )
     parser.add_argument('--overwrite', action='store_true', help='replace output')
-    parser.set_defaults(implementation='torchgeo_decur.cli.picture')

@@ -2,6 +2,7 @@
 
 import argparse
 
+#: The text of its ``--help`` above the arguments (plain text, preformatted).
 DESCRIPTION = """\
 Write a dataset of this package (or any map-style dataset class yielding
 image_<modality> tensors) as TerraMesh-layout WebDataset shards that
@@ -15,19 +16,18 @@ interrupted conversion.
         --out shards/chips
 """
 
+#: The subcommand's name.
+NAME = 'shards'
+#: Its line in ``torchgeo-decur --help``.
+HELP = 'write a paired dataset as TerraMesh-layout WebDataset shards'
 
-def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') -> None:
-    """Add the ``shards`` subcommand.
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``shards``.
 
     Args:
-        subparsers: The top-level parser's sub-parser collection.
+        parser: The subcommand's parser.
     """
-    parser = subparsers.add_parser(
-        'shards',
-        help='write a paired dataset as TerraMesh-layout WebDataset shards',
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     parser.add_argument(
         'dataset',
         help="'ssl4eo-s12', 'bigearthnet-mm' or module.path:ClassName of any "
@@ -59,4 +59,3 @@ def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') 
         'date): remove the processing baseline 04.00 offset of 1000 DN; default: '
         "the dataset's own (auto)",
     )
-    parser.set_defaults(implementation='torchgeo_decur.cli.shards')
