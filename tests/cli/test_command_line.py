@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,12 @@ def test_help_of_every_command_is_plain_text(
         assert MARKUP.search(text) is None, (name, MARKUP.search(text))
     for name in subcommands():  # the top-level help lists every command
         assert f'    {name}' in texts['']
+
+
+def test_the_console_script_is_the_light_main() -> None:
+    with open(f'{ROOT}/pyproject.toml', 'rb') as f:
+        scripts = tomllib.load(f)['project']['scripts']
+    assert scripts == {'torchgeo-decur': 'torchgeo_decur_cli:main'}
 
 
 def test_markup_check_finds_markup() -> None:
