@@ -34,7 +34,7 @@ test: venv
 lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy torchgeo_decur tests benchmarks
+	$(BIN)/mypy torchgeo_decur torchgeo_decur_cli tests benchmarks
 
 # Warnings are errors: a broken cross-reference or docstring fails the build.
 docs: venv

@@ -44,7 +44,7 @@ def test_command_line_and_package_import_leave_the_trainers_alone() -> None:
         'import sys\n'
         'import torchgeo_decur\n'
         'import timm\n'
-        'from torchgeo_decur.cli import build_parser\n'
+        'from torchgeo_decur_cli import build_parser\n'
         'from torchgeo.models import get_weight\n'
         'build_parser()\n'
         'get_weight("DeCURResNet50_Weights.SENTINEL1_GRD_SSL4EO_DECUR")\n'

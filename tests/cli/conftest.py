@@ -11,10 +11,10 @@ import pytest
 from ..conftest import ROOT
 
 #: The installed console script beside this interpreter (what users run); the
-#: package's ``__main__`` where it is not installed.
+#: command line package's ``__main__`` where it is not installed.
 SCRIPT = os.path.join(os.path.dirname(sys.executable), 'torchgeo-decur')
 COMMAND = (
-    [SCRIPT] if os.path.isfile(SCRIPT) else [sys.executable, '-m', 'torchgeo_decur.cli']
+    [SCRIPT] if os.path.isfile(SCRIPT) else [sys.executable, '-m', 'torchgeo_decur_cli']
 )
 
 
@@ -64,7 +64,7 @@ def snapshot(folder: str) -> dict[str, bytes]:
 def run_in_process(
     capsys: pytest.CaptureFixture[str], *args: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``torchgeo-decur ARGS`` through :func:`torchgeo_decur.cli.main` in this process.
+    """Run ``torchgeo-decur ARGS`` through :func:`torchgeo_decur_cli.main` in this process.
 
     For the many refusal cases of one subcommand: each module still drives the
     real command in a subprocess at least once (:func:`run_cli`), and the rest skip
@@ -73,7 +73,7 @@ def run_in_process(
     Returns:
         The exit status and captured output, shaped like :func:`run_cli`'s.
     """
-    from torchgeo_decur.cli import main
+    from torchgeo_decur_cli import main
 
     capsys.readouterr()  # drop what the test printed before
     status = main(list(args))

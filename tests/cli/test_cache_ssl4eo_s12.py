@@ -98,13 +98,13 @@ def test_same_settings_resume_and_clean_temporaries(cache: Path) -> None:
     # What a killed run leaves: a missing array, temporary files.
     os.remove(cache / 's1' / '0000003.npy')
     (cache / 's1' / '0000002.npy.tmp-4242.npy').write_bytes(b'partial')
-    (cache / 'manifest.json.tmp-4242').write_text('{')
+    (cache / '.manifest.json.tmp-4242').write_text('{')
     before = mtimes(cache)
     result = run_cli(*cache_args(ROOT, cache, '--size', '24'))
     assert result.returncode == 0, result.stderr
     after = mtimes(cache)
     assert 's1/0000002.npy.tmp-4242.npy' not in after
-    assert 'manifest.json.tmp-4242' not in after
+    assert '.manifest.json.tmp-4242' not in after
     assert 's1/0000003.npy' in after  # written again
     for name, stamp in before.items():  # complete locations kept as they were
         if name.endswith('.npy') and 'tmp' not in name and '0000003' not in name:

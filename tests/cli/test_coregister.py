@@ -36,7 +36,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             sys.executable,
             '-m',
-            'torchgeo_decur.cli',
+            'torchgeo_decur_cli',
             'coregister',
             '--config',
             CONFIG,

@@ -22,13 +22,12 @@ from torchgeo.datasets import RasterDataset
 from torchgeo_decur.datamodules import MultimodalGeoDataModule
 from torchgeo_decur.datamodules.coregistered import StorePatches, coregister
 from torchgeo_decur.datasets.coregistered import (
-    MANIFEST,
-    SETTINGS,
     CoRegisteredGrid,
     CoRegisteredRasters,
     _TileJob,
     tile_path,
 )
+from torchgeo_decur.datasets.resumable import MANIFEST, SETTINGS
 
 FIXTURE = Path(__file__).parents[1] / 'data' / 'own_rasters'
 MODALITIES = ('s1', 's2', 'dem')

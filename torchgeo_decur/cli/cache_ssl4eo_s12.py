@@ -14,8 +14,6 @@ files of an interrupted run are removed.
 """
 
 import argparse
-import glob
-import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -30,21 +28,14 @@ from tqdm import tqdm
 from ..datasets.ssl4eo_s12 import SSL4EOS12Pairs
 from ..datasets.ssl4eo_s12_cache import (
     DTYPES,
+    FOLDER,
     FORMAT,
-    MANIFEST,
-    SETTINGS,
+    TMP_MARKER,
     VERSION,
     Encoding,
     product_kind,
 )
 from ..transforms.pretrained import ssl4eo_s12_normalization
-
-#: Product folders a cache can hold.
-PRODUCTS = ('s1', 's2c', 's2a')
-#: Settings that must agree for a rerun to resume into an existing cache.
-SETTING_KEYS = ('format', 'version', 'source', 'encoding', 'products', 'bands', 'size')
-#: Marker in the names of temporary array files.
-TMP_MARKER = '.tmp-'
 
 
 def _encode(
@@ -99,14 +90,6 @@ def _save_atomically(path: str, array: np.ndarray) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-
-
-def _write_json(path: str, content: Mapping[str, Any]) -> None:
-    """Write a JSON file atomically (temporary file in the same folder + replace)."""
-    tmp = f'{path}{TMP_MARKER}{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(content, f, indent=1)
-    os.replace(tmp, path)
 
 
 class _WriteJob(Dataset[tuple[str, list[int], str]]):
@@ -166,78 +149,6 @@ def _identity(item: Any) -> Any:
     return item
 
 
-def _previous_settings(output: str) -> dict[str, Any] | None:
-    """Settings of the cache already in ``output`` (None: no cache there).
-
-    Raises:
-        ValueError: If ``output`` holds cache arrays, or a manifest / settings
-            file, that cannot be attributed to known settings.
-    """
-    for name in (MANIFEST, SETTINGS):
-        file = os.path.join(output, name)
-        if not os.path.isfile(file):
-            continue
-        try:
-            with open(file) as f:
-                content = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(
-                f'cache {output!r}: {file!r} cannot be read ({err}), so it is unknown '
-                'what the cache holds; pass --overwrite (overwrite=True) to rewrite '
-                'it or choose another output folder'
-            ) from None
-        if not isinstance(content, dict):
-            raise ValueError(
-                f'cache {output!r}: {file!r} is not a cache manifest; pass '
-                '--overwrite (overwrite=True) to rewrite it'
-            )
-        return {k: content.get(k) for k in SETTING_KEYS}
-    arrays = [
-        p
-        for product in PRODUCTS
-        for p in glob.glob(os.path.join(glob.escape(output), product, '*.npy'))
-    ]
-    if arrays:
-        raise ValueError(
-            f'cache {output!r} holds {len(arrays)} array file(s) (e.g. '
-            f'{arrays[0]!r}) but no {MANIFEST} or {SETTINGS} saying where they came '
-            'from; pass --overwrite (overwrite=True) to delete and rewrite them or '
-            'choose another output folder'
-        )
-    return None
-
-
-def _describe(settings: Mapping[str, Any], keys: Sequence[str]) -> str:
-    """``key=value`` list of some settings, for messages."""
-    return ', '.join(f'{k}={settings.get(k)!r}' for k in keys)
-
-
-def _remove_cache_files(output: str) -> None:
-    """Delete what a cache writer creates in ``output`` (and nothing else)."""
-    for product in PRODUCTS:
-        folder = os.path.join(output, product)
-        if os.path.isdir(folder):
-            for path in glob.glob(os.path.join(glob.escape(folder), '*.npy')):
-                os.remove(path)
-    for name in (MANIFEST, SETTINGS):
-        path = os.path.join(output, name)
-        if os.path.isfile(path):
-            os.remove(path)
-
-
-def _remove_temporaries(output: str) -> int:
-    """Delete the temporary files an interrupted run left; return how many."""
-    folder = glob.escape(output)
-    patterns = [
-        os.path.join(folder, f'{MANIFEST}{TMP_MARKER}*'),
-        os.path.join(folder, f'{SETTINGS}{TMP_MARKER}*'),
-    ] + [os.path.join(folder, p, f'*.npy{TMP_MARKER}*') for p in PRODUCTS]
-    stale = [p for pattern in patterns for p in glob.glob(pattern)]
-    for path in stale:
-        os.remove(path)
-    return len(stale)
-
-
 def write_cache(
     root: str,
     output: str,
@@ -283,8 +194,6 @@ def write_cache(
     """
     if encoding not in DTYPES:
         raise ValueError(f'encoding must be one of {sorted(DTYPES)}, got {encoding!r}')
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise NotADirectoryError(f'cache output {output!r} is a file, not a folder')
     products = ('s1', s2_product)
     settings: dict[str, Any] = {
         'format': FORMAT,
@@ -295,29 +204,12 @@ def write_cache(
         'bands': {p: list(SSL4EOS12Pairs.bands[p]) for p in products},
         'size': size,
     }
-    previous = None if overwrite else _previous_settings(output)
-    if previous is not None:
-        if previous.get('source'):
-            previous['source'] = os.path.realpath(previous['source'])
-        differ = [k for k in SETTING_KEYS if previous.get(k) != settings[k]]
-        if differ:
-            raise ValueError(
-                f'cache {output!r} was written with {_describe(previous, differ)}, '
-                f'this run asks for {_describe(settings, differ)}; a cache never '
-                'mixes sources: pass --overwrite (overwrite=True) to delete it and '
-                'write it anew, or choose another output folder'
-            )
     dataset = SSL4EOS12Pairs(
         root, s2_product=s2_product, size=size, on_invalid=on_invalid
     )
-    os.makedirs(output, exist_ok=True)
-    if overwrite:
-        _remove_cache_files(output)
-    _remove_temporaries(output)
+    FOLDER.start(output, settings, overwrite)
     for product in dataset.products:
         os.makedirs(os.path.join(output, product), exist_ok=True)
-    if not os.path.isfile(os.path.join(output, MANIFEST)):
-        _write_json(os.path.join(output, SETTINGS), settings)
     job = _WriteJob(dataset, output, encoding)
     loader = DataLoader(
         job, batch_size=None, num_workers=num_workers, collate_fn=_identity
@@ -344,10 +236,7 @@ def write_cache(
         'locations': dict(sorted(locations.items())),
         'skipped': dict(sorted(skipped.items())),
     }
-    _write_json(os.path.join(output, MANIFEST), manifest)
-    settings_file = os.path.join(output, SETTINGS)
-    if os.path.isfile(settings_file):
-        os.remove(settings_file)
+    FOLDER.finish(output, manifest)
     return manifest
 
 
@@ -357,42 +246,6 @@ def _directory_mib(path: str) -> float:
     for directory, _, files in os.walk(path):
         total += sum(os.path.getsize(os.path.join(directory, f)) for f in files)
     return total / 2**20
-
-
-def register(subparsers: 'argparse._SubParsersAction[Any]') -> None:
-    """Add the ``cache-ssl4eo-s12`` subcommand.
-
-    Args:
-        subparsers: The ``argparse`` sub-parser collection of ``torchgeo-decur``.
-    """
-    parser = subparsers.add_parser(
-        'cache-ssl4eo-s12',
-        help='write a cache of paired SSL4EO-S12 locations (one .npy array per '
-        'location and product)',
-        description='Write a cache of paired SSL4EO-S12 locations: every timestamp '
-        'and band of a location and product, already on the size x size grid, in '
-        'one .npy file. A rerun with the same settings resumes; other settings '
-        'are refused unless --overwrite.',
-    )
-    parser.add_argument('--root', required=True, help='SSL4EO-S12 GeoTIFF root')
-    parser.add_argument('--output', required=True, help='cache directory to write')
-    parser.add_argument(
-        '--encoding',
-        choices=sorted(DTYPES),
-        default='raw',
-        help='raw: lossless S1 float32 + S2 uint16 (default); float32: lossless; '
-        'uint8: the reference quantised scaling (exact for normalization: decur_uint8)',
-    )
-    parser.add_argument('--s2-product', choices=['s2c', 's2a'], default='s2c')
-    parser.add_argument('--size', type=int, default=264, help='grid size in px')
-    parser.add_argument('--on-invalid', choices=['error', 'skip'], default='error')
-    parser.add_argument('--num-workers', type=int, default=0)
-    parser.add_argument(
-        '--overwrite',
-        action='store_true',
-        help='delete a cache already in --output (any settings) and write it anew',
-    )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -423,4 +276,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ('register', 'run', 'write_cache')
+__all__ = ('run', 'write_cache')

@@ -1,56 +1,12 @@
 """``torchgeo-decur cmx``: CMX weight files from a DeCUR MiT checkpoint."""
 
 import argparse
-from typing import Any
 
 from ..export_cmx import export_cmx
 
 
-def register(subparsers: 'argparse._SubParsersAction[Any]') -> None:
-    """Add the ``cmx`` subcommand.
-
-    Args:
-        subparsers: The top-level parser's subparsers.
-    """
-    parser = subparsers.add_parser(
-        'cmx',
-        help='write CMX weight files from a DeCUR MiT checkpoint',
-        description=(
-            'Write the dual-branch file CMX loads (RGB encoder keys, then HHA '
-            'encoder keys with the extra_ prefix) and the two plain encoder files '
-            'from a DeCUR joint checkpoint (released file or member name, or a '
-            'DeCURTask checkpoint). Files are written atomically; existing ones '
-            'are replaced only with --overwrite.'
-        ),
-    )
-    parser.add_argument('weights', help='joint checkpoint path or Weights member name')
-    parser.add_argument('--out-dir', default='.', help='output folder (default: .)')
-    parser.add_argument(
-        '--modalities',
-        nargs=2,
-        default=['rgb', 'hha'],
-        metavar=('RGB', 'X'),
-        help='modality names, RGB first (default: rgb hha)',
-    )
-    parser.add_argument('--stem', default=None, help='file name stem')
-    parser.add_argument(
-        '--overwrite',
-        action='store_true',
-        help='replace files that already exist (default: refuse)',
-    )
-    parser.set_defaults(func=run)
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run ``torchgeo-decur cmx``.
-
-    Args:
-        args: Parsed arguments.
-
-    Returns:
-        Exit status 0 (failures raise; :func:`~torchgeo_decur.cli.main` reports
-        them).
-    """
+    """Write the CMX files of ``args.weights``; print their paths; return 0 (errors raise)."""
     paths = export_cmx(
         args.weights, args.out_dir, args.modalities, args.stem, args.overwrite
     )

@@ -20,44 +20,10 @@ Example::
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..datamodules import MultimodalGeoDataModule
-
-
-def register(subparsers: 'argparse._SubParsersAction[Any]') -> None:
-    """Add the ``coregister`` subcommand.
-
-    Args:
-        subparsers: The ``argparse`` sub-parser collection of ``torchgeo-decur``.
-    """
-    parser = subparsers.add_parser(
-        'coregister',
-        help='write the modalities of an own-raster data config onto one grid as '
-        'Cloud-Optimized GeoTIFF tiles, read later without warping',
-        description=__doc__.split('\n\n')[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        '--config',
-        required=True,
-        help='YAML whose data: section configures MultimodalGeoDataModule (e.g. the '
-        'torchgeo fit config)',
-    )
-    parser.add_argument('--output', required=True, help='store directory to write')
-    parser.add_argument(
-        '--tile-size', type=int, default=1024, help='tile side length in px'
-    )
-    parser.add_argument(
-        '--num-workers', type=int, default=0, help='processes writing tiles'
-    )
-    parser.add_argument(
-        '--overwrite',
-        action='store_true',
-        help='delete a store already in --output (any settings) and write it anew',
-    )
-    parser.set_defaults(func=run)
 
 
 def load_datamodule(config: str) -> 'MultimodalGeoDataModule':
@@ -134,4 +100,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ('load_datamodule', 'register', 'run')
+__all__ = ('load_datamodule', 'run')

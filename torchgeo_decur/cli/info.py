@@ -11,28 +11,8 @@ exit status 1.
 import argparse
 import json
 import sys
-from typing import Any
 
 from ..weights.inspect import inspect_checkpoint
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``info`` subcommand.
-
-    Args:
-        subparsers: The top-level parser's sub-parser collection.
-    """
-    parser = subparsers.add_parser(
-        'info',
-        help='describe a checkpoint or released DeCUR file',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument('file', help='.pth / .ckpt file')
-    parser.add_argument(
-        '--json', action='store_true', help='print the description as JSON'
-    )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,4 +37,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ('register', 'run')
+__all__ = ('run',)

@@ -11,38 +11,6 @@ coordinate in the file's CRS, one line per neighbour (``--json``: a JSON list)::
 import argparse
 import json
 from dataclasses import asdict
-from typing import Any
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``neighbours`` subcommand.
-
-    Args:
-        subparsers: The top-level parser's sub-parser collection.
-    """
-    parser = subparsers.add_parser(
-        'neighbours',
-        help='the k patches most similar to a patch of an embedding file',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument('embeddings', help='embeddings.parquet of torchgeo-decur embed')
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument('--id', type=int, help='id of the query patch')
-    where.add_argument(
-        '--at',
-        nargs=2,
-        type=float,
-        metavar=('X', 'Y'),
-        help="a coordinate in the file's CRS; the patch covering it is the query",
-    )
-    parser.add_argument('-k', type=int, default=5, help='neighbours (default: 5)')
-    parser.add_argument('--column', help='vector column (per-modality files)')
-    parser.add_argument(
-        '--metric', choices=('cosine', 'euclidean'), default='cosine', help='distance'
-    )
-    parser.add_argument('--json', action='store_true', help='print JSON')
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,4 +42,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ('register', 'run')
+__all__ = ('run',)

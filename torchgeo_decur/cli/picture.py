@@ -21,36 +21,6 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``picture`` subcommand.
-
-    Args:
-        subparsers: The top-level parser's sub-parser collection.
-    """
-    parser = subparsers.add_parser(
-        'picture',
-        help='draw the correlation picture of a task checkpoint as a PNG',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument('checkpoint', help='Lightning checkpoint of a task (.ckpt)')
-    parser.add_argument('output', help='PNG file to write')
-    parser.add_argument(
-        '--config', required=True, help='the torchgeo fit config of the run'
-    )
-    parser.add_argument(
-        '--max-samples', type=int, default=2048, help='validation samples used'
-    )
-    parser.add_argument(
-        '--max-size', type=int, default=256, help='largest drawn matrix side'
-    )
-    parser.add_argument(
-        '--accelerator', default='cpu', help='Lightning accelerator (default: cpu)'
-    )
-    parser.add_argument('--overwrite', action='store_true', help='replace output')
-    parser.set_defaults(func=run)
-
-
 def draw(
     checkpoint: str,
     output: str,
@@ -220,4 +190,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ('draw', 'register', 'run')
+__all__ = ('draw', 'run')

@@ -123,52 +123,6 @@ def _one_line(exc: BaseException) -> str:
     return ' '.join(str(exc).split()) or type(exc).__name__
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``shards`` subcommand.
-
-    Args:
-        subparsers: The ``argparse`` sub-parser collection of ``torchgeo-decur``.
-    """
-    parser = subparsers.add_parser(
-        'shards',
-        help='write a paired dataset as TerraMesh-layout WebDataset shards',
-        description=__doc__.split('\n\n')[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        'dataset',
-        help="'ssl4eo-s12', 'bigearthnet-mm' or module.path:ClassName of any "
-        'map-style dataset yielding image_<modality> tensors',
-    )
-    parser.add_argument('--root', help='dataset root directory')
-    parser.add_argument('--out', required=True, help='shard root to write')
-    parser.add_argument('--split', default='train', help='split folder (and split)')
-    parser.add_argument(
-        '--prefix', default=None, help='shard/sample name prefix (default: dataset)'
-    )
-    parser.add_argument('--samples-per-shard', type=int, default=1000)
-    parser.add_argument('--compression', choices=['zstd', 'none'], default='zstd')
-    parser.add_argument(
-        '--seasons',
-        type=int,
-        nargs='+',
-        default=[0, 1, 2, 3],
-        help='ssl4eo-s12: timestamps written per location (default: all four)',
-    )
-    parser.add_argument(
-        '--init-args', default=None, help='JSON object of further dataset arguments'
-    )
-    parser.add_argument(
-        '--s2-harmonize',
-        choices=['auto', 'always', 'never'],
-        default=None,
-        help="passed to the dataset's s2_harmonize (readers of Sentinel-2 of any "
-        'date): remove the processing baseline 04.00 offset of 1000 DN; default: '
-        "the dataset's own (auto)",
-    )
-    parser.set_defaults(func=run)
-
-
 def run(args: argparse.Namespace) -> int:
     """Write the shards described by the parsed arguments.
 

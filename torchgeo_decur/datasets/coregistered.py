@@ -27,7 +27,6 @@ store with ``torchgeo-decur coregister`` (:mod:`torchgeo_decur.cli.coregister`)
 and read it with the data module's ``coregistered`` argument.
 """
 
-import glob
 import json
 import os
 import secrets
@@ -45,14 +44,13 @@ from torch.utils.data import DataLoader, Dataset
 from torchgeo.datasets import RasterDataset
 from tqdm import tqdm
 
+from ..checkpoints.files import file_mode
 from .rasters import read_harmonized
+from .resumable import MANIFEST, ResumableFolder
 
 #: Identifies a store manifest; bumped when the layout changes.
 FORMAT = 'torchgeo_decur/coregistered'
 VERSION = 1
-MANIFEST = 'manifest.json'
-#: Settings of a store being written, present until the manifest is.
-SETTINGS = 'writing.json'
 #: Marker in the names of temporary files.
 TMP_MARKER = '.tmp-'
 #: Settings that must agree for a rerun to resume into an existing store.
@@ -79,6 +77,15 @@ COG_OPTIONS: dict[str, Any] = {
 MAX_OPEN_TILES = 256
 #: How to rebuild a store, for error messages.
 REWRITE_HINT = 'rerun `torchgeo-decur coregister` with --overwrite'
+#: How a store folder is written: settings record, resume, refusal, overwrite.
+FOLDER = ResumableFolder(
+    noun='co-registered store',
+    command='torchgeo-decur coregister',
+    rewrite_hint=REWRITE_HINT,
+    setting_keys=SETTING_KEYS,
+    data_files=('*/r*_c*.tif',),
+    temporaries=(f'*/.*{TMP_MARKER}*',),
+)
 
 
 @dataclass(frozen=True)
@@ -237,20 +244,6 @@ def changed_source(
     return None
 
 
-def _read_json(path: str) -> dict[str, Any]:
-    """A JSON object from a store file, or a ValueError naming it."""
-    try:
-        with open(path) as f:
-            content = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(
-            f'co-registered store file {path!r} cannot be read ({err}); {REWRITE_HINT}'
-        ) from None
-    if not isinstance(content, dict):
-        raise ValueError(f'{path!r} is not a co-registered store manifest')
-    return content
-
-
 def read_manifest(root: str) -> dict[str, Any]:
     """Read and validate the manifest of a finished store.
 
@@ -265,18 +258,7 @@ def read_manifest(root: str) -> dict[str, Any]:
             (the message names the file).
     """
     file = os.path.join(root, MANIFEST)
-    if not os.path.isfile(file) and os.path.isfile(os.path.join(root, SETTINGS)):
-        raise ValueError(
-            f'{file!r} not found: the co-registered store {root!r} is unfinished (its '
-            'writer was interrupted); rerun the same `torchgeo-decur coregister` '
-            'command to finish it'
-        )
-    if not os.path.isfile(file):
-        raise ValueError(
-            f'{file!r} not found: {root!r} is not a co-registered store (write one '
-            'with `torchgeo-decur coregister`)'
-        )
-    manifest = _read_json(file)
+    manifest = FOLDER.read_manifest(root)
     if manifest.get('format') != FORMAT or manifest.get('version') != VERSION:
         raise ValueError(
             f'{file!r} is not a version-{VERSION} {FORMAT} manifest (format='
@@ -518,8 +500,6 @@ class _TileJob(Dataset[tuple[int, str]]):
         self, path: str, array: np.ndarray, window: Window, modality: str
     ) -> None:
         """Write one tile file atomically (temporary file + replace)."""
-        from .shards import _file_mode as file_mode
-
         folder, name = os.path.split(path)
         tmp = os.path.join(folder, f'.{name}{TMP_MARKER}{secrets.token_hex(4)}')
         kind = np.dtype(array.dtype).kind
@@ -577,50 +557,6 @@ def _identity(item: Any) -> Any:
     return item
 
 
-def _previous_settings(output: str) -> dict[str, Any] | None:
-    """Settings of the store already in ``output`` (None: no store there).
-
-    Raises:
-        ValueError: If ``output`` holds tile files without a manifest or settings
-            file saying where they came from, or one that cannot be read.
-    """
-    for name in (MANIFEST, SETTINGS):
-        file = os.path.join(output, name)
-        if os.path.isfile(file):
-            content = _read_json(file)
-            return {k: content.get(k) for k in SETTING_KEYS}
-    tiles = glob.glob(os.path.join(glob.escape(output), '*', 'r*_c*.tif'))
-    if tiles:
-        raise ValueError(
-            f'{output!r} holds {len(tiles)} tile file(s) (e.g. {tiles[0]!r}) but no '
-            f'{MANIFEST} or {SETTINGS} saying where they came from; pass --overwrite '
-            'to delete and rewrite them or choose another output folder'
-        )
-    return None
-
-
-def _remove_store_files(output: str, modalities: Iterable[str]) -> None:
-    """Delete what a store writer creates in ``output`` (and nothing else)."""
-    for m in modalities:
-        for path in glob.glob(os.path.join(glob.escape(output), m, 'r*_c*.tif')):
-            os.remove(path)
-    for name in (MANIFEST, SETTINGS):
-        path = os.path.join(output, name)
-        if os.path.isfile(path):
-            os.remove(path)
-
-
-def _remove_temporaries(output: str) -> int:
-    """Delete the temporary files an interrupted run left; return how many."""
-    folder = glob.escape(output)
-    stale = glob.glob(os.path.join(folder, '.*.json.tmp')) + glob.glob(
-        os.path.join(folder, '*', f'.*{TMP_MARKER}*')
-    )
-    for path in stale:
-        os.remove(path)
-    return len(stale)
-
-
 def write_coregistered(
     datasets: Mapping[str, RasterDataset],
     output: str,
@@ -664,11 +600,6 @@ def write_coregistered(
             no partial tile is left.
         NotADirectoryError: If ``output`` is a file.
     """
-    # The shard writer's atomic JSON (temporary file + replace, umask mode).
-    from .shards import _atomic_json
-
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise NotADirectoryError(f'store output {output!r} is a file, not a folder')
     settings: dict[str, Any] = {
         'format': FORMAT,
         'version': VERSION,
@@ -685,33 +616,18 @@ def write_coregistered(
     }
     # JSON round trip, so tuples and lists compare as the recorded values do.
     settings = json.loads(json.dumps(settings))
-    previous = None if overwrite else _previous_settings(output)
-    if previous is not None:
+
+    def check_sources(previous: Mapping[str, Any]) -> None:
         source = changed_source(previous.get('sources') or {}, settings['sources'])
         if source is not None:
             raise ValueError(
                 f'co-registered store {output!r}: source {source}; pass --overwrite '
-                'to write the store anew from the current files'
+                '(overwrite=True) to write the store anew from the current files'
             )
-        differ = [k for k in SETTING_KEYS if previous.get(k) != settings[k]]
-        if differ:
-            described = ', '.join(
-                f'{k}={previous.get(k)!r} (now {settings[k]!r})' for k in differ
-            )
-            raise ValueError(
-                f'co-registered store {output!r} was written with {described}; a '
-                'store never mixes settings: pass --overwrite to delete it and write '
-                'it anew, or choose another output folder'
-            )
-    os.makedirs(output, exist_ok=True)
-    if overwrite:
-        _remove_store_files(output, datasets)
-    _remove_temporaries(output)
+
+    FOLDER.start(output, settings, overwrite, check=check_sources)
     for m in datasets:
         os.makedirs(os.path.join(output, m), exist_ok=True)
-    if os.path.isfile(os.path.join(output, MANIFEST)):
-        os.remove(os.path.join(output, MANIFEST))  # rewritten when every tile is
-    _atomic_json(os.path.join(output, SETTINGS), settings)
     job = _TileJob(datasets, output, grid, tiles, dtypes, nodata, offset_files)
     loader = DataLoader(
         job, batch_size=None, num_workers=num_workers, collate_fn=_identity
@@ -732,8 +648,7 @@ def write_coregistered(
         'channels': dict(channels),
         'tiles': [list(t) for t in tiles],
     }
-    _atomic_json(os.path.join(output, MANIFEST), manifest)
-    os.remove(os.path.join(output, SETTINGS))
+    FOLDER.finish(output, manifest)
     return manifest
 
 

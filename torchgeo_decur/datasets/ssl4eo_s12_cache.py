@@ -44,7 +44,6 @@ the format and the reader only.
 """
 
 import io
-import json
 import os
 from collections.abc import Sequence
 from typing import Any, BinaryIO, Literal
@@ -53,6 +52,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .resumable import MANIFEST, ResumableFolder
+
 Encoding = Literal['raw', 'float32', 'uint8']
 
 #: Identifies a cache manifest; bumped when the layout changes.
@@ -60,9 +61,12 @@ FORMAT = 'torchgeo_decur/ssl4eo_s12_cache'
 #: 2: timestamps in acquisition order (version 1 stored them in folder name
 #: order, which for Sentinel-1 is not time order).
 VERSION = 2
-MANIFEST = 'manifest.json'
-#: Settings of a cache being written, present until the manifest is.
-SETTINGS = 'writing.json'
+#: Product folders a cache can hold.
+PRODUCTS = ('s1', 's2c', 's2a')
+#: Settings that must agree for a rerun to resume into an existing cache.
+SETTING_KEYS = ('format', 'version', 'source', 'encoding', 'products', 'bands', 'size')
+#: Marker in the names of temporary array files.
+TMP_MARKER = '.tmp-'
 #: Keys every manifest holds.
 MANIFEST_KEYS = (
     'format',
@@ -79,6 +83,15 @@ MANIFEST_KEYS = (
 REWRITE_HINT = (
     'rewrite it with `torchgeo-decur cache-ssl4eo-s12 --root ROOT --output CACHE '
     '--overwrite`'
+)
+#: How a cache folder is written: settings record, resume, refusal, overwrite.
+FOLDER = ResumableFolder(
+    noun='SSL4EO-S12 cache',
+    command='torchgeo-decur cache-ssl4eo-s12',
+    rewrite_hint=REWRITE_HINT,
+    setting_keys=SETTING_KEYS,
+    data_files=tuple(f'{p}/*.npy' for p in PRODUCTS),
+    temporaries=tuple(f'{p}/*.npy{TMP_MARKER}*' for p in PRODUCTS),
 )
 #: Storage dtype of each encoding, per product kind (S1 and S2).
 DTYPES: dict[str, dict[str, Any]] = {
@@ -108,29 +121,7 @@ def read_manifest(path: str) -> dict[str, Any]:
             (each message names the file).
     """
     file = os.path.join(path, MANIFEST)
-    if not os.path.isfile(file) and os.path.isfile(os.path.join(path, SETTINGS)):
-        raise ValueError(
-            f'{file!r} not found: the cache {path!r} is unfinished (its writer was '
-            'interrupted); rerun the same `torchgeo-decur cache-ssl4eo-s12` command '
-            'to finish it'
-        )
-    if not os.path.isfile(file):
-        raise ValueError(
-            f'{file!r} not found: {path!r} is not an SSL4EO-S12 cache (write one '
-            'with `torchgeo-decur cache-ssl4eo-s12`)'
-        )
-    try:
-        with open(file) as f:
-            manifest = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(
-            f'cache manifest {file!r} cannot be read ({err}); {REWRITE_HINT}'
-        ) from None
-    if not isinstance(manifest, dict):
-        raise ValueError(
-            f'cache manifest {file!r} holds a {type(manifest).__name__}, not an '
-            f'object; {REWRITE_HINT}'
-        )
+    manifest = FOLDER.read_manifest(path)
     if manifest.get('format') != FORMAT:
         raise ValueError(
             f'{file!r} is not a {FORMAT} manifest (format={manifest.get("format")!r})'
