@@ -400,7 +400,7 @@ class CorrelationPicture(Callback):
             m: [torch.cat(v).to(pl_module.device) for v in zip(*batches, strict=True)]
             for m, batches in self._collected.items()
         }
-        common_dim = pl_module.hparams.get('common_dim')
+        common_dim = getattr(pl_module, 'common_dim', None)
         self.last_panels = correlation_panels(embeddings, common_dim, self.max_size)
         figure = correlation_figure(
             panels=self.last_panels,
