@@ -3,6 +3,7 @@
 import warnings
 from pathlib import Path
 
+import lightning
 import pytest
 import torch
 from torchgeo.models import get_model
@@ -60,7 +61,11 @@ def test_joint_member_sets_architecture_and_loads_everything(
             task.projectors[m][0].weight, raw[f'module.projector{i + 1}.0.weight']
         )
     # A checkpoint rebuilds the same architecture (weights are not saved).
-    checkpoint = {'state_dict': task.state_dict(), 'hyper_parameters': task.hparams}
+    checkpoint = {
+        'state_dict': task.state_dict(),
+        'hyper_parameters': dict(task.hparams),
+        'pytorch-lightning_version': lightning.__version__,
+    }
     task.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, tmp_path / 'task.ckpt')
     rebuilt = DeCURTask.load_from_checkpoint(tmp_path / 'task.ckpt')

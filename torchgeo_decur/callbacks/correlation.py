@@ -315,8 +315,8 @@ class CorrelationPicture(Callback):
     ``embeddings``, every view of every modality; nothing is computed in the
     training step), draws :func:`correlation_figure` at the end of every
     validation epoch (not in the sanity check) and logs it as the image
-    ``correlation`` to every logger that takes images. ``common_dim`` is read from
-    the task's hyperparameters when it has one (DeCUR). In multi-process runs
+    ``correlation`` to every logger that takes images. The common block is the
+    task's ``common_dim`` attribute when it has one (DeCUR). In multi-process runs
     rank 0 draws its own share of the validation set.
 
     Attributes:
