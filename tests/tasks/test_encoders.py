@@ -139,7 +139,7 @@ FAMILIES = [
 
 @pytest.mark.parametrize(('cls', 'args'), FAMILIES)
 def test_both_families_share_one_validation(
-    cls: type[MultiEncoderTask], args: dict[str, Any]
+    cls: type[DeCURTask] | type[MultimodalClassificationTask], args: dict[str, Any]
 ) -> None:
     name = cls.__name__
     with pytest.raises(
