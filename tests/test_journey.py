@@ -163,7 +163,7 @@ def test_downstream_task_from_the_export_alone(run: tuple[str, Path, Path]) -> N
     task = MultimodalClassificationTask(
         modalities=[m], weights=str(export / f'last_{m}_timm'), num_classes=3
     )
-    assert task.hparams['model'] == arch
+    assert task.encoder_spec.model == arch
     trained = DeCURTask.load_from_checkpoint(ckpt, map_location='cpu')
     for key, value in trained.backbones[m].state_dict().items():
         assert torch.equal(task.encoders[m].state_dict()[key], value), key
@@ -189,7 +189,7 @@ def test_downstream_task_from_the_export_alone(run: tuple[str, Path, Path]) -> N
         )
     # A task checkpoint carries its architecture too.
     whole = DeCURTask(weights=str(ckpt), modalities=list(trained.in_channels))
-    assert whole.hparams['model'] == arch
+    assert whole.encoder_spec.model == arch
 
 
 def _umask() -> int:

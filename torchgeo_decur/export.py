@@ -49,6 +49,7 @@ from typing import Any
 
 from torch import Tensor
 
+from .checkpoints.architecture import task_architecture
 from .checkpoints.files import (
     TMP_MARKER,
     check_finite,
@@ -133,7 +134,7 @@ def export_checkpoint(
             f'{source} is not a Lightning checkpoint (no state_dict and '
             'hyper_parameters entries)'
         )
-    hparams = ckpt['hyper_parameters']
+    hparams = task_architecture(ckpt)
     modalities = tuple(hparams.get('modalities', ()))
     if len(modalities) < 2:
         raise ValueError(
@@ -249,8 +250,9 @@ def stage_timm_folder(
 
     Args:
         state: The encoder's weights (this package's key names).
-        hparams: The task's hyperparameters (``model``, ``in_channels``,
-            ``backbone_kwargs``).
+        hparams: The task's architecture (``model``, ``in_channels``,
+            ``backbone_kwargs``; see
+            :func:`~torchgeo_decur.checkpoints.architecture.task_architecture`).
         modality: The encoder's modality.
         target: Where the folder goes (its parent holds the temporary one).
         statistics: ``{'mean', 'std'}`` of the bands in raw units (and

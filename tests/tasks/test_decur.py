@@ -53,7 +53,8 @@ def test_paper_defaults() -> None:
     assert hp['lambd'] == 0.0051
     assert list(hp['projector_dims']) == [8192, 8192, 8192]
     assert hp['modalities'] == ('s1', 's2')
-    assert hp['model'] == 'resnet50'
+    assert hp['model'] is None  # as passed; the default is in the spec
+    assert task.encoder_spec.model == 'resnet50'
     assert task.in_channels == {'s1': 2, 's2': 13}
     assert task.criterion.weighting == 'reference'
 

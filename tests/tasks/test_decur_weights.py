@@ -3,6 +3,7 @@
 import warnings
 from pathlib import Path
 
+import lightning
 import pytest
 import torch
 from torchgeo.models import get_model
@@ -28,7 +29,9 @@ SMALL = {'projector_dims': [32, 32], 'common_dim': 24, 'crop_size': 32}
 
 
 @pytest.mark.usefixtures('fast_init')
-def test_joint_member_sets_architecture_and_loads_everything(hub: Path) -> None:
+def test_joint_member_sets_architecture_and_loads_everything(
+    hub: Path, tmp_path: Path
+) -> None:
     member = DeCURMiTB2_Weights.RGB_HHA_SUNRGBD_DECUR
     references = reference_pair(member)
     # A file whose projectors have the task's shapes (released: 8192-d).
@@ -40,9 +43,13 @@ def test_joint_member_sets_architecture_and_loads_everything(hub: Path) -> None:
         DeCURTask(
             weights=str(member), modalities=('rgb', 'hha'), model='resnet50', **SMALL
         )
-    assert task.hparams['model'] == 'mit_b2'
-    assert task.hparams['in_channels'] == {'rgb': 3, 'hha': 3}
-    assert task.hparams['backbone_kwargs'] == {'num_classes': 2048}
+    assert task.encoder_spec.model == 'mit_b2'
+    assert task.in_channels == {'rgb': 3, 'hha': 3}
+    assert task.encoder_spec.backbone_kwargs == {'num_classes': 2048}
+    # The hyperparameters hold what was passed, nothing the member said.
+    assert task.hparams['model'] is None
+    assert task.hparams['in_channels'] is None
+    assert task.hparams['backbone_kwargs'] is None
     task.eval()
     raw = member.get_raw_state_dict()
     x = torch.rand(1, 3, SIZE, SIZE)
@@ -53,8 +60,15 @@ def test_joint_member_sets_architecture_and_loads_everything(hub: Path) -> None:
         assert torch.equal(
             task.projectors[m][0].weight, raw[f'module.projector{i + 1}.0.weight']
         )
-    # The hyperparameters rebuild the same architecture (weights are not saved).
-    rebuilt = DeCURTask(**task.hparams)
+    # A checkpoint rebuilds the same architecture (weights are not saved).
+    checkpoint = {
+        'state_dict': task.state_dict(),
+        'hyper_parameters': dict(task.hparams),
+        'pytorch-lightning_version': lightning.__version__,
+    }
+    task.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / 'task.ckpt')
+    rebuilt = DeCURTask.load_from_checkpoint(tmp_path / 'task.ckpt')
     assert rebuilt.backbones['hha'].state_dict().keys() == (
         task.backbones['hha'].state_dict().keys()
     )
@@ -99,7 +113,7 @@ def test_backbone_members_per_modality(hub: Path) -> None:
         "encoder 1 (s1) -> task modality 'sar'",
         "encoder 1 (s2) -> task modality 'ms'",
     ]
-    assert task.hparams['in_channels'] == {'sar': 2, 'ms': 13}
+    assert task.in_channels == {'sar': 2, 'ms': 13}
     x = torch.rand(1, 13, SIZE, SIZE)
     with torch.no_grad():
         assert_features_match(task.backbones['ms'](x), references[1](x))
@@ -124,7 +138,7 @@ def test_rda_joint_member_follows_rda_semantics(hub: Path) -> None:
     raw = member.get_raw_state_dict()
     modalities = ('rgb', 'dem')
     task = DeCURTask(weights=member, modalities=modalities, **SMALL)
-    assert task.hparams['model'] == 'resnet50_rda'
+    assert task.encoder_spec.model == 'resnet50_rda'
     dem = task.backbones['dem']
     assert torch.equal(dem.da_l3.rpe_table, raw['module.da2_l3.rpe_table'])
     assert torch.equal(
@@ -204,7 +218,7 @@ def test_member_modalities_of_other_names_are_warned_about(hub: Path) -> None:
     assert "encoder 2 (dem) -> task modality 's2'" in message
     assert "{'s1': 'sar', 's2': 'optical'}" in message
     assert "modalities: ['rgb', 'dem']" in message
-    assert task.hparams['in_channels'] == {'s1': 3, 's2': 3}
+    assert task.in_channels == {'s1': 3, 's2': 3}
     with torch.no_grad():
         x = torch.rand(1, 3, SIZE, SIZE)
         assert_features_match(task.backbones['s2'].eval()(x), references[1](x))

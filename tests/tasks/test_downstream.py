@@ -293,7 +293,7 @@ def test_input_checks_and_options() -> None:
     with pytest.raises(ValueError, match='set insert_b10'):
         task.training_step(bad, 0)
     del bad['image_s1']
-    with pytest.raises(ValueError, match='batch has no image_s1'):
+    with pytest.raises(ValueError, match="batch has no 'image_s1'"):
         task.training_step(bad, 0)
     single = MultimodalClassificationTask(modalities=['s1'], model='resnet18')
     plain = {'image': batch()['image_s1'], 'label': batch()['label']}

@@ -81,7 +81,9 @@ def datamodule(**kwargs: Any) -> SSL4EOS12PairsDataModule:
 
 def test_training_stops_on_nan_loss() -> None:
     # Raw S1 with -inf dB (normalization none): the first step stops, after a
-    # warning from the data module.
+    # warning from the data module. The -inf pixel must fall inside the random
+    # crops of step 0: the seed fixes them.
+    torch.manual_seed(2)
     task = DeCURTask(**TINY)
     trainer = quiet_trainer(max_steps=2)
     with pytest.warns(UserWarning, match="normalization='none': image_s1 holds"):

@@ -315,8 +315,8 @@ class CorrelationPicture(Callback):
     ``embeddings``, every view of every modality; nothing is computed in the
     training step), draws :func:`correlation_figure` at the end of every
     validation epoch (not in the sanity check) and logs it as the image
-    ``correlation`` to every logger that takes images. ``common_dim`` is read from
-    the task's hyperparameters when it has one (DeCUR). In multi-process runs
+    ``correlation`` to every logger that takes images. The common block is the
+    task's ``common_dim`` attribute when it has one (DeCUR). In multi-process runs
     rank 0 draws its own share of the validation set.
 
     Attributes:
@@ -400,7 +400,7 @@ class CorrelationPicture(Callback):
             m: [torch.cat(v).to(pl_module.device) for v in zip(*batches, strict=True)]
             for m, batches in self._collected.items()
         }
-        common_dim = pl_module.hparams.get('common_dim')
+        common_dim = getattr(pl_module, 'common_dim', None)
         self.last_panels = correlation_panels(embeddings, common_dim, self.max_size)
         figure = correlation_figure(
             panels=self.last_panels,

@@ -20,6 +20,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from ..checkpoints.architecture import task_architecture
+
 
 def draw(
     checkpoint: str,
@@ -90,7 +92,9 @@ def draw(
         found = [ln for ln in errors.getvalue().splitlines() if 'error:' in ln]
         reason = found[-1].split('error:', 1)[1].strip() if found else 'invalid'
         raise ValueError(f'config {config!r} cannot be parsed: {reason}') from None
-    check_matches(checkpoint, ckpt, config, cli.model.hparams)
+    spec = getattr(cli.model, 'encoder_spec', None)
+    built = {**cli.model.hparams, **(spec.record() if spec is not None else {})}
+    check_matches(checkpoint, ckpt, config, built)
     check_state_dict(
         {k: v.shape for k, v in cli.model.state_dict().items()},
         ckpt['state_dict'],
@@ -135,17 +139,20 @@ def check_matches(
         checkpoint: Path of the checkpoint, for the message.
         ckpt: The loaded checkpoint.
         config: Path of the config, for the message.
-        built: Hyperparameters of the task the config builds.
+        built: Hyperparameters of the task the config builds, with the
+            architecture it resolved.
 
     Raises:
         ValueError: Naming every differing setting (model, modalities,
             in_channels, projector_dims) with both values, in one line.
     """
-    stored = ckpt.get('hyper_parameters') or {}
+    stored = {**(ckpt.get('hyper_parameters') or {}), **task_architecture(ckpt)}
     differ = [
         f'{key}={stored[key]!r} in the checkpoint but {built[key]!r} in the config'
         for key in SHAPE_HPARAMS
-        if key in stored and key in built and _plain(stored[key]) != _plain(built[key])
+        if stored.get(key) is not None
+        and built.get(key) is not None
+        and _plain(stored[key]) != _plain(built[key])
     ]
     if differ:
         raise ValueError(

@@ -10,12 +10,14 @@ from .baselines import (
 )
 from .classification import MultimodalClassificationTask
 from .decur import DeCURTask
+from .encoders import MultiEncoderTask
 from .segmentation import MultimodalSegmentationTask
 from .transfer import MultimodalDownstreamTask
 
 __all__ = (
     'CrossModalSSLTask',
     'DeCURTask',
+    'MultiEncoderTask',
     'MultimodalBarlowTwinsTask',
     'MultimodalCLIPTask',
     'MultimodalClassificationTask',

@@ -3,31 +3,33 @@
 import warnings
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import lightning.pytorch.utilities.types
 import torch
 from lightly.utils.debug import std_of_l2_normalized
 from torch import Tensor, nn
-from torchgeo.tasks import BaseTask
 from torchvision.models._api import WeightsEnum
 
 from ..checkpoints.layouts import (
     CLASSIFIER_PREFIXES,
+    RDASemantics,
     load_encoder_state,
     load_exact,
     remap_backbone_state_dict,
 )
-from ..models.backbones import build_backbone, feature_dim, split_rda_options
+from ..models.backbones import build_backbone, feature_dim
 from ..models.heads import Projector
 from ..models.rda import share_deformable_attention
 from ..transforms.augmentations import ModalityAugmentation, resolve_config
 from ..weights.loading import (
-    DEFAULT_MODEL,
+    MappingHint,
+    ResolvedWeights,
     WeightSpec,
     member_modalities,
-    resolve_weights,
 )
+from .encoders import MultiEncoderTask, modality_image
 from .finite import check_batch_size, check_finite_checkpoint, check_finite_outputs
 from .optim import (
     OptimizerOptions,
@@ -41,8 +43,7 @@ from .optim import (
     warmup_cosine_scheduler,
 )
 
-#: Default channel counts and augmentation presets of well-known modality names.
-DEFAULT_IN_CHANNELS = {'s1': 2, 's2': 13, 'rgb': 3, 'dem': 3, 'hha': 3}
+#: Default augmentation presets of well-known modality names.
 DEFAULT_AUGMENTATIONS = {
     's1': 'sar',
     's2': 'optical',
@@ -50,43 +51,6 @@ DEFAULT_AUGMENTATIONS = {
     'dem': 'elevation',
     'hha': 'depth',
 }
-
-
-def resolve_in_channels(
-    modalities: Sequence[str], given: Mapping[str, int] | None
-) -> dict[str, int]:
-    """Channel count of every modality: given values, else the defaults.
-
-    Args:
-        modalities: Modality names.
-        given: Explicit channel counts (may be None or partial).
-
-    Returns:
-        ``{modality: channels}`` in modality order.
-
-    Raises:
-        ValueError: If a modality has neither a given nor a default count, or
-            ``given`` names a modality that is not used.
-    """
-    given = dict(given or {})
-    out = {}
-    for m in modalities:
-        if m in given:
-            out[m] = int(given[m])
-        elif m in DEFAULT_IN_CHANNELS:
-            out[m] = DEFAULT_IN_CHANNELS[m]
-        else:
-            raise ValueError(
-                f'in_channels has no entry for modality {m!r} and there is no '
-                f'default for it; pass in_channels={{{m!r}: <C>}}'
-            )
-    unknown = sorted(set(given) - set(modalities))
-    if unknown:
-        raise ValueError(
-            f'in_channels names unknown modalities {unknown}; '
-            f'modalities are {list(modalities)}'
-        )
-    return out
 
 
 def check_projector_dims(dims: Sequence[int]) -> list[int]:
@@ -113,7 +77,36 @@ def check_projector_dims(dims: Sequence[int]) -> list[int]:
     return out
 
 
-class MultimodalSSLTask(BaseTask):
+@dataclass(frozen=True)
+class PretrainingOptions:
+    """The pretraining options of :class:`MultimodalSSLTask`, parsed once.
+
+    Attributes:
+        projector_dims: Output sizes of the projector's Linear layers.
+        shared_projector: One projector for all modalities.
+        augmentations: Augmentation per modality as given (preset or mapping).
+        crop_size: Side length of the augmented crops in pixels.
+        aligned_crops: Share crop and flips between the modalities.
+        optimizer: ``'adamw'`` or ``'lars'``.
+        lr: Learning rate of the weights.
+        weight_decay: Weight decay of the weights.
+        optimizer_options: The checked optimiser options, every key set.
+        lr_schedule: The checked schedule, every key set.
+    """
+
+    projector_dims: tuple[int, ...]
+    shared_projector: bool
+    augmentations: dict[str, str | dict[str, Any]]
+    crop_size: int
+    aligned_crops: bool
+    optimizer: str
+    lr: float
+    weight_decay: float
+    optimizer_options: OptimizerOptions
+    lr_schedule: ScheduleOptions
+
+
+class MultimodalSSLTask(MultiEncoderTask):
     """Base task: one encoder and one projector per modality, two views each.
 
     A training step takes a batch ``{'image_<m>': (N, V x C_m, H, W)}`` (raw views
@@ -126,14 +119,15 @@ class MultimodalSSLTask(BaseTask):
     The optimiser and its schedule are those of :mod:`.optim`.
     """
 
-    ignore = 'weights'
     monitor = 'train_loss'
 
     #: Number of augmented views per modality the loss needs.
     num_views = 2
 
-    #: Most modalities the loss is defined for (None: any number >= 2).
-    max_modalities: int | None = None
+    min_modalities = 2
+    modality_hint = '; DeCURTask pretrains any number of modalities'
+    follow_member_model = True
+    keep_encoder_head = True
 
     def __init__(
         self,
@@ -209,34 +203,28 @@ class MultimodalSSLTask(BaseTask):
             UserWarning: For ``optimizer='lars'`` with ``weight_decay=0``, which
                 lightly's LARS runs as plain SGD with momentum.
         """
-        self.weights = weights
-        modalities = tuple(modalities)
-        if len(modalities) < 2 or len(set(modalities)) != len(modalities):
-            raise ValueError(
-                f'need at least two distinct modalities, got {list(modalities)}'
-            )
-        if self.max_modalities is not None and len(modalities) > self.max_modalities:
-            raise ValueError(
-                f'{type(self).__name__} is defined for {self.max_modalities} '
-                f'modalities, got {len(modalities)}: {list(modalities)}; '
-                'DeCURTask pretrains any number of modalities'
-            )
-        check_projector_dims(projector_dims)
-        check_optimizer_options(optimizer, lr, weight_decay, optimizer_options)
-        check_schedule(lr_schedule)
-        split_rda_options(backbone_kwargs)
+        self.parse_encoder_options(
+            weights, modalities, model, in_channels, backbone_kwargs, modalities
+        )
+        self.options = PretrainingOptions(
+            tuple(check_projector_dims(projector_dims)),
+            bool(shared_projector),
+            dict(augmentations or {}),
+            int(crop_size),
+            bool(aligned_crops),
+            optimizer,
+            float(lr),
+            float(weight_decay),
+            check_optimizer_options(optimizer, lr, weight_decay, optimizer_options),
+            check_schedule(lr_schedule),
+        )
         super().__init__()
 
     # ------------------------------------------------------------------ setup
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        """The modality names, modality 1 first."""
-        return tuple(self.hparams['modalities'])
-
     def _mapping_hint(self, member: WeightsEnum, mapping: Mapping[int, str]) -> str:
         """What the modality-name warning adds for SSL tasks (augmentations)."""
         names = member_modalities(member) or ('?',)
-        specs = dict(self.hparams['augmentations'] or {})
+        specs = self.options.augmentations
         presets = {}
         for m in mapping.values():
             spec = specs.get(m, DEFAULT_AUGMENTATIONS.get(m))
@@ -252,59 +240,42 @@ class MultimodalSSLTask(BaseTask):
             'intended, or set augmentations explicitly.'
         )
 
-    def configure_models(self) -> None:
-        """Resolve the weights, build encoders, projectors and augmentations.
+    def weights_hint(self) -> MappingHint:
+        """The modality-name warning names the augmentation presets."""
+        return self._mapping_hint
 
-        The weights spec is resolved once (:func:`~..weights.loading.
-        resolve_weights`); what its members say about the architecture (model,
-        channels, ``backbone_kwargs``) is written to ``hparams``, so a saved
-        checkpoint rebuilds the same model.
+    def weights_rda_semantics(self) -> RDASemantics:
+        """With ``shared_rda`` modality 2 runs through modality 1's blocks.
+
+        Whatever the file holds for it: that is the pretraining semantics already.
         """
-        kwargs, semantics, shared = split_rda_options(self.hparams['backbone_kwargs'])
-        resolved = resolve_weights(
-            self.weights,
-            self.modalities,
-            model=self.hparams['model'],
-            in_channels=self.hparams['in_channels'],
-            # Encoders of a joint file go to the task's modalities by position.
-            joint_modalities=self.modalities,
-            # With shared_rda modality 2 runs through modality 1's blocks whatever
-            # the file holds for it, which is the pretraining semantics already.
-            rda_semantics='transfer' if shared else semantics,
-            follow_member_model=True,
-            hint=self._mapping_hint,
-        )
-        if resolved.model is not None:
-            self.hparams['model'] = resolved.model
-            self.hparams['in_channels'] = {
-                **dict(self.hparams['in_channels'] or {}),
-                **resolved.in_chans,
-            }
-            self.hparams['backbone_kwargs'] = {
-                **resolved.backbone_kwargs,
-                **dict(self.hparams['backbone_kwargs'] or {}),
-            }
-            kwargs = {**resolved.backbone_kwargs, **kwargs}
-        self.hparams['model'] = self.hparams['model'] or DEFAULT_MODEL
-        channels = resolve_in_channels(self.modalities, self.hparams['in_channels'])
-        self.in_channels = channels
+        options = self.encoder_options
+        return 'transfer' if options.shared_rda else options.rda_semantics
+
+    def build_encoders(self, weights: ResolvedWeights) -> None:
+        """Build encoders, projectors and augmentations; load the weights.
+
+        Args:
+            weights: The resolved weights.
+        """
+        spec = self.encoder_spec
         self.backbones = nn.ModuleDict(
             {
                 m: build_backbone(
-                    self.hparams['model'],
-                    channels[m],
-                    pretrained=m in resolved.imagenet,
-                    **kwargs,
+                    spec.model,
+                    spec.in_channels[m],
+                    pretrained=m in weights.imagenet,
+                    **spec.timm_kwargs,
                 )
                 for m in self.modalities
             }
         )
         self.configure_heads()
-        self.configure_augmentations(channels)
-        for m, enc in resolved.encoders.items():
+        self.configure_augmentations(spec.in_channels)
+        for m, enc in weights.encoders.items():
             self.load_backbone_state(m, enc.state_dict, enc.source)
             self.load_projector_state(m, enc.projector, enc.source)
-        if shared:
+        if spec.shared_rda:
             # After loading, so modality 1's weights are the ones all use.
             first, *others = self.backbones.values()
             for other in others:
@@ -312,9 +283,9 @@ class MultimodalSSLTask(BaseTask):
 
     def configure_heads(self) -> None:
         """Build one projector per modality (or one shared projector)."""
-        dims = [int(d) for d in self.hparams['projector_dims']]
+        dims = list(self.options.projector_dims)
         in_dims = {m: feature_dim(self.backbones[m]) for m in self.modalities}
-        if self.hparams['shared_projector']:
+        if self.options.shared_projector:
             if len(set(in_dims.values())) != 1:
                 raise ValueError(
                     f'shared_projector needs equal feature sizes, got {in_dims}'
@@ -328,14 +299,14 @@ class MultimodalSSLTask(BaseTask):
 
     def configure_augmentations(self, channels: Mapping[str, int]) -> None:
         """Build the per-modality augmentation pipelines."""
-        specs = dict(self.hparams['augmentations'] or {})
+        specs = self.options.augmentations
         unknown = sorted(set(specs) - set(self.modalities))
         if unknown:
             raise ValueError(
                 f'augmentations names unknown modalities {unknown}; '
                 f'modalities are {list(self.modalities)}'
             )
-        size = int(self.hparams['crop_size'])
+        size = self.options.crop_size
         augs = {}
         for m in self.modalities:
             spec = specs.get(m, DEFAULT_AUGMENTATIONS.get(m))
@@ -381,7 +352,7 @@ class MultimodalSSLTask(BaseTask):
         load_encoder_state(
             self.backbones[modality],
             remapped,
-            what=f'backbone {modality!r} ({self.hparams["model"]}) from {source}',
+            what=f'backbone {modality!r} ({self.encoder_spec.model}) from {source}',
         )
 
     def load_projector_state(
@@ -408,7 +379,7 @@ class MultimodalSSLTask(BaseTask):
         if mismatch:
             warnings.warn(
                 f'projector {modality!r} not loaded from {source}: its shapes do not '
-                f'match projector_dims={list(self.hparams["projector_dims"])} '
+                f'match projector_dims={list(self.options.projector_dims)} '
                 f'({", ".join(mismatch[:3])}); it keeps its initial weights',
                 stacklevel=3,
             )
@@ -448,7 +419,7 @@ class MultimodalSSLTask(BaseTask):
         has_head = any(k in own for k in dropped)
         warnings.warn(
             f'backbone {modality!r}: {source} holds an encoder head ({shapes}) that '
-            f'the {self.hparams["model"]} backbone built here '
+            f'the {self.encoder_spec.model} backbone built here '
             f'{"has with another shape" if has_head else "lacks"}, so it is not '
             'loaded and the projector is fed the backbone output '
             f'({feature_dim(self.backbones[modality])}-d) instead of the pretrained '
@@ -504,12 +475,7 @@ class MultimodalSSLTask(BaseTask):
         """
         out: dict[str, list[Tensor]] = {}
         for m in self.modalities:
-            key = f'image_{m}'
-            if key not in batch:
-                raise ValueError(
-                    f'batch has no {key!r} for modality {m!r}; keys: {sorted(batch)}'
-                )
-            x = batch[key]
+            key, x = modality_image(batch, m)
             c = self.in_channels[m]
             if x.ndim != 4 or x.shape[1] not in (c, 2 * c):
                 raise ValueError(
@@ -534,7 +500,7 @@ class MultimodalSSLTask(BaseTask):
         out: dict[str, list[Tensor]] = {m: [] for m in names}
         for v in range(self.num_views):
             xs = [views[m][v].float() for m in names]
-            if self.hparams['aligned_crops']:
+            if self.options.aligned_crops:
                 grids = [tuple(x.shape[-2:]) for x in xs]
                 if len(set(grids)) != 1:
                     which = 'both' if len(names) == 2 else 'all'
@@ -601,12 +567,13 @@ class MultimodalSSLTask(BaseTask):
         return loss
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse to write non-finite weights (see :mod:`.finite`).
+        """Refuse to write non-finite weights (see :mod:`.finite`); record the spec.
 
         Args:
             checkpoint: The dictionary about to be saved.
         """
         check_finite_checkpoint(checkpoint, self.global_step)
+        super().on_save_checkpoint(checkpoint)
 
     def predict_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -697,17 +664,13 @@ class MultimodalSSLTask(BaseTask):
         Returns:
             ``[weights, biases]`` or ``[weights, biases, scalars]``.
         """
+        options = self.options
         return parameter_groups(
             self.parameters(),
-            self.hparams['optimizer'],
-            float(self.hparams['lr']),
-            float(self.hparams['weight_decay']),
-            check_optimizer_options(
-                self.hparams['optimizer'],
-                self.hparams['lr'],
-                self.hparams['weight_decay'],
-                self.hparams['optimizer_options'],
-            ),
+            options.optimizer,
+            options.lr,
+            options.weight_decay,
+            options.optimizer_options,
         )
 
     def build_optimizer(self) -> torch.optim.Optimizer:
@@ -716,17 +679,12 @@ class MultimodalSSLTask(BaseTask):
         Returns:
             The optimizer; each group's ``lr`` is its peak learning rate.
         """
-        options = check_optimizer_options(
-            self.hparams['optimizer'],
-            self.hparams['lr'],
-            self.hparams['weight_decay'],
-            self.hparams['optimizer_options'],
-        )
+        options = self.options
         return build_optimizer(
             self.parameter_groups(),
-            self.hparams['optimizer'],
-            float(self.hparams['lr']),
-            options['momentum'],
+            options.optimizer,
+            options.lr,
+            options.optimizer_options['momentum'],
         )
 
     def configure_optimizers(
@@ -744,9 +702,10 @@ class MultimodalSSLTask(BaseTask):
         """
         optimizer = self.build_optimizer()
         per_epoch, total = schedule_lengths(self.trainer)
-        schedule = check_schedule(self.hparams['lr_schedule'])
-        scheduler = warmup_cosine_scheduler(optimizer, schedule, per_epoch, total)
+        scheduler = warmup_cosine_scheduler(
+            optimizer, self.options.lr_schedule, per_epoch, total
+        )
         return {'optimizer': optimizer, 'lr_scheduler': cast(Any, scheduler)}
 
 
-__all__ = ('MultimodalSSLTask', 'warmup_cosine')
+__all__ = ('MultimodalSSLTask', 'PretrainingOptions', 'warmup_cosine')

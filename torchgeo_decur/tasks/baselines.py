@@ -95,12 +95,13 @@ class MultimodalSimCLRTask(CrossModalSSLTask):
         """
         if not temperature > 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
+        self.temperature = float(temperature)
         super().__init__(projector_dims=projector_dims, **kwargs)
 
     def configure_losses(self) -> None:
         """Build the NT-Xent loss."""
         self.criterion = NTXentLoss(
-            temperature=self.hparams['temperature'],
+            temperature=self.temperature,
             gather_distributed=True,
         )
 
@@ -149,14 +150,17 @@ class MultimodalCLIPTask(CrossModalSSLTask):
             ValueError: If ``temperature`` is not positive or 1/``temperature``
                 exceeds ``max_logit_scale``.
         """
+        self.temperature = float(temperature)
+        self.learnable_temperature = bool(learnable_temperature)
+        self.max_logit_scale = float(max_logit_scale)
         super().__init__(projector_dims=projector_dims, **kwargs)
 
     def configure_losses(self) -> None:
         """Build the CLIP loss (holding the learnable temperature)."""
         self.criterion = CLIPLoss(
-            temperature=self.hparams['temperature'],
-            learnable_temperature=self.hparams['learnable_temperature'],
-            max_logit_scale=self.hparams['max_logit_scale'],
+            temperature=self.temperature,
+            learnable_temperature=self.learnable_temperature,
+            max_logit_scale=self.max_logit_scale,
             gather_distributed=True,
         )
 
@@ -203,12 +207,13 @@ class MultimodalBarlowTwinsTask(CrossModalSSLTask):
             **kwargs: Arguments of
                 :class:`~torchgeo_decur.tasks.base.MultimodalSSLTask`.
         """
+        self.lambd = float(lambd)
         super().__init__(**kwargs)
 
     def configure_losses(self) -> None:
         """Build the Barlow Twins loss."""
         self.criterion = BarlowTwinsLoss(
-            lambd=self.hparams['lambd'],
+            lambd=self.lambd,
             gather_distributed=True,
         )
 
@@ -246,13 +251,16 @@ class MultimodalVICRegTask(CrossModalSSLTask):
             **kwargs: Arguments of
                 :class:`~torchgeo_decur.tasks.base.MultimodalSSLTask`.
         """
+        self.sim_coeff = float(sim_coeff)
+        self.std_coeff = float(std_coeff)
+        self.cov_coeff = float(cov_coeff)
         super().__init__(**kwargs)
 
     def configure_losses(self) -> None:
         """Build the VICReg loss."""
         self.criterion = VICRegLoss(
-            sim_coeff=self.hparams['sim_coeff'],
-            std_coeff=self.hparams['std_coeff'],
-            cov_coeff=self.hparams['cov_coeff'],
+            sim_coeff=self.sim_coeff,
+            std_coeff=self.std_coeff,
+            cov_coeff=self.cov_coeff,
             gather_distributed=True,
         )

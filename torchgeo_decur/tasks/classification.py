@@ -46,6 +46,9 @@ class MultimodalClassificationTask(MultimodalDownstreamTask):
         """
         if loss not in ('soft_margin', 'bce'):
             raise ValueError(f"loss must be 'soft_margin' or 'bce', got {loss!r}")
+        self.num_classes = int(num_classes)
+        self.loss_name = loss
+        self.threshold = float(threshold)
         super().__init__(**kwargs)
 
     def build_encoder(self, in_chans: int, pretrained: bool) -> nn.Module:
@@ -58,9 +61,8 @@ class MultimodalClassificationTask(MultimodalDownstreamTask):
         Returns:
             The encoder.
         """
-        return build_backbone(
-            self.hparams['model'], in_chans, pretrained, **self.timm_kwargs
-        )
+        spec = self.encoder_spec
+        return build_backbone(spec.model, in_chans, pretrained, **spec.timm_kwargs)
 
     def build_model(self, encoders: dict[str, nn.Module]) -> nn.Module:
         """Late-fusion classifier.
@@ -71,13 +73,13 @@ class MultimodalClassificationTask(MultimodalDownstreamTask):
         Returns:
             The model.
         """
-        return LateFusionClassifier(encoders, self.hparams['num_classes'])
+        return LateFusionClassifier(encoders, self.num_classes)
 
     def configure_losses(self) -> None:
         """Multi-label loss."""
         self.criterion: nn.Module = (
             nn.MultiLabelSoftMarginLoss()
-            if self.hparams['loss'] == 'soft_margin'
+            if self.loss_name == 'soft_margin'
             else nn.BCEWithLogitsLoss()
         )
 
@@ -90,8 +92,8 @@ class MultimodalClassificationTask(MultimodalDownstreamTask):
         Returns:
             The metrics.
         """
-        n = self.hparams['num_classes']
-        t = self.hparams['threshold']
+        n = self.num_classes
+        t = self.threshold
         return MetricCollection(
             {
                 'mAP_micro': MultilabelAveragePrecision(num_labels=n, average='micro'),

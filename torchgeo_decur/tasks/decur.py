@@ -78,15 +78,18 @@ class DeCURTask(MultimodalSSLTask):
                 f'common_dim must be in [0, K] = [0, {dims[-1]}] for the projector '
                 f'output size K, got {common_dim}'
             )
+        self.common_dim = int(common_dim)
+        self.lambd = float(lambd)
+        self.loss_weighting = loss_weighting
         super().__init__(**kwargs)
 
     def configure_losses(self) -> None:
         """Build the DeCUR loss."""
         self.criterion = DeCURLoss(
-            common_dim=self.hparams['common_dim'],
-            lambd=self.hparams['lambd'],
+            common_dim=self.common_dim,
+            lambd=self.lambd,
             gather_distributed=True,
-            weighting=self.hparams['loss_weighting'],
+            weighting=self.loss_weighting,
         )
 
     def compute_loss(self, embeddings: Mapping[str, list[Tensor]]) -> dict[str, Tensor]:

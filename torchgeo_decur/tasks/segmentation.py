@@ -52,6 +52,10 @@ class MultimodalSegmentationTask(MultimodalDownstreamTask):
                 f'reduce_channels {list(reduce_channels)} and out_indices '
                 f'{list(out_indices)} must have the same length'
             )
+        self.num_classes = int(num_classes)
+        self.ignore_index = ignore_index
+        self.reduce_channels = tuple(int(c) for c in reduce_channels)
+        self.out_indices = tuple(int(i) for i in out_indices)
         super().__init__(**kwargs)
 
     def build_encoder(self, in_chans: int, pretrained: bool) -> nn.Module:
@@ -67,16 +71,17 @@ class MultimodalSegmentationTask(MultimodalDownstreamTask):
         Raises:
             ValueError: If timm does not know the model.
         """
-        name = self.hparams['model']
+        spec = self.encoder_spec
+        name = spec.model
         if not timm.is_model(name):
             raise ValueError(f'unknown model {name!r}: not a timm model name')
         encoder: nn.Module = timm.create_model(
             name,
             features_only=True,
-            out_indices=tuple(self.hparams['out_indices']),
+            out_indices=self.out_indices,
             in_chans=in_chans,
             pretrained=pretrained,
-            **self.timm_kwargs,
+            **spec.timm_kwargs,
         )
         return encoder
 
@@ -90,12 +95,12 @@ class MultimodalSegmentationTask(MultimodalDownstreamTask):
             The model.
         """
         return FCNFusionSegmenter(
-            encoders, self.hparams['num_classes'], self.hparams['reduce_channels']
+            encoders, self.num_classes, list(self.reduce_channels)
         )
 
     def configure_losses(self) -> None:
         """Cross-entropy ignoring ``ignore_index``."""
-        ignore = self.hparams['ignore_index']
+        ignore = self.ignore_index
         self.criterion = nn.CrossEntropyLoss(
             ignore_index=-100 if ignore is None else ignore
         )
@@ -109,8 +114,8 @@ class MultimodalSegmentationTask(MultimodalDownstreamTask):
         Returns:
             The metrics.
         """
-        n = self.hparams['num_classes']
-        ignore = self.hparams['ignore_index']
+        n = self.num_classes
+        ignore = self.ignore_index
         return MetricCollection(
             {
                 'mIoU': MulticlassJaccardIndex(

@@ -13,6 +13,7 @@ whole epoch (torchmetrics states), not averaged per batch. The heads are in
 import warnings
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Self, cast
 
 import lightning.pytorch.utilities.types
@@ -20,13 +21,12 @@ import torch
 from torch import Tensor, nn
 from torch.optim import SGD, AdamW
 from torch.optim.lr_scheduler import MultiStepLR
-from torchgeo.tasks import BaseTask
 from torchmetrics import MetricCollection
 
 from ..checkpoints.layouts import load_encoder_state
-from ..models.backbones import split_rda_options, weights_module
-from ..weights.loading import DEFAULT_MODEL, WeightSpec, resolve_weights
-from .base import resolve_in_channels
+from ..models.backbones import weights_module
+from ..weights.loading import MappingHint, ResolvedWeights, WeightSpec
+from .encoders import MultiEncoderTask, modality_image
 
 #: How a modality is removed in modality-missing evaluation: ``'zero'`` feeds an
 #: all-zero (normalised) input to its encoder, ``'drop'`` replaces its features by
@@ -34,13 +34,38 @@ from .base import resolve_in_channels
 MissingMode = Literal['zero', 'drop']
 
 
-class MultimodalDownstreamTask(BaseTask):
+@dataclass(frozen=True)
+class DownstreamOptions:
+    """The training options of :class:`MultimodalDownstreamTask`, parsed once.
+
+    Attributes:
+        freeze_backbone: Train only the head.
+        frozen_encoder_train_mode: Frozen encoders stay in training mode.
+        optimizer: ``'sgd'`` or ``'adamw'``.
+        lr: Learning rate.
+        momentum: SGD momentum.
+        weight_decay: Weight decay.
+        lr_milestones: Epochs of the learning-rate steps.
+        lr_gamma: Factor of each step.
+        missing_modality_modes: Modality-missing evaluations at test time.
+    """
+
+    freeze_backbone: bool
+    frozen_encoder_train_mode: bool
+    optimizer: str
+    lr: float
+    momentum: float
+    weight_decay: float
+    lr_milestones: tuple[int, ...]
+    lr_gamma: float
+    missing_modality_modes: tuple[MissingMode, ...]
+
+
+class MultimodalDownstreamTask(MultiEncoderTask):
     """Shared machinery: encoders per modality, weights, freezing, optimiser.
 
     Subclasses define the encoder type, the head, the loss and the metrics.
     """
-
-    ignore = 'weights'
 
     #: Batch key of the target.
     target_key = 'label'
@@ -108,12 +133,11 @@ class MultimodalDownstreamTask(BaseTask):
         Raises:
             ValueError: For an invalid modality list or option.
         """
-        self.weights = weights
-        mods = tuple(modalities)
-        if not mods or len(set(mods)) != len(mods):
-            raise ValueError(f'need one or more distinct modalities, got {list(mods)}')
+        self.parse_encoder_options(
+            weights, modalities, model, in_channels, backbone_kwargs, joint_modalities
+        )
         if missing_modality_modes:
-            if len(mods) != 2:
+            if len(self.modalities) != 2:
                 raise ValueError('missing_modality_modes needs two modalities')
             bad = sorted(set(missing_modality_modes) - {'zero', 'drop'})
             if bad:
@@ -122,15 +146,20 @@ class MultimodalDownstreamTask(BaseTask):
                 )
         if optimizer not in ('sgd', 'adamw'):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}")
-        split_rda_options(backbone_kwargs)
+        self.options = DownstreamOptions(
+            bool(freeze_backbone),
+            bool(frozen_encoder_train_mode),
+            optimizer,
+            float(lr),
+            float(momentum),
+            float(weight_decay),
+            tuple(int(e) for e in lr_milestones),
+            float(lr_gamma),
+            tuple(missing_modality_modes),
+        )
         super().__init__()
 
     # ------------------------------------------------------------------ setup
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        """The modality names, modality 1 first."""
-        return tuple(self.hparams['modalities'])
-
     @abstractmethod
     def build_encoder(self, in_chans: int, pretrained: bool) -> nn.Module:
         """Build one encoder.
@@ -166,53 +195,36 @@ class MultimodalDownstreamTask(BaseTask):
             The metrics.
         """
 
-    @property
-    def timm_kwargs(self) -> dict[str, Any]:
-        """``backbone_kwargs`` without the options the task reads itself."""
-        return split_rda_options(self.hparams['backbone_kwargs'])[0]
+    def weights_hint(self) -> MappingHint:
+        """The modality-name warning names the channel defaults and batch keys."""
+        return (
+            "The task's channel defaults and batch keys (image_<name>) follow "
+            "its own modality names; name the task's modalities (or "
+            'joint_modalities) after the member unless this pairing is '
+            'intended.'
+        )
 
-    def configure_models(self) -> None:
-        """Resolve the weights once, build the encoders, load them, add the head."""
-        _, semantics, _ = split_rda_options(self.hparams['backbone_kwargs'])
-        resolved = resolve_weights(
-            self.weights,
-            self.modalities,
-            model=self.hparams['model'],
-            in_channels=self.hparams['in_channels'],
-            joint_modalities=self.hparams['joint_modalities'],
-            rda_semantics=semantics,
-            hint=(
-                "The task's channel defaults and batch keys (image_<name>) follow "
-                "its own modality names; name the task's modalities (or "
-                'joint_modalities) after the member unless this pairing is '
-                'intended.'
-            ),
-        )
-        # The weights carry their architecture (see weights_architecture).
-        self.hparams['model'] = resolved.model or self.hparams['model'] or DEFAULT_MODEL
-        if resolved.model is not None:
-            extra = {
-                k: v for k, v in resolved.backbone_kwargs.items() if k != 'num_classes'
-            }
-            self.hparams['backbone_kwargs'] = {
-                **extra,
-                **dict(self.hparams['backbone_kwargs'] or {}),
-            }
-        channels = resolve_in_channels(
-            self.modalities,
-            {**resolved.in_chans, **dict(self.hparams['in_channels'] or {})},
-        )
-        self.in_channels = channels
+    def build_encoders(self, weights: ResolvedWeights) -> None:
+        """Build the encoders, load the weights, add the head.
+
+        Args:
+            weights: The resolved weights.
+
+        Warns:
+            UserWarning: For ``freeze_backbone`` with randomly initialised
+                encoders.
+        """
+        spec = self.encoder_spec
         encoders = {
-            m: self.build_encoder(channels[m], m in resolved.imagenet)
+            m: self.build_encoder(spec.in_channels[m], m in weights.imagenet)
             for m in self.modalities
         }
         random = [
             m
             for m in self.modalities
-            if m not in resolved.encoders and m not in resolved.imagenet
+            if m not in weights.encoders and m not in weights.imagenet
         ]
-        if random and self.hparams['freeze_backbone']:
+        if random and self.options.freeze_backbone:
             warnings.warn(
                 f'freeze_backbone=True but no weights for encoder(s) {random}: the '
                 'linear probe runs on randomly initialised, frozen features (a '
@@ -221,14 +233,14 @@ class MultimodalDownstreamTask(BaseTask):
                 UserWarning,
                 stacklevel=2,
             )
-        for m, enc in resolved.encoders.items():
+        for m, enc in weights.encoders.items():
             load_encoder_state(
                 weights_module(encoders[m]),
                 enc.state_dict,
-                what=f'encoder {m!r} ({self.hparams["model"]}) from {enc.source}',
+                what=f'encoder {m!r} ({spec.model}) from {enc.source}',
             )
         self.model = self.build_model(encoders)
-        if self.hparams['freeze_backbone']:
+        if self.options.freeze_backbone:
             self.encoders.requires_grad_(False)
 
     @property
@@ -245,7 +257,7 @@ class MultimodalDownstreamTask(BaseTask):
             {
                 f'{m}_{mode}': self.make_metrics(f'test_missing_{m}_{mode}_')
                 for m in self.modalities
-                for mode in self.hparams['missing_modality_modes']
+                for mode in self.options.missing_modality_modes
             }
         )
 
@@ -282,8 +294,8 @@ class MultimodalDownstreamTask(BaseTask):
         """Eval mode for frozen encoders, unless ``frozen_encoder_train_mode``."""
         if (
             hasattr(self, 'model')
-            and self.hparams['freeze_backbone']
-            and not self.hparams['frozen_encoder_train_mode']
+            and self.options.freeze_backbone
+            and not self.options.frozen_encoder_train_mode
         ):
             self.encoders.eval()
 
@@ -302,15 +314,9 @@ class MultimodalDownstreamTask(BaseTask):
             ValueError: If a modality is missing or has the wrong channel count.
         """
         out = {}
+        single = 'image' if len(self.modalities) == 1 else None
         for m in self.modalities:
-            key = f'image_{m}'
-            if key not in batch and len(self.modalities) == 1 and 'image' in batch:
-                key = 'image'
-            if key not in batch:
-                raise ValueError(
-                    f'batch has no image_{m} for modality {m!r}; keys: {sorted(batch)}'
-                )
-            x = batch[key]
+            key, x = modality_image(batch, m, alias=single)
             c = self.in_channels[m]
             if x.ndim != 4 or x.shape[1] != c:
                 hint = (
@@ -420,13 +426,14 @@ class MultimodalDownstreamTask(BaseTask):
             dataloader_idx: Index of the loader.
         """
         self._step(batch, 'test')
-        if not self.hparams['missing_modality_modes']:
+        modes = self.options.missing_modality_modes
+        if not modes:
             return
         x = self.inputs(batch)
         target = batch[self.target_key]
         n = target.shape[0]
         for m in self.modalities:
-            for mode in self.hparams['missing_modality_modes']:
+            for mode in modes:
                 if mode == 'zero':
                     logits = self({**x, m: torch.zeros_like(x[m])})
                 else:
@@ -452,23 +459,26 @@ class MultimodalDownstreamTask(BaseTask):
             Optimizer (and an epoch-wise MultiStepLR when milestones are given).
         """
         params = [p for p in self.parameters() if p.requires_grad]
-        lr = float(self.hparams['lr'])
-        wd = float(self.hparams['weight_decay'])
+        options = self.options
         optimizer: torch.optim.Optimizer
-        if self.hparams['optimizer'] == 'sgd':
+        if options.optimizer == 'sgd':
             optimizer = SGD(
-                params, lr=lr, momentum=float(self.hparams['momentum']), weight_decay=wd
+                params,
+                lr=options.lr,
+                momentum=options.momentum,
+                weight_decay=options.weight_decay,
             )
         else:
-            optimizer = AdamW(params, lr=lr, weight_decay=wd)
-        milestones = [int(e) for e in self.hparams['lr_milestones']]
-        if not milestones:
+            optimizer = AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
+        if not options.lr_milestones:
             return optimizer
-        scheduler = MultiStepLR(optimizer, milestones, gamma=self.hparams['lr_gamma'])
+        scheduler = MultiStepLR(
+            optimizer, list(options.lr_milestones), gamma=options.lr_gamma
+        )
         return {
             'optimizer': optimizer,
             'lr_scheduler': {'scheduler': scheduler, 'interval': 'epoch'},
         }
 
 
-__all__ = ('MissingMode', 'MultimodalDownstreamTask')
+__all__ = ('DownstreamOptions', 'MissingMode', 'MultimodalDownstreamTask')

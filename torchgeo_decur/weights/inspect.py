@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from torch import Tensor
 
+from ..checkpoints.architecture import task_architecture
 from ..checkpoints.files import load_checkpoint_file, unwrap_state_dict
 from ..checkpoints.layouts import (
     _reference_prefix,
@@ -451,7 +452,7 @@ def _task_info(
     modalities = [str(m) for m in hparams.get('modalities', found)]
     weights = hparams.get('weights')
     encoders = []
-    arch = str(hparams.get('model', ''))
+    arch = str(task_architecture(meta).get('model', ''))
     statistics = _statistics(meta)
     data_hparams = meta.get('datamodule_hyper_parameters')
     harmonize = (

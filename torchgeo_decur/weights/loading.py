@@ -27,6 +27,7 @@ from typing import Any, TypeAlias, cast
 from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
+from ..checkpoints.architecture import task_architecture
 from ..checkpoints.files import load_checkpoint_file, read_checkpoint, unwrap_state_dict
 from ..checkpoints.layouts import (
     RDASemantics,
@@ -259,8 +260,9 @@ def weights_architecture(
 
     The one place where a task, a builder or a config learns the architecture
     from its weights: the ``architecture`` (and ``model_args``) of a timm
-    folder's ``config.json``, a Lightning task checkpoint's ``model`` (and
-    ``backbone_kwargs``), or, for the released layouts, the timm name that the
+    folder's ``config.json``, a Lightning task checkpoint's recorded ``model``
+    (and ``backbone_kwargs``; see
+    :func:`~torchgeo_decur.checkpoints.architecture.task_architecture`), or, for the released layouts, the timm name that the
     first encoder's weights fit (ResNet stage depths and stem, ViT width and
     patch, MiT depths).
 
@@ -284,12 +286,12 @@ def weights_architecture(
             args.pop(key, None)
         return str(config['architecture']), args
     obj = load_checkpoint_file(path, map_location='meta')
-    hparams = obj.get('hyper_parameters') if isinstance(obj, Mapping) else None
-    if isinstance(hparams, Mapping) and isinstance(hparams.get('model'), str):
-        kwargs = dict(hparams.get('backbone_kwargs') or {})
+    recorded = task_architecture(obj) if isinstance(obj, Mapping) else {}
+    if isinstance(recorded.get('model'), str):
+        kwargs = dict(recorded.get('backbone_kwargs') or {})
         for key in ('rda_semantics', 'shared_rda', 'fresh_stem'):
             kwargs.pop(key, None)
-        return str(hparams['model']), kwargs
+        return str(recorded['model']), kwargs
     state = select_encoder_state_dict(unwrap_state_dict(obj, path), path)
     return timm_name(infer_architecture(state)), {}
 
