@@ -246,16 +246,16 @@ def test_quickstart_learns_logs_and_resumes(
     assert resumed['epoch'] == done['epoch'] + 1
     assert resumed['global_step'] == done['global_step'] + 1  # one step per epoch
 
-    # A rerun (a fresh two-epoch fit) replaces last.ckpt instead of writing
+    # A rerun (a fresh one-epoch fit) replaces last.ckpt instead of writing
     # last-v1.ckpt, logs into new versions, and the header's resume command then
     # continues the rerun, not the first run.
-    main([*run, '--trainer.max_epochs=2'])
+    main([*run, '--trainer.max_epochs=1'])
     assert not [n for n in os.listdir(checkpoints) if n.startswith('last-')]
     rerun = torch.load(checkpoints / 'last.ckpt', weights_only=True, map_location='cpu')
-    assert rerun['global_step'] == 2
-    main([*run, '--trainer.max_epochs=3', f'--ckpt_path={checkpoints / "last.ckpt"}'])
+    assert rerun['global_step'] == 1
+    main([*run, '--trainer.max_epochs=2', f'--ckpt_path={checkpoints / "last.ckpt"}'])
     again = torch.load(checkpoints / 'last.ckpt', weights_only=True, map_location='cpu')
-    assert again['global_step'] == 3
+    assert again['global_step'] == 2
     for logs in ('csv', 'tensorboard'):
         assert sorted(os.listdir(out / logs)) == [f'version_{v}' for v in range(4)]
     assert os.listdir(cwd) == []
