@@ -66,11 +66,18 @@ def smoke_line(config: str) -> list[str]:
 BUNDLED = [c for c in CONF if 'Data: not bundled' not in header(c)]
 
 
-def journey_line(config: str) -> list[str] | None:
-    """The arguments tests/test_journey.py runs a recipe with, if it runs it."""
+def covered_line(config: str) -> list[str] | None:
+    """The arguments another test runs a recipe's smoke line with, if one does.
+
+    tests/test_journey.py (fit, info, export, reload) and
+    tests/test_own_rasters_cli.py (fit, export) run some header lines already.
+    """
     from .test_journey import RUNS, SMOKE
+    from .test_own_rasters_cli import TINY
 
     name = os.path.basename(config)
+    if name.startswith('decur_own_rasters'):
+        return ['fit', '--config', f'conf/{name}', *TINY]
     for recipe, extra, _, _ in RUNS.values():
         if recipe == name and not any('backbone_kwargs' in a for a in extra):
             return ['fit', '--config', f'conf/{name}', *SMOKE, *extra]
@@ -284,14 +291,14 @@ def test_bundled_recipe_runs_its_smoke_line(config: str, tmp_path: Path) -> None
 
     Run as written (in process), moved only by ``--trainer.default_root_dir``:
     optimiser steps on finite losses, and nothing written outside that folder.
-    The lines that tests/test_journey.py runs already (fit, info, export and
-    reload) are checked to be those of the header instead of run twice.
+    The lines that other tests run already (:func:`covered_line`) are
+    checked to be those of the header instead of run twice.
     """
     args = smoke_line(config)
     args = [a for a in args if not a.startswith('--trainer.default_root_dir')]
-    journey = journey_line(config)
-    if journey is not None:
-        assert [a.replace(' ', '') for a in journey] == args
+    covered = covered_line(config)
+    if covered is not None:
+        assert [a.replace(' ', '') for a in covered] == args
         return
     root = tmp_path / 'smoke'
     before = files_under(Path(ROOT))
