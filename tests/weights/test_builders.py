@@ -8,8 +8,10 @@ from torchgeo.models import get_model, list_models
 
 from torchgeo_decur import DeCURTask
 from torchgeo_decur.export import export_checkpoint
+from torchgeo_decur.weights import DeCURResNet50_Weights
 
 from ..conftest import quiet_trainer
+from ..models.released import reference_encoder, write_backbone
 
 #: Architectures without a builder of their own: a deep-stem ResNet and a ViT
 #: with a small patch (its img_size and patch_size live in the checkpoint).
@@ -90,3 +92,13 @@ def test_decur_needs_weights_that_name_an_architecture(tmp_path: Path) -> None:
         get_model('decur', weights=None)
     with pytest.raises(ValueError, match='is no file, folder or Weights member'):
         get_model('decur', weights=str(tmp_path / 'missing.pth'))
+
+
+def test_decur_takes_a_released_member(hub: Path) -> None:
+    member = DeCURResNet50_Weights.SENTINEL1_GRD_SSL4EO_DECUR
+    reference = reference_encoder('resnet50', 2, seed=3).eval()
+    write_backbone(member, hub, reference, 1)
+    encoder = get_model('decur', weights=str(member), num_classes=0).eval()
+    x = torch.rand(2, 2, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(encoder(x), reference(x), atol=1e-5)
