@@ -145,11 +145,12 @@ def summary(log: dict[str, dict[int, float]]) -> dict[str, Any]:
     }
 
 
-def run_fit(config: str) -> dict[str, float]:
+def run_fit(config: str, output_dir: str) -> dict[str, float]:
     """Run ``torchgeo fit --config config`` in a subprocess and time it.
 
     Args:
         config: The quickstart YAML.
+        output_dir: Its ``--trainer.default_root_dir`` (logs and checkpoints).
 
     Returns:
         ``{'wall_s', 'user_s', 'sys_s'}``: wall-clock time and the CPU time of
@@ -162,7 +163,16 @@ def run_fit(config: str) -> dict[str, float]:
     command = [torchgeo] if torchgeo else [sys.executable, '-m', 'torchgeo']
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([*command, 'fit', '--config', config], check=True)
+    subprocess.run(
+        [
+            *command,
+            'fit',
+            '--config',
+            config,
+            f'--trainer.default_root_dir={output_dir}',
+        ],
+        check=True,
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
@@ -189,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         '--output-dir',
         default='output/quickstart',
-        help='where the config writes its csv/ logs and checkpoints/',
+        help='its --trainer.default_root_dir: csv/ logs and checkpoints/',
     )
     parser.add_argument(
         '--run',
@@ -221,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(
                 f'{args.output_dir!r} exists; remove it so the logs hold one run'
             )
-        timing = run_fit(args.config)
+        timing = run_fit(args.config, args.output_dir)
 
     log = read_log(os.path.join(args.output_dir, 'csv'))
     result: dict[str, Any] = {

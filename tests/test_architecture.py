@@ -12,6 +12,7 @@ PACKAGE = Path(torchgeo_decur.__file__).parent
 LAYERS: dict[str, int | None] = {
     '__init__': None,
     '_lazy': None,
+    '_torchgeo_cli': None,
     'transforms': 0,
     'losses': 0,
     'checkpoints': 0,

@@ -25,14 +25,9 @@ OWN_RASTERS = [
     '--data.init_args.statistics_patches=8',
 ]
 
-# The example on a CPU for two steps, without a logger.
-TINY = [
-    '--trainer.accelerator=cpu',
-    '--trainer.precision=32-true',
-    '--trainer.max_steps=2',
-    '--trainer.logger=false',
-    *OWN_RASTERS,
-]
+# The example on a CPU for two steps, without a logger: the recipes' header line
+# (the smoke profile; tests/test_configs.py checks that the headers say this).
+TINY = ['--config', 'conf/smoke.yaml', *OWN_RASTERS]
 
 
 @pytest.fixture(autouse=True)

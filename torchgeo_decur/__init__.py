@@ -9,6 +9,7 @@ command-line tools that need only the models or datasets start faster.
 from typing import TYPE_CHECKING
 
 from ._lazy import lazy_exports
+from ._torchgeo_cli import install as _one_line_errors
 
 # mit and rda are imported for their side effect: they register the encoders
 # timm lacks (resnet50_rda, mit_b2, mit_b5) with timm, so that timm.create_model
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     )
 
 register_with_torchgeo()
+# Under the `torchgeo` command only: this package's bad-input errors end it in
+# one line instead of a jsonargparse traceback (see _torchgeo_cli).
+_one_line_errors()
 
 __version__ = '0.1.0.dev0'
 

@@ -4,7 +4,8 @@
 matrices of the validation embeddings once per validation epoch;
 :class:`KNNProbe` and :class:`LinearProbe` measure how well one modality's frozen
 encoder separates the classes of a labelled data module every few epochs. :class:`EmbeddingWriter` writes the
-per-patch embeddings of a ``predict`` run.
+per-patch embeddings of a ``predict`` run. :class:`RunLoggers` writes
+TensorBoard and CSV logs under the trainer's ``default_root_dir``.
 """
 
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     )
     from .embedding_writer import EmbeddingWriter
     from .probe import KNNProbe, LinearProbe, OnlineProbe
+    from .run_loggers import RunLoggers
 
 # Hidden from type checkers: they see the names through the TYPE_CHECKING
 # imports above, so importing a name that does not exist is an error.
@@ -47,6 +49,7 @@ if not TYPE_CHECKING:
                 'LinearProbe',
                 'OnlineProbe',
             ),
+            '.run_loggers': ('RunLoggers',),
         },
     )
 
@@ -56,6 +59,7 @@ __all__ = (
     'KNNProbe',
     'LinearProbe',
     'OnlineProbe',
+    'RunLoggers',
     'block_average',
     'correlation_figure',
     'correlation_matrix',

@@ -130,11 +130,16 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
             The file's state dict, unwrapped from a ``{'model': ...}`` wrapper.
 
         Raises:
+            OSError: If the file is not in the torch.hub cache and cannot be
+                downloaded (naming the file and where to put it).
             ValueError: If the file holds the wrong number of encoders.
         """
-        obj = WeightsEnum.get_state_dict(
-            self, progress=progress, check_hash=check_hash, weights_only=True
-        )
+        from .loading import download_hint  # loading builds on this module
+
+        with download_hint(self):  # no network: one line naming the file's place
+            obj = WeightsEnum.get_state_dict(
+                self, progress=progress, check_hash=check_hash, weights_only=True
+            )
         state_dict = unwrap_state_dict(obj, source=str(self))
         if is_joint_state_dict(state_dict) != self.is_joint:
             expected = 'both encoders' if self.is_joint else 'a single encoder'
@@ -177,6 +182,8 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
             The encoder's state dict.
 
         Raises:
+            OSError: If the file is not in the torch.hub cache and cannot be
+                downloaded (naming the file and where to put it).
             ValueError: If ``weights_only=False`` is requested, ``modality`` is
                 not in the file, or the file's encoder has missing, unexpected or
                 mis-shaped keys for ``meta['model']``.
@@ -186,7 +193,10 @@ class DeCURWeightsEnum(WeightsEnum):  # type: ignore[misc]
         kwargs['weights_only'] = True
         kwargs.setdefault('progress', True)
         position = self.position(modality)
-        obj = WeightsEnum.get_state_dict(self, *args, **kwargs)
+        from .loading import download_hint  # loading builds on this module
+
+        with download_hint(self):  # no network: one line naming the file's place
+            obj = WeightsEnum.get_state_dict(self, *args, **kwargs)
         state_dict = unwrap_state_dict(obj, source=str(self))
         state = select_encoder_state_dict(
             state_dict,

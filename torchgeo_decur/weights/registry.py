@@ -4,7 +4,9 @@ torchgeo 0.10 keeps its model registry in two module-level dictionaries,
 ``torchgeo.models.api._model`` (name → builder) and ``_model_weights`` (name or
 builder → Weights enum), and offers no public registration call, so we add our
 entries to them. Afterwards ``torchgeo.models.get_weight(str(member))``,
-``get_model``, ``get_model_weights`` and ``list_models`` know every DeCUR member.
+``get_model``, ``get_model_weights`` and ``list_models`` know every DeCUR member,
+and ``get_model('decur', weights=...)`` builds an encoder of any architecture
+from weights that name it (:func:`~.builders.decur`).
 """
 
 import warnings
@@ -14,6 +16,7 @@ from torch import nn
 from torchvision.models._api import WeightsEnum
 
 from .builders import (
+    decur,
     decur_mit_b2,
     decur_mit_b5,
     decur_resnet50,
@@ -49,6 +52,11 @@ BUILDERS: dict[str, tuple[Callable[..., nn.Module], type[WeightsEnum]]] = {
 }
 
 
+#: Builders without a Weights enum of their own: ``decur`` builds any
+#: architecture, named by its weights (an export, a task checkpoint or a member).
+ANY_ARCHITECTURE: dict[str, Callable[..., nn.Module]] = {'decur': decur}
+
+
 def register_with_torchgeo() -> None:
     """Add the DeCUR builders and enums to torchgeo's registry (idempotent).
 
@@ -57,7 +65,9 @@ def register_with_torchgeo() -> None:
     """
     from torchgeo.models import api
 
-    for name, (builder, enum) in BUILDERS.items():
+    entries: dict[str, tuple[Callable[..., nn.Module], type[WeightsEnum] | None]]
+    entries = {**BUILDERS, **{n: (b, None) for n, b in ANY_ARCHITECTURE.items()}}
+    for name, (builder, enum) in entries.items():
         current = api._model.get(name)
         if current is not None and current is not builder:
             warnings.warn(
@@ -67,8 +77,9 @@ def register_with_torchgeo() -> None:
             )
             continue
         api._model[name] = builder
-        api._model_weights[name] = enum
-        api._model_weights[builder] = enum
+        if enum is not None:
+            api._model_weights[name] = enum
+            api._model_weights[builder] = enum
 
 
-__all__ = ('BUILDERS', 'register_with_torchgeo')
+__all__ = ('ANY_ARCHITECTURE', 'BUILDERS', 'register_with_torchgeo')
