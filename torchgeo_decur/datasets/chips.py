@@ -29,6 +29,7 @@ from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from tqdm import tqdm
 
+from ..options import option
 from ..transforms.harmonize import S2Harmonize, S2Harmonizer, date_from_name
 from .rasters import check_values
 
@@ -230,7 +231,7 @@ class PairedChips(NonGeoDataset):
     def _invalid(self, message: str, keys: Sequence[str]) -> None:
         """Raise or warn about invalid keys depending on ``on_invalid``."""
         if self.on_invalid == 'error':
-            raise ValueError(message + " (pass on_invalid='skip' to skip)")
+            raise ValueError(f'{message} (pass {option("on_invalid", "skip")} to skip)')
         warnings.warn(message + '; skipping', UserWarning, stacklevel=3)
         for key in keys:
             self.skipped[key] = message
