@@ -119,6 +119,7 @@ def _embed(args: argparse.Namespace) -> dict[str, Any]:
         on_missing=on_missing or 'error',
         on_invalid=on_invalid or 'error',
         s2_harmonize=s2_harmonize or 'auto',
+        progress=not args.no_progress,
         **given,
     )
     # Bad data are named before Lightning starts (and prints its device lines).
@@ -135,6 +136,13 @@ def _embed(args: argparse.Namespace) -> dict[str, Any]:
         enable_checkpointing=False,
     )
     trainer.predict(task, data, return_predictions=False)
+    if not writer.summary and trainer.is_global_zero:
+        # Every patch was written by a run that stopped before merging its
+        # parts: Lightning skips an empty loop and its hooks, so merge here.
+        writer.summary = writer.merge(data.labels) | {
+            'written_now': 0,
+            'seconds': 0.0,
+        }
     summary = dict(writer.summary)
     if summary and shards is not None:
         summary['skipped_shards'] = data.skipped_shards

@@ -580,6 +580,7 @@ class EmbeddingDataModule(LightningDataModule):
         on_missing: Policy = 'error',
         on_invalid: Literal['error', 'skip'] = 'error',
         s2_harmonize: S2Harmonize = 'auto',
+        progress: bool = True,
     ) -> None:
         """Initialize a new EmbeddingDataModule instance.
 
@@ -609,6 +610,7 @@ class EmbeddingDataModule(LightningDataModule):
                 ``'auto'`` (decided per product; see
                 :mod:`torchgeo_decur.transforms.harmonize`), ``'always'`` or
                 ``'never'``.
+            progress: Show a progress bar while the chips are checked.
 
         Raises:
             ValueError: For not exactly one of ``datasets``, ``chips`` and
@@ -651,6 +653,7 @@ class EmbeddingDataModule(LightningDataModule):
         self.on_invalid: Literal['error', 'skip'] = on_invalid
         check_s2_harmonize(s2_harmonize)
         self.s2_harmonize: S2Harmonize = s2_harmonize
+        self.progress = progress
         #: Chip keys or raster files left out as invalid (``on_invalid='skip'``),
         #: with the reason.
         self.skipped: dict[str, str] = {}
@@ -689,10 +692,14 @@ class EmbeddingDataModule(LightningDataModule):
             self._setup_shards(self.shards)
         else:
             assert self.chips is not None
+            # Every chip is opened up front (its footprint is read anyway), so an
+            # invalid one is named before the run, not in the middle of it.
             chips = PairedChips(
                 self.chips,
                 on_invalid=self.on_invalid,
+                check_files=True,
                 s2_harmonize=self.s2_harmonize,
+                progress=self.progress,
                 **self.chip_options,
             )
             self.skipped = dict(chips.skipped)

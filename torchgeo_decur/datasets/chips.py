@@ -110,6 +110,7 @@ class PairedChips(NonGeoDataset):
         check_files: bool = False,
         transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
         s2_harmonize: S2Harmonize = 'auto',
+        progress: bool = True,
     ) -> None:
         """Initialize a new PairedChips instance.
 
@@ -138,6 +139,7 @@ class PairedChips(NonGeoDataset):
                 file name, an offset tag in the file, else the date in the key
                 or file name, >= 2022-01-25; warns once per folder when none
                 tells), ``'always'`` or ``'never'``.
+            progress: Show a progress bar while checking the files.
 
         Raises:
             DatasetNotFoundError: If a folder does not exist.
@@ -201,7 +203,7 @@ class PairedChips(NonGeoDataset):
         if check_files or on_invalid == 'skip':
             self.keys = [
                 key
-                for key in tqdm(self.keys, desc='Checking chips')
+                for key in tqdm(self.keys, desc='Checking chips', disable=not progress)
                 if self._check_key(key)
             ]
             if not self.keys:
