@@ -792,7 +792,7 @@ class EmbeddingDataModule(LightningDataModule):
             if self.datasets is not None
             else dict(self.chips or self.shards or {})
         )
-        settings = {
+        settings: dict[str, Any] = {
             'inputs': inputs,
             'patches': len(self.dataset or []),
             's2_harmonize': self.s2_harmonize,
