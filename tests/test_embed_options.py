@@ -223,3 +223,35 @@ def test_a_run_killed_before_merging_is_merged_when_run_again(
     want = harmonized['always'].vectors['embedding']
     np.testing.assert_allclose(emb.vectors['embedding'], want, atol=1e-6, rtol=0)
     assert emb.metadata['s2_harmonize'] == 'always'
+
+
+def test_chips_named_differently_per_modality_name_the_pattern_option(
+    export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s1 = os.path.join(DATA, 'chips', 's1')
+    both = ['--chips', f's1={s1}', '--chips', f's2={CHIPS}']
+    assert embed(export, tmp_path / 'refused', *both) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert 'No key is shared at all' in err[0]
+    assert 'pass a pattern (--pattern REGEX)' in err[0]
+    # One pattern for both folders pairs them; here the S2 folder alone.
+    pattern = r'tile_(?P<key>\d+)_S2'
+    chips = ['--chips', f's2={CHIPS}', '--pattern', pattern, '--s2-harmonize', 'never']
+    assert embed(export, tmp_path / 'keys', *chips) == 0
+    emb = read_embeddings(tmp_path / 'keys' / 'embeddings.parquet')
+    assert emb.frame['key'].tolist() == [
+        '00',
+        '01',
+        '02',
+        '03',
+        '04',
+        '05',
+        '06',
+        '07',
+        '99',
+    ]
+    assert emb.metadata['chip_options'] == {'pattern': pattern}
+    argv = ['--raster', f's2={RASTER}', '--pattern', pattern]
+    assert embed(export, tmp_path / 'rasters', *argv) == 1
+    assert '--pattern applies to chips' in capsys.readouterr().err

@@ -90,6 +90,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--config says) or skip them (named in the summary)',
     )
     parser.add_argument(
+        '--pattern',
+        metavar='REGEX',
+        help='chips: regular expression matching a whole file stem; its group '
+        "'key' (else its first group) pairs the chips of the modalities, e.g. "
+        "'(?:S1_)?(tile_\\d+)(?:_S2)?' (default: the stem)",
+    )
+    parser.add_argument(
         '--on-invalid',
         choices=('error', 'skip'),
         help='chips that cannot be read, lack a partner or differ in size or '

@@ -87,6 +87,12 @@ def _embed(args: argparse.Namespace) -> dict[str, Any]:
         }
     if args.on_missing is not None and shards is None:
         raise ValueError('--on-missing applies to shards (--shards or a --config)')
+    if args.pattern is not None:
+        if chips is None:
+            raise ValueError('--pattern applies to chips (--chips or a --config)')
+        given['chip_options'] = (given.get('chip_options') or {}) | {
+            'pattern': args.pattern
+        }
     if args.on_invalid is not None and shards is not None:
         raise ValueError(
             '--on-invalid applies to chips and rasters; shards take --on-missing'

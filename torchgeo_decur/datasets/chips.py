@@ -323,7 +323,8 @@ class PairedChips(NonGeoDataset):
                 examples = {m: next(iter(sorted(f))) for m, f in found.items()}
                 message += (
                     f'. No key is shared at all (first keys: {examples}): pass a '
-                    'pattern that extracts the common part of the file names'
+                    f'pattern ({option("pattern", "REGEX")}) that extracts the '
+                    'common part of the file names'
                 )
             self._invalid(message, sorted(set(unmatched)))
         self.files = {m: {k: found[m][k] for k in sorted(common)} for m in found}
