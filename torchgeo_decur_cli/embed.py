@@ -20,7 +20,9 @@ e.g. x_s1_timm x_s2_timm) over
 * or --config FIT.yaml: the data of a torchgeo fit config of own rasters, chips
   or TerraMesh shards, read as for pretraining,
 
-with the input scaling the encoder was trained with, and writes into OUTPUT_DIR
+with the input scaling the encoder was trained with (Sentinel-2 offset removal
+by --s2-harmonize; --on-invalid skip leaves out invalid chips and unreadable
+raster files, naming them), and writes into OUTPUT_DIR
 embeddings.parquet (GeoParquet: patch footprints, ids, vectors; the run's
 settings in the file metadata), for rasters embeddings.tif (dense, one cell per
 window) and with --picture embeddings.png (PCA of the vectors as RGB beside the
@@ -86,6 +88,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=('error', 'skip'),
         help='shards lacking one of the modalities: error (default, or what the '
         '--config says) or skip them (named in the summary)',
+    )
+    parser.add_argument(
+        '--pattern',
+        metavar='REGEX',
+        help='chips: regular expression matching a whole file stem; its group '
+        "'key' (else its first group) pairs the chips of the modalities, e.g. "
+        "'(?:S1_)?(tile_\\d+)(?:_S2)?' (default: the stem)",
+    )
+    parser.add_argument(
+        '--on-invalid',
+        choices=('error', 'skip'),
+        help='chips that cannot be read, lack a partner or differ in size or '
+        'bands, and raster files that cannot be opened: error (default, or what '
+        'the --config says) or skip them (named in the summary)',
+    )
+    parser.add_argument(
+        '--s2-harmonize',
+        choices=('auto', 'always', 'never'),
+        help='remove the 1000 DN offset of Sentinel-2 processing baseline 04.00+ '
+        '(s2... modalities, S2L1C/S2L2A shards): auto (default, or what the '
+        '--config says: by the baseline in the name, an offset tag, else the '
+        'date, 2022-01-25 on), always, or never (harmonized or older products)',
     )
     parser.add_argument(
         '--modalities', nargs='+', help='encoders to use (default: all the source has)'

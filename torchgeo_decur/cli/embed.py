@@ -5,12 +5,16 @@ the data (:class:`~torchgeo_decur.datamodules.embedding.EmbeddingDataModule`) fr
 the parsed arguments, checks them against each other and runs Lightning's
 ``predict`` loop with :class:`~torchgeo_decur.callbacks.EmbeddingWriter`. The
 arguments and their user-facing description are in ``torchgeo_decur_cli.embed``.
+It runs inside :func:`~torchgeo_decur.options.command_line_options`, so the
+readers' messages name their options as its arguments (``--on-invalid skip``).
 """
 
 import argparse
 import json
 import os
 from typing import Any
+
+from ..options import command_line_options
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str] | None:
@@ -36,8 +40,15 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
 
     Returns:
         The writer's summary (rank 0): ``patches``, ``dims``, ``files``,
-        ``written_now``, ``seconds``.
+        ``written_now``, ``seconds``, and ``skipped_shards`` (shards) or
+        ``skipped`` (chip keys or raster files left out as invalid).
     """
+    with command_line_options():
+        return _embed(args)
+
+
+def _embed(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`embed`, with the messages naming command-line options."""
     parquet = os.path.join(args.output_dir, 'embeddings.parquet')
     if not args.overwrite and os.path.exists(parquet):
         # Checked before torch loads; the writer checks again (every rank).
@@ -50,7 +61,6 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
 
     from ..callbacks.embedding_writer import EmbeddingWriter
     from ..datamodules.embedding import EmbeddingDataModule, fit_config_data
-    from ..datasets.terramesh import MissingModalityError
     from ..embeddings import embedding_picture
     from ..export import prepare_output_dir
     from ..tasks.embedding import EmbeddingTask, check_input_channels
@@ -61,12 +71,15 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
     datasets = None
     given: dict[str, Any] = {'crs': args.crs, 'res': args.res}
     on_missing = args.on_missing
+    on_invalid, s2_harmonize = args.on_invalid, args.s2_harmonize
     if args.config is not None:
         given = fit_config_data(args.config)
         datasets, chips, shards = (
             given.get(k) for k in ('datasets', 'chips', 'shards')
         )
         on_missing = on_missing or given.get('on_missing')
+        on_invalid = on_invalid or given.get('on_invalid')
+        s2_harmonize = s2_harmonize or given.get('s2_harmonize')
         given = {
             'crs': args.crs or given.get('crs'),
             'res': args.res or given.get('res'),
@@ -74,6 +87,16 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
         }
     if args.on_missing is not None and shards is None:
         raise ValueError('--on-missing applies to shards (--shards or a --config)')
+    if args.pattern is not None:
+        if chips is None:
+            raise ValueError('--pattern applies to chips (--chips or a --config)')
+        given['chip_options'] = (given.get('chip_options') or {}) | {
+            'pattern': args.pattern
+        }
+    if args.on_invalid is not None and shards is not None:
+        raise ValueError(
+            '--on-invalid applies to chips and rasters; shards take --on-missing'
+        )
     if rasters is not None:
         datasets = {}
         for m, path in rasters.items():
@@ -100,17 +123,13 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
         num_workers=args.num_workers,
         shards=shards,
         on_missing=on_missing or 'error',
+        on_invalid=on_invalid or 'error',
+        s2_harmonize=s2_harmonize or 'auto',
+        progress=not args.no_progress,
         **given,
     )
     # Bad data are named before Lightning starts (and prints its device lines).
-    try:
-        data.setup('predict')
-    except MissingModalityError as err:
-        raise MissingModalityError(
-            err.problem,
-            'pass --on-missing skip to leave such shards out, or give alternatives '
-            "such as 's1=ROOT/SPLIT/S1GRD|S1RTC'",
-        ) from None
+    data.setup('predict')
     check_input_channels(task.resolved, data.channels, data.describe())
     trainer = Trainer(
         accelerator=args.accelerator,
@@ -123,9 +142,18 @@ def embed(args: argparse.Namespace) -> dict[str, Any]:
         enable_checkpointing=False,
     )
     trainer.predict(task, data, return_predictions=False)
+    if not writer.summary and trainer.is_global_zero:
+        # Every patch was written by a run that stopped before merging its
+        # parts: Lightning skips an empty loop and its hooks, so merge here.
+        writer.summary = writer.merge(data.labels) | {
+            'written_now': 0,
+            'seconds': 0.0,
+        }
     summary = dict(writer.summary)
     if summary and shards is not None:
         summary['skipped_shards'] = data.skipped_shards
+    elif summary:
+        summary['skipped'] = sorted(data.skipped)
     if summary and args.picture and data.datasets is not None:
         picture = out / 'embeddings.png'
         summary['files']['picture'] = embedding_picture(
@@ -160,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
         if skipped
         else ''
     )
+    invalid = summary.get('skipped') or []
+    if invalid:
+        left_out += f'; {len(invalid)} invalid input(s) skipped: ' + ', '.join(invalid)
     print(
         f'embedded {patches} patches ({now} now, {patches - now} from an earlier '
         f'run; {dims} values each{left_out}) in {seconds:.1f} s ({rate:.1f} '

@@ -41,7 +41,7 @@ import tarfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import rasterio
@@ -68,7 +68,14 @@ from ..datasets.terramesh import (
     open_url,
     read_zarr_georeference,
 )
-from .geo import CoRegisteredPatches, MultimodalGeoDataModule, describe
+from ..transforms.harmonize import S2Harmonize, check_s2_harmonize
+from .geo import (
+    CoRegisteredPatches,
+    MultimodalGeoDataModule,
+    check_raster_files,
+    describe,
+    indexed_files,
+)
 
 #: A window: minx, maxx, miny, maxy in CRS units.
 Window = tuple[float, float, float, float]
@@ -339,7 +346,9 @@ class ShardPatches(Dataset[dict[str, Any]]):
 
 
 def shard_stream(
-    shards: dict[str, str], on_missing: Policy = 'error'
+    shards: dict[str, str],
+    on_missing: Policy = 'error',
+    s2_harmonize: S2Harmonize = 'auto',
 ) -> TerraMeshStream:
     """A TerraMesh stream (no shuffling) over modality folders of one split.
 
@@ -348,6 +357,8 @@ def shard_stream(
             ``{'s1': 'root/train/S1GRD|S1RTC', 's2': 'root/train/S2L1C'}``
             (``A|B``: whichever of the folders A and B a shard has).
         on_missing: A shard lacking a modality: ``'error'`` or ``'skip'`` it.
+        s2_harmonize: Removal of the Sentinel-2 processing baseline 04.00 offset
+            (see :class:`~torchgeo_decur.datasets.TerraMeshStream`).
 
     Returns:
         The stream; its ``groups`` pair the shards of all modalities.
@@ -378,6 +389,7 @@ def shard_stream(
         on_missing=on_missing,
         shuffle=False,
         metadata=True,
+        s2_harmonize=s2_harmonize,
     )
 
 
@@ -409,8 +421,9 @@ FIT_DATA_MODULES = (
     'TerraMeshDataModule',
 )
 
-#: PairedChipsDataModule arguments that say how the chips are read.
-_CHIP_OPTIONS = ('pattern', 'bands', 'extensions', 'on_invalid', 's2_harmonize')
+#: PairedChipsDataModule arguments that say how the chips are read (besides
+#: ``on_invalid`` and ``s2_harmonize``, which every kind of data takes).
+_CHIP_OPTIONS = ('pattern', 'bands', 'extensions')
 
 
 def _instantiate(spec: Any, where: str) -> Any:
@@ -445,7 +458,8 @@ def fit_config_data(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Returns:
         ``datasets`` (with ``crs``, ``res``), ``chips`` (with ``chip_options``)
-        or ``shards`` (with ``on_missing``).
+        or ``shards`` (with ``on_missing``), and the config's ``on_invalid``
+        (not for shards) and ``s2_harmonize`` (None where it does not set them).
 
     Raises:
         FileNotFoundError: If the file does not exist.
@@ -469,6 +483,7 @@ def fit_config_data(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f'config {where!r} has no data section with a class_path')
     kind = data['class_path'].rpartition('.')[2]
     args = dict(data.get('init_args') or {})
+    policies = {k: args.get(k) for k in ('on_invalid', 's2_harmonize')}
     if kind == 'MultimodalGeoDataModule':
         datasets = {
             m: _instantiate(spec, f'{where}: data.init_args.datasets.{m}')
@@ -476,13 +491,17 @@ def fit_config_data(path: str | os.PathLike[str]) -> dict[str, Any]:
         }
         if not datasets:
             raise ValueError(f'config {where!r}: data.init_args has no datasets')
-        return {'datasets': datasets, 'crs': args.get('crs'), 'res': args.get('res')}
+        return {
+            'datasets': datasets,
+            'crs': args.get('crs'),
+            'res': args.get('res'),
+        } | policies
     if kind == 'PairedChipsDataModule':
         folders = args.get('folders')
         if not isinstance(folders, dict) or not folders:
             raise ValueError(f'config {where!r}: data.init_args has no folders')
         options = {k: args[k] for k in _CHIP_OPTIONS if args.get(k) is not None}
-        return {'chips': dict(folders), 'chip_options': options}
+        return {'chips': dict(folders), 'chip_options': options} | policies
     if kind == 'TerraMeshDataModule':
         root = str(args.get('root', 'data')).rstrip('/')
         split = str(args.get('split', 'train'))
@@ -494,6 +513,7 @@ def fit_config_data(path: str | os.PathLike[str]) -> dict[str, Any]:
                 for spec, entry in zip(specs, entries, strict=True)
             },
             'on_missing': args.get('on_missing', 'error'),
+            's2_harmonize': policies['s2_harmonize'],
         }
     raise ValueError(
         f'config {where!r} trains on {data["class_path"]}; embed reads the data of '
@@ -558,6 +578,9 @@ class EmbeddingDataModule(LightningDataModule):
         shards: dict[str, str] | None = None,
         chip_options: dict[str, Any] | None = None,
         on_missing: Policy = 'error',
+        on_invalid: Literal['error', 'skip'] = 'error',
+        s2_harmonize: S2Harmonize = 'auto',
+        progress: bool = True,
     ) -> None:
         """Initialize a new EmbeddingDataModule instance.
 
@@ -574,14 +597,27 @@ class EmbeddingDataModule(LightningDataModule):
                 folders side by side in one split folder (see
                 :func:`shard_stream`).
             chip_options: Further arguments of :class:`PairedChips` (``pattern``,
-                ``bands``, ``extensions``, ``on_invalid``, ``s2_harmonize``), as
-                the chips were read for pretraining.
+                ``bands``, ``extensions``), as the chips were read for pretraining.
             on_missing: A shard lacking one of the modalities: ``'error'`` or
                 ``'skip'`` it (named in :attr:`skipped_shards` and the settings).
+            on_invalid: Invalid chips (unreadable, unpaired, of another size or
+                band count) and raster files that cannot be opened: ``'error'``
+                raises naming them, ``'skip'`` leaves them out with a warning
+                (named in :attr:`skipped` and the settings). Not for shards.
+            s2_harmonize: Remove the 1000 DN offset of Sentinel-2 processing
+                baseline 04.00+ from Sentinel-2 modalities (``s2...`` names,
+                torchgeo ``Sentinel2`` datasets, ``S2L1C``/``S2L2A`` shards):
+                ``'auto'`` (decided per product; see
+                :mod:`torchgeo_decur.transforms.harmonize`), ``'always'`` or
+                ``'never'``.
+            progress: Show a progress bar while the chips are checked.
 
         Raises:
             ValueError: For not exactly one of ``datasets``, ``chips`` and
-                ``shards``, sizes below 1 or an unknown ``on_missing``.
+                ``shards``, sizes below 1, an unknown ``on_missing``,
+                ``on_invalid`` or ``s2_harmonize``, ``on_invalid`` or
+                ``s2_harmonize`` also in ``chip_options``, or
+                ``on_invalid='skip'`` for shards.
         """
         super().__init__()
         if sum(x is not None for x in (datasets, chips, shards)) != 1:
@@ -601,6 +637,26 @@ class EmbeddingDataModule(LightningDataModule):
                 f"on_missing must be 'error' or 'skip', got {on_missing!r}"
             )
         self.on_missing: Policy = on_missing
+        if on_invalid not in ('error', 'skip'):
+            raise ValueError(
+                f"on_invalid must be 'error' or 'skip', got {on_invalid!r}"
+            )
+        if on_invalid == 'skip' and shards is not None:
+            raise ValueError(
+                'on_invalid applies to chips and rasters; shards take on_missing'
+            )
+        twice = sorted({'on_invalid', 's2_harmonize'} & set(self.chip_options))
+        if twice:
+            raise ValueError(
+                f'give {twice} as arguments of their own, not in chip_options'
+            )
+        self.on_invalid: Literal['error', 'skip'] = on_invalid
+        check_s2_harmonize(s2_harmonize)
+        self.s2_harmonize: S2Harmonize = s2_harmonize
+        self.progress = progress
+        #: Chip keys or raster files left out as invalid (``on_invalid='skip'``),
+        #: with the reason.
+        self.skipped: dict[str, str] = {}
         #: Shards left out for lacking a modality (``on_missing='skip'``).
         self.skipped_shards: list[str] = []
         self.patch_size = patch_size
@@ -636,7 +692,17 @@ class EmbeddingDataModule(LightningDataModule):
             self._setup_shards(self.shards)
         else:
             assert self.chips is not None
-            chips = PairedChips(self.chips, **self.chip_options)
+            # Every chip is opened up front (its footprint is read anyway), so an
+            # invalid one is named before the run, not in the middle of it.
+            chips = PairedChips(
+                self.chips,
+                on_invalid=self.on_invalid,
+                check_files=True,
+                s2_harmonize=self.s2_harmonize,
+                progress=self.progress,
+                **self.chip_options,
+            )
+            self.skipped = dict(chips.skipped)
             bounds, crs = chip_footprints(chips)
             self.dataset = ChipPatches(chips, bounds)
             self.channels = chips.channels
@@ -644,7 +710,7 @@ class EmbeddingDataModule(LightningDataModule):
             self.grid = {'crs': crs, 'kind': 'chips'}
 
     def _setup_shards(self, shards: dict[str, str]) -> None:
-        stream = shard_stream(shards, self.on_missing)
+        stream = shard_stream(shards, self.on_missing, self.s2_harmonize)
         self.skipped_shards = skipped_shards(shards, stream)
         index = index_shards(stream)
         if not index:
@@ -667,8 +733,17 @@ class EmbeddingDataModule(LightningDataModule):
         # The intersection of MultimodalGeoDataModule: one grid, and an error
         # naming the modality that does not overlap the others.
         layout = MultimodalGeoDataModule(
-            datasets, patch_size=self.patch_size, crs=self.crs, res=self.res
+            datasets,
+            patch_size=self.patch_size,
+            crs=self.crs,
+            res=self.res,
+            on_invalid=self.on_invalid,
+            s2_harmonize=self.s2_harmonize,
         )
+        for m, ds in datasets.items():
+            check_raster_files(m, ds, self.on_invalid)
+            left_out = sorted(set(ds.files) - set(indexed_files(ds)))
+            self.skipped |= dict.fromkeys(left_out, f'modality {m!r}: not readable')
         joint = layout.build_intersection()
         sampler = GriddedPatchSampler(joint, size=self.patch_size, stride=self.stride)
         windows = [(x.start, x.stop, y.start, y.stop) for x, y in sampler]
@@ -682,7 +757,13 @@ class EmbeddingDataModule(LightningDataModule):
             )
         nodata = dict.fromkeys(datasets)
         reader = CoRegisteredPatches(
-            datasets, shapely.Point(0, 0), self.patch_size, joint.res, 0.0, nodata
+            datasets,
+            shapely.Point(0, 0),
+            self.patch_size,
+            joint.res,
+            0.0,
+            nodata,
+            offset_files=layout.s2_offset_files(),
         )
         self.dataset = RasterWindows(reader, windows)
         first = reader.read(*[slice(a, b) for a, b in (windows[0][:2], windows[0][2:])])
@@ -711,7 +792,13 @@ class EmbeddingDataModule(LightningDataModule):
             if self.datasets is not None
             else dict(self.chips or self.shards or {})
         )
-        settings = {'inputs': inputs, 'patches': len(self.dataset or [])}
+        settings: dict[str, Any] = {
+            'inputs': inputs,
+            'patches': len(self.dataset or []),
+            's2_harmonize': self.s2_harmonize,
+        }
+        if self.shards is None:
+            settings |= {'on_invalid': self.on_invalid, 'skipped': self.skipped}
         if self.chip_options:
             settings['chip_options'] = self.chip_options
         return settings | self.grid

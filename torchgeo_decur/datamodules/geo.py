@@ -46,6 +46,7 @@ from torchgeo.samplers import GeoSampler, RandomPatchSampler
 
 from ..datasets.chips import listing
 from ..datasets.rasters import RasterReadError, naming_file, read_harmonized
+from ..options import option
 from ..transforms.harmonize import (
     S2Harmonize,
     S2Harmonizer,
@@ -194,7 +195,8 @@ def check_raster_files(
         )
         if on_invalid == 'error':
             raise RasterReadError(
-                message + "; remove or replace them, or pass on_invalid='skip'"
+                f'{message}; remove or replace them, or pass '
+                f'{option("on_invalid", "skip")}'
             )
         warnings.warn(message, UserWarning, stacklevel=2)
     kinds: dict[tuple[str, int], str] = {}

@@ -29,6 +29,7 @@ from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from tqdm import tqdm
 
+from ..options import option
 from ..transforms.harmonize import S2Harmonize, S2Harmonizer, date_from_name
 from .rasters import check_values
 
@@ -109,6 +110,7 @@ class PairedChips(NonGeoDataset):
         check_files: bool = False,
         transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
         s2_harmonize: S2Harmonize = 'auto',
+        progress: bool = True,
     ) -> None:
         """Initialize a new PairedChips instance.
 
@@ -137,6 +139,7 @@ class PairedChips(NonGeoDataset):
                 file name, an offset tag in the file, else the date in the key
                 or file name, >= 2022-01-25; warns once per folder when none
                 tells), ``'always'`` or ``'never'``.
+            progress: Show a progress bar while checking the files.
 
         Raises:
             DatasetNotFoundError: If a folder does not exist.
@@ -200,7 +203,7 @@ class PairedChips(NonGeoDataset):
         if check_files or on_invalid == 'skip':
             self.keys = [
                 key
-                for key in tqdm(self.keys, desc='Checking chips')
+                for key in tqdm(self.keys, desc='Checking chips', disable=not progress)
                 if self._check_key(key)
             ]
             if not self.keys:
@@ -230,7 +233,7 @@ class PairedChips(NonGeoDataset):
     def _invalid(self, message: str, keys: Sequence[str]) -> None:
         """Raise or warn about invalid keys depending on ``on_invalid``."""
         if self.on_invalid == 'error':
-            raise ValueError(message + " (pass on_invalid='skip' to skip)")
+            raise ValueError(f'{message} (pass {option("on_invalid", "skip")} to skip)')
         warnings.warn(message + '; skipping', UserWarning, stacklevel=3)
         for key in keys:
             self.skipped[key] = message
@@ -320,7 +323,8 @@ class PairedChips(NonGeoDataset):
                 examples = {m: next(iter(sorted(f))) for m, f in found.items()}
                 message += (
                     f'. No key is shared at all (first keys: {examples}): pass a '
-                    'pattern that extracts the common part of the file names'
+                    f'pattern ({option("pattern", "REGEX")}) that extracts the '
+                    'common part of the file names'
                 )
             self._invalid(message, sorted(set(unmatched)))
         self.files = {m: {k: found[m][k] for k in sorted(common)} for m in found}

@@ -46,6 +46,7 @@ from webdataset.tariterators import base_plus_ext, tar_file_expander
 from zarr.core.buffer import Buffer, cpu
 from zarr.storage import MemoryStore
 
+from ..options import option
 from ..transforms.harmonize import (
     S2Harmonize,
     S2Harmonizer,
@@ -334,8 +335,8 @@ def find_shard_groups(
             if on_missing == 'error':
                 raise MissingModalityError(
                     message,
-                    "pass on_missing='skip' to leave such shards out or give "
-                    "alternatives such as 'S1GRD|S1RTC'",
+                    f'pass {option("on_missing", "skip")} to leave such shards out '
+                    "or give alternatives such as 'S1GRD|S1RTC'",
                 )
             skipped.append(shard)
             continue

@@ -33,6 +33,8 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
+from ..options import option
+
 #: Values of the ``s2_harmonize`` option of every Sentinel-2 reader.
 S2Harmonize = Literal['auto', 'always', 'never']
 S2_HARMONIZE: tuple[str, ...] = get_args(S2Harmonize)
@@ -185,7 +187,7 @@ def remove_offset(x: Tensor) -> Tensor:
     if x.dtype == torch.uint8:
         raise ValueError(
             'Sentinel-2 DN stored as uint8 cannot carry the 1000 DN offset; '
-            "use s2_harmonize='never' for 8-bit products"
+            f'use {option("s2_harmonize", "never")} for 8-bit products'
         )
     wide = x.to(torch.float64) if x.is_floating_point() else x.to(torch.int64)
     shifted = torch.clamp(wide - S2_OFFSET, min=1)
@@ -238,9 +240,10 @@ class S2Harmonizer:
                     f'{source}: cannot tell whether these Sentinel-2 DN carry the '
                     'processing baseline 04.00 offset (no _N0400_-style baseline '
                     'in the name, no offset tag, no acquisition date); left as '
-                    'stored. Set s2_harmonize: always (offset products, e.g. '
-                    '2022-01-25 or later, or Collection-1) or never (pre-offset or '
-                    'harmonized products) to say so.',
+                    f'stored. Set {option("s2_harmonize", "always")} (offset '
+                    'products, e.g. 2022-01-25 or later, or Collection-1) or '
+                    f'{option("s2_harmonize", "never")} (pre-offset or harmonized '
+                    'products) to say so.',
                     UserWarning,
                     stacklevel=3,
                 )
