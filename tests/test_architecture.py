@@ -13,6 +13,7 @@ LAYERS: dict[str, int | None] = {
     '__init__': None,
     '_lazy': None,
     '_torchgeo_cli': None,
+    'options': 0,
     'transforms': 0,
     'losses': 0,
     'checkpoints': 0,

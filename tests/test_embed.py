@@ -29,6 +29,7 @@ from torchgeo_decur.checkpoints.layouts import to_reference_joint
 from torchgeo_decur.cli import main
 from torchgeo_decur.datamodules.embedding import EmbeddingDataModule
 from torchgeo_decur.embeddings import METADATA_KEY, nearest_patches, read_embeddings
+from torchgeo_decur.options import command_line_options
 from torchgeo_decur.tasks.embedding import EmbeddingTask
 from torchgeo_decur.transforms import ClipNormalize
 from torchgeo_decur.weights import DeCURResNet50_Weights
@@ -429,7 +430,11 @@ def test_a_task_checkpoint_gives_its_encoders_and_recorded_scaling(
     del ckpt['datamodule_hyper_parameters']
     torch.save(ckpt, path)
     with pytest.raises(
-        ValueError, match=r"records no input scaling for modalities \['s2'\]"
+        ValueError,
+        match=r"records no input scaling for modalities \['s2'\]; pass scaling='none'",
     ):
+        EmbeddingTask(str(path), ['s2'])
+    # Under the embed command the same message names the command's argument.
+    with command_line_options(), pytest.raises(ValueError, match='pass --scaling none'):
         EmbeddingTask(str(path), ['s2'])
     assert EmbeddingTask(str(path), ['s2'], scaling='none').scaling['s2'](x) is x

@@ -52,6 +52,7 @@ from torchgeo_decur.tasks.embedding import EmbeddingTask
 from torchgeo_decur.transforms import ClipNormalize
 
 from .conftest import DATA, ROOT
+from .test_embed import StopAfter
 
 TRAIN = os.path.join(DATA, 'terramesh', 'train')
 #: The bundled shards: majortom_* hold S1RTC, ssl4eos12_* S1GRD.
@@ -218,18 +219,6 @@ def test_timm_folders_give_the_embeddings_of_their_checkpoint(
     task = EmbeddingTask([f'optical={folders[1]}'])
     assert task.modalities == ['optical']
     assert task.resolved.in_chans == {'optical': 13}
-
-
-class StopAfter(Callback):
-    """Interrupt a predict run after some batches."""
-
-    def __init__(self, batches: int) -> None:
-        self.batches = batches
-
-    def on_predict_batch_end(self, *args: Any, **kwargs: Any) -> None:
-        self.batches -= 1
-        if self.batches == 0:
-            raise RuntimeError('interrupted')
 
 
 def predict(

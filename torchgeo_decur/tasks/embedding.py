@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from ..checkpoints.files import load_checkpoint_file
 from ..datamodules.scaling import given_statistics
 from ..export import input_scaling
+from ..options import option
 from ..transforms.normalize import ClipNormalize
 from ..weights.base import DeCURWeightsEnum
 from ..weights.builders import build_encoder
@@ -293,7 +294,8 @@ def resolve_embedding_encoders(
         if missing:
             raise ValueError(
                 f'encoder {name} records no input scaling for modalities {missing}; '
-                "pass scaling='none' (raw values) or a JSON file of statistics"
+                f'pass {option("scaling", "none")} (raw values) or a JSON file of '
+                'statistics'
             )
         for m in chosen:
             transforms[m], info[m] = _clip_scaling(given[m])
