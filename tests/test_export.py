@@ -20,6 +20,7 @@ from torchgeo_decur.cli import main
 from torchgeo_decur.datamodules import SSL4EOS12PairsDataModule, SUNRGBDDataModule
 from torchgeo_decur.export import export_checkpoint
 from torchgeo_decur.models import LAYER3_SETTINGS, LAYER4_SETTINGS, DeformableAttention
+from torchgeo_decur.transforms import ssl4eo_s12_statistics
 
 from .conftest import DATA, quiet_trainer
 
@@ -137,6 +138,13 @@ def test_export_round_trips(
         's2': tmp_path / 'decur_s2_decur.pth',
         's1_timm': tmp_path / 'decur_s1_timm',
         's2_timm': tmp_path / 'decur_s2_timm',
+        'input_scaling': tmp_path / 'decur_input_scaling.json',
+    }
+    # The SSL4EO-S12 data module's scaling travels with the export.
+    scaling = json.loads(files['input_scaling'].read_text())
+    assert scaling['statistics'] == {
+        's1': ssl4eo_s12_statistics('s1'),
+        's2': ssl4eo_s12_statistics('s2c'),
     }
 
     # The released layouts, exactly.

@@ -16,8 +16,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchgeo.main import main as torchgeo_main
 
 from torchgeo_decur import DeCURTask
+from torchgeo_decur.checkpoints.architecture import data_statistics
 from torchgeo_decur.cli import main
 from torchgeo_decur.tasks import MultimodalClassificationTask
+from torchgeo_decur.transforms import ssl4eo_s12_statistics
 
 from .conftest import ROOT
 from .test_own_rasters_cli import OWN_RASTERS
@@ -90,11 +92,18 @@ def test_info_describes_the_checkpoint_and_its_exports(
     assert info['architecture'] == arch
     assert info['step'] == saved['global_step'] > 0
     assert {e['modality']: e['in_chans'] for e in info['encoders']} == channels
-    stats = (saved.get('datamodule_hyper_parameters') or {}).get('statistics')
+    # Every run records the statistics its inputs were scaled with: own rasters
+    # in the data module's hyper-parameters, SSL4EO-S12 in its state.
+    stats = data_statistics(saved)
+    assert set(stats) == set(channels)
+    if RUNS[name][0] == 'quickstart.yaml':  # the SSL4EO-S12 sample, L1C
+        assert stats == {
+            's1': ssl4eo_s12_statistics('s1'),
+            's2': ssl4eo_s12_statistics('s2c'),
+        }
     for encoder in info['encoders']:
-        if stats:  # own rasters store the statistics their inputs were scaled with
-            first = f'{stats[encoder["modality"]]["mean"][0]:.4g}'
-            assert f'mean [{first}' in encoder['scaling'], encoder['scaling']
+        first = f'{stats[encoder["modality"]]["mean"][0]:.4g}'
+        assert f'mean [{first}' in encoder['scaling'], encoder['scaling']
     harmonize = (saved.get('datamodule_hyper_parameters') or {}).get('s2_harmonize')
     if harmonize is not None:  # own rasters record how Sentinel-2 DN were read
         for encoder in info['encoders']:
@@ -116,7 +125,8 @@ def test_timm_loads_the_export_as_the_trained_encoder(
     _, ckpt, export = run
     task = DeCURTask.load_from_checkpoint(ckpt, map_location='cpu').eval()
     saved = torch.load(ckpt, map_location='cpu', weights_only=True)
-    stats = (saved.get('datamodule_hyper_parameters') or {}).get('statistics')
+    stats = data_statistics(saved)
+    assert set(stats) == set(task.in_channels)
     for m, c in task.in_channels.items():
         folder = export / f'last_{m}_timm'
         assert oct(os.stat(folder / 'model.safetensors').st_mode & 0o777) == oct(
@@ -125,10 +135,10 @@ def test_timm_loads_the_export_as_the_trained_encoder(
         config = json.loads((folder / 'config.json').read_text())
         assert config['num_classes'] == 0
         assert config['model_args']['in_chans'] == c
-        if stats:
-            assert config['input_scaling']['mean'] == stats[m]['mean']
-            harmonize = saved['datamodule_hyper_parameters'].get('s2_harmonize')
-            assert config['input_scaling'].get('s2_harmonize') == harmonize
+        assert config['input_scaling']['mean'] == stats[m]['mean']
+        assert config['input_scaling']['std'] == stats[m]['std']
+        harmonize = (saved.get('datamodule_hyper_parameters') or {}).get('s2_harmonize')
+        assert config['input_scaling'].get('s2_harmonize') == harmonize
         encoder = timm.create_model(f'local-dir:{folder}', pretrained=True).eval()
         x = torch.rand(2, c, 24, 24)
         with torch.no_grad():

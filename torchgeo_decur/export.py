@@ -49,7 +49,11 @@ from typing import Any
 
 from torch import Tensor
 
-from .checkpoints.architecture import task_architecture
+from .checkpoints.architecture import (
+    SCALING_FORMULA,
+    data_statistics,
+    task_architecture,
+)
 from .checkpoints.files import (
     TMP_MARKER,
     check_finite,
@@ -63,9 +67,6 @@ from .checkpoints.layouts import (
     to_reference_backbone,
     to_reference_joint,
 )
-
-#: The input scaling that goes with stored per-band statistics (raw units).
-SCALING_FORMULA = 'clip((x - (mean - 2 std)) / (4 std), 0, 1) per band, raw units'
 
 
 def prepare_output_dir(output_dir: str | os.PathLike[str]) -> Path:
@@ -343,11 +344,12 @@ def input_scaling(ckpt: dict[str, Any]) -> dict[str, Any] | None:
     Returns:
         ``{'scaling': <formula>, 'statistics': {modality: {'mean', 'std'}}}``
         (plus ``'s2_harmonize'`` where the data module recorded how it read
-        Sentinel-2 digital numbers), or None when the data module stored no
-        ``statistics`` hyperparameter.
+        Sentinel-2 digital numbers), or None when the checkpoint records no
+        statistics (see
+        :func:`~torchgeo_decur.checkpoints.architecture.data_statistics`).
     """
     hparams = ckpt.get('datamodule_hyper_parameters') or {}
-    stats = hparams.get('statistics') if isinstance(hparams, dict) else None
+    stats = data_statistics(ckpt)
     if not stats:
         return None
     out: dict[str, Any] = {
@@ -363,7 +365,6 @@ def input_scaling(ckpt: dict[str, Any]) -> dict[str, Any] | None:
 
 
 __all__ = (
-    'SCALING_FORMULA',
     'export_checkpoint',
     'input_scaling',
     'prepare_output_dir',

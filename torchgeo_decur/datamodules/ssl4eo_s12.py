@@ -13,7 +13,8 @@ from ..datasets.ssl4eo_s12 import SeasonMode, SSL4EOS12Pairs
 from ..datasets.ssl4eo_s12_cache import read_manifest
 from ..datasets.utils import collate_batch_rows
 from ..transforms.normalize import ApplyToKeys, Dequantize
-from ..transforms.pretrained import ssl4eo_s12_normalization
+from ..transforms.pretrained import ssl4eo_s12_normalization, ssl4eo_s12_statistics
+from ..transforms.statistics import BandStats
 from .scaling import Normalization, resolve_normalization
 from .utils import PinMemoryOnCuda, TrainBatchCheck, tune_worker_memory
 
@@ -157,6 +158,8 @@ class SSL4EOS12PairsDataModule(PinMemoryOnCuda, TrainBatchCheck, NonGeoDataModul
         # Cached batches are read into one buffer per key (the dataset's
         # __getitems__); this collate hands that buffer on instead of copying it.
         self.collate_fn = collate_batch_rows
+        #: Per-modality statistics of the scaling (raw units), if it has them.
+        self.statistics: dict[str, BandStats] = {}
         scaling = resolve_normalization(normalization, type(self).__name__)
         encoding = None if cache is None else read_manifest(cache)['encoding']
         if encoding == 'uint8':
@@ -173,6 +176,11 @@ class SSL4EOS12PairsDataModule(PinMemoryOnCuda, TrainBatchCheck, NonGeoDataModul
         elif scaling.scale:
             # ClipNormalize converts to float32 first (exact for uint16 DN).
             self.aug = ssl4eo_s12_normalization(s2_product, scaling.quantize)
+            if not scaling.quantize:
+                self.statistics = {
+                    's1': ssl4eo_s12_statistics('s1'),
+                    's2': ssl4eo_s12_statistics(s2_product),
+                }
         else:
             self.aug = nn.Sequential(
                 ApplyToKeys(
@@ -183,6 +191,20 @@ class SSL4EOS12PairsDataModule(PinMemoryOnCuda, TrainBatchCheck, NonGeoDataModul
                 ),
                 WarnNonFinite(),
             )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The band statistics of the input scaling, for the checkpoint.
+
+        Exports and ``torchgeo-decur info`` read them from there (see
+        :func:`~torchgeo_decur.checkpoints.architecture.data_statistics`), so an
+        encoder pretrained here carries the scaling it expects.
+
+        Returns:
+            ``{'statistics': {'s1': {'mean', 'std'}, 's2': {...}}}`` with
+            ``normalization='decur'`` or ``'decur_pretraining'``; ``{}`` otherwise
+            (raw values, or the uint8 steps the formula does not describe).
+        """
+        return {'statistics': self.statistics} if self.statistics else {}
 
     def setup(self, stage: str) -> None:
         """Build the dataset, and the validation view of it.

@@ -33,6 +33,7 @@ from .pretrained import (
     ssl4eo_s2_transforms,
     ssl4eo_s12_normalization,
     ssl4eo_s12_scaling,
+    ssl4eo_s12_statistics,
     sunrgbd_normalization,
     sunrgbd_transforms,
 )
@@ -71,6 +72,7 @@ __all__ = (
     'ssl4eo_s2_transforms',
     'ssl4eo_s12_normalization',
     'ssl4eo_s12_scaling',
+    'ssl4eo_s12_statistics',
     'sunrgbd_normalization',
     'sunrgbd_transforms',
     'valid_mask',

@@ -40,6 +40,7 @@ from .normalize import (
     ClipNormalize,
     PercentileClip,
 )
+from .statistics import BandStats
 
 #: ImageNet statistics (timm's, the single source in this package) that the SUN
 #: RGB-D pipeline applies by channel index to B, G, R.
@@ -59,15 +60,43 @@ def _scale_to_unit(value_range: float, bands: int) -> ClipNormalize:
     return ClipNormalize([half] * bands, [half / 2] * bands)
 
 
+def ssl4eo_s12_statistics(product: Literal['s1', 's2c', 's2a']) -> BandStats:
+    """The SSL4EO-S12 per-band statistics of one product (raw units).
+
+    Args:
+        product: ``'s1'`` (VV, VH in dB), ``'s2c'`` (13 L1C bands, DN) or
+            ``'s2a'`` (12 L2A bands, DN; B10 absent).
+
+    Returns:
+        ``{'mean': [...], 'std': [...]}``, one value per band.
+
+    Raises:
+        ValueError: If ``product`` is unknown.
+    """
+    if product == 's1':
+        return {'mean': list(SSL4EO_S12_S1_MEAN), 'std': list(SSL4EO_S12_S1_STD)}
+    if product not in ('s2c', 's2a'):
+        raise ValueError(f"product must be 's1', 's2c' or 's2a', got {product!r}")
+    keep = [
+        SSL4EO_S12_S2_BANDS.index(b)
+        for b in (SSL4EO_S12_S2_BANDS if product == 's2c' else SSL4EO_S12_S2A_BANDS)
+    ]
+    return {
+        'mean': [SSL4EO_S12_S2_MEAN[i] for i in keep],
+        'std': [SSL4EO_S12_S2_STD[i] for i in keep],
+    }
+
+
 def ssl4eo_s12_scaling(
     product: Literal['s1', 's2c', 's2a'], quantize: bool = False
 ) -> ClipNormalize:
     """Per-band mean ± 2σ → [0, 1] scaling of one SSL4EO-S12 product.
 
-    ``clip((x - (μ - 2σ)) / 4σ, 0, 1)`` with the SSL4EO-S12 statistics: the input
-    of the RN50-RDA and ViT-S/16 SSL4EO-S12 checkpoints, and the scaling of the
-    pretraining data module. Both the per-image transforms of the Weights enums
-    and the batch pipeline of the data module are built from this one function.
+    ``clip((x - (μ - 2σ)) / 4σ, 0, 1)`` with :func:`ssl4eo_s12_statistics`: the
+    input of the RN50-RDA and ViT-S/16 SSL4EO-S12 checkpoints, and the scaling of
+    the pretraining data module. Both the per-image transforms of the Weights
+    enums and the batch pipeline of the data module are built from this one
+    function.
 
     Args:
         product: ``'s1'`` (VV, VH in dB), ``'s2c'`` (13 L1C bands, DN) or
@@ -80,19 +109,8 @@ def ssl4eo_s12_scaling(
     Raises:
         ValueError: If ``product`` is unknown.
     """
-    if product == 's1':
-        return ClipNormalize(SSL4EO_S12_S1_MEAN, SSL4EO_S12_S1_STD, quantize=quantize)
-    if product not in ('s2c', 's2a'):
-        raise ValueError(f"product must be 's1', 's2c' or 's2a', got {product!r}")
-    keep = [
-        SSL4EO_S12_S2_BANDS.index(b)
-        for b in (SSL4EO_S12_S2_BANDS if product == 's2c' else SSL4EO_S12_S2A_BANDS)
-    ]
-    return ClipNormalize(
-        [SSL4EO_S12_S2_MEAN[i] for i in keep],
-        [SSL4EO_S12_S2_STD[i] for i in keep],
-        quantize=quantize,
-    )
+    stats = ssl4eo_s12_statistics(product)
+    return ClipNormalize(stats['mean'], stats['std'], quantize=quantize)
 
 
 def ssl4eo_s12_normalization(
@@ -354,6 +372,7 @@ __all__ = (
     'ssl4eo_s2_transforms',
     'ssl4eo_s12_normalization',
     'ssl4eo_s12_scaling',
+    'ssl4eo_s12_statistics',
     'sunrgbd_normalization',
     'sunrgbd_transforms',
 )

@@ -14,7 +14,11 @@ from typing import Any, cast
 
 from torch import Tensor
 
-from ..checkpoints.architecture import task_architecture
+from ..checkpoints.architecture import (
+    SCALING_FORMULA,
+    data_statistics,
+    task_architecture,
+)
 from ..checkpoints.files import load_checkpoint_file, unwrap_state_dict
 from ..checkpoints.layouts import (
     _reference_prefix,
@@ -359,17 +363,6 @@ def inspect_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
     return info
 
 
-#: The input scaling that goes with stored per-band statistics (raw units).
-SCALING_FORMULA = 'clip((x - (mean - 2 std)) / (4 std), 0, 1) per band, raw units'
-
-
-def _statistics(meta: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """Per-modality band statistics a data module stored in a checkpoint."""
-    hparams = meta.get('datamodule_hyper_parameters')
-    stats = hparams.get('statistics') if isinstance(hparams, Mapping) else None
-    return dict(stats) if isinstance(stats, Mapping) else {}
-
-
 def _numbers(values: Iterable[float]) -> str:
     """Values as a short bracketed list (4 significant digits)."""
     return '[' + ', '.join(f'{float(v):.4g}' for v in values) + ']'
@@ -453,7 +446,7 @@ def _task_info(
     weights = hparams.get('weights')
     encoders = []
     arch = str(task_architecture(meta).get('model', ''))
-    statistics = _statistics(meta)
+    statistics = data_statistics(meta)
     data_hparams = meta.get('datamodule_hyper_parameters')
     harmonize = (
         data_hparams.get('s2_harmonize') if isinstance(data_hparams, Mapping) else None
