@@ -18,7 +18,6 @@ Example::
 """
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -38,21 +37,16 @@ def load_datamodule(config: str) -> 'MultimodalGeoDataModule':
 
     Raises:
         FileNotFoundError: If ``config`` does not exist.
-        ValueError: If it has no ``data:`` section or that is not a
-            MultimodalGeoDataModule.
+        ValueError: If it has no ``data:`` section (see
+            :func:`~torchgeo_decur.datamodules.utils.read_data_section`) or that is
+            not a MultimodalGeoDataModule.
     """
-    import yaml
     from jsonargparse import ArgumentParser
 
     from ..datamodules import MultimodalGeoDataModule
+    from ..datamodules.utils import read_data_section
 
-    if not os.path.isfile(config):
-        raise FileNotFoundError(f'config {config!r} does not exist')
-    with open(config) as f:
-        content = yaml.safe_load(f)
-    data = content.get('data') if isinstance(content, dict) else None
-    if not isinstance(data, dict):
-        raise ValueError(f'config {config!r} has no data: section')
+    data = read_data_section(config)
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument('--data', type=MultimodalGeoDataModule)
     try:

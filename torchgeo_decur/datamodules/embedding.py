@@ -76,6 +76,7 @@ from .geo import (
     describe,
     indexed_files,
 )
+from .utils import read_data_section
 
 #: A window: minx, maxx, miny, maxy in CRS units.
 Window = tuple[float, float, float, float]
@@ -466,21 +467,10 @@ def fit_config_data(path: str | os.PathLike[str]) -> dict[str, Any]:
         ValueError: If it is not YAML, has no data section, or its data module is
             not one of :data:`FIT_DATA_MODULES` (naming it).
     """
-    import yaml
-
     from ..datasets.terramesh import parse_modalities
 
     where = os.fspath(path)
-    if not os.path.isfile(where):
-        raise FileNotFoundError(f'config {where!r} does not exist')
-    try:
-        with open(where) as f:
-            config = yaml.safe_load(f)
-    except yaml.YAMLError as err:
-        raise ValueError(f'config {where!r} is not YAML: {err}') from None
-    data = config.get('data') if isinstance(config, dict) else None
-    if not isinstance(data, dict) or not isinstance(data.get('class_path'), str):
-        raise ValueError(f'config {where!r} has no data section with a class_path')
+    data = read_data_section(where)
     kind = data['class_path'].rpartition('.')[2]
     args = dict(data.get('init_args') or {})
     policies = {k: args.get(k) for k in ('on_invalid', 's2_harmonize')}

@@ -1,4 +1,4 @@
-"""Helpers shared by the downstream data modules."""
+"""Helpers shared by the data modules (and the commands that read their configs)."""
 
 import ctypes
 import ctypes.util
@@ -330,3 +330,39 @@ class PinMemoryOnCuda:
         # setting it before the first iteration.
         loader.pin_memory = trains_on_cuda(self)
         return loader
+
+
+def read_data_section(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``data:`` section of a ``torchgeo fit`` config (YAML).
+
+    Commands that work on the data a model was (or will be) trained on read it
+    here: ``class_path`` plus ``init_args``, as ``torchgeo fit`` takes them.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The section, with a string ``class_path``.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        IsADirectoryError: If it is a directory.
+        ValueError: If it is not YAML or has no ``data:`` section with a
+            ``class_path``.
+    """
+    import yaml
+
+    where = os.fspath(path)
+    if os.path.isdir(where):
+        raise IsADirectoryError(f'config {where!r} is a directory, not a YAML file')
+    if not os.path.isfile(where):
+        raise FileNotFoundError(f'config {where!r} does not exist')
+    try:
+        with open(where) as f:
+            config = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        raise ValueError(f'config {where!r} is not YAML: {err}') from None
+    data = config.get('data') if isinstance(config, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get('class_path'), str):
+        raise ValueError(f'config {where!r} has no data: section with a class_path')
+    return data
